@@ -1,0 +1,47 @@
+"""`coplay <system> <command> [options]` — the command-line entry point.
+
+Each command lives next to the code it drives and parses its own options (typed dataclasses
+via tyro). This module only dispatches, importing a command's module when it is called so that
+`coplay --help` stays instant and one system's import errors never break the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# (system, command) -> "module:function"; the function takes the remaining argv.
+COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("ipd", "train"): ("coplay.experiments.ipd_cli:train", "train GRU agents by A2C in the IPD"),
+    ("ipd", "eval"): ("coplay.experiments.ipd_cli:evaluate", "evaluate a trained IPD run"),
+    ("ipd", "report"): ("coplay.experiments.ipd_cli:report", "plots and report.md of IPD runs"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: coplay <system> <command> [options]   (add --help after a command)", ""]
+    for (system, command), (_, doc) in sorted(COMMANDS.items()):
+        lines.append(f"  coplay {system} {command:<10} {doc}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    key = (argv[0], argv[1])
+    if key not in COMMANDS:
+        print(f"coplay: unknown command '{argv[0]} {argv[1]}'\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    target, _ = COMMANDS[key]
+    module_name, fn_name = target.split(":")
+    fn = getattr(importlib.import_module(module_name), fn_name)
+    prog = f"coplay {argv[0]} {argv[1]}"
+    result = fn(argv[2:], prog=prog)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Run folders: resolved config, atomic checkpoints, metrics, and resumption.
+
+Every run writes one folder ``runs/<experiment>/<name>/`` holding
+
+- ``config.json``   the resolved config (written once; a resume checks it matches),
+- ``checkpoint.msgpack``  the latest train state (atomic: temp file + rename),
+- ``metrics.jsonl``  one JSON object per logged step (truncated to the checkpoint on resume),
+- PNG plots, ``eval.json`` and ``report.md`` written by the experiment.
+
+Nothing here traces JAX code: it runs in the short Python loop around jitted train chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import serialization
+
+
+class RunError(RuntimeError):
+    """A run folder cannot be used as asked (mismatched config, corrupt checkpoint, ...)."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a kill at any moment leaves the old file or the new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert configs, numpy / jax scalars and arrays into plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "shape") and hasattr(obj, "dtype"):
+        arr = np.asarray(obj)
+        return arr.item() if arr.ndim == 0 else arr.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path} is not valid JSON ({e})") from None
+
+
+def default_run_dir(experiment: str, name: str | None = None, root: str | Path = "runs") -> Path:
+    """``runs/<experiment>/<name or timestamp>``."""
+    if name is None:
+        name = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / experiment / name
+
+
+class RunDir:
+    """A run folder. Creating one for a fresh run refuses to overwrite an existing run."""
+
+    CONFIG = "config.json"
+    CHECKPOINT = "checkpoint.msgpack"
+    CHECKPOINT_META = "checkpoint.json"
+    METRICS = "metrics.jsonl"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- config -----------------------------------------------------------------------------
+    def start(self, config: Any, resume: bool) -> bool:
+        """Prepare the folder. Returns True when a checkpoint exists to resume from.
+
+        A fresh run refuses a folder that already holds a run (pass ``resume``); a resume
+        refuses a folder whose stored config differs from ``config``.
+        """
+        cfg = to_jsonable(config)
+        cfg_path = self.path / self.CONFIG
+        if cfg_path.exists():
+            if not resume:
+                raise RunError(
+                    f"{self.path} already holds a run; pass --resume to continue it "
+                    "or choose another --out"
+                )
+            stored = read_json(cfg_path)
+            if stored != cfg:
+                diff = sorted(
+                    k for k in set(stored) | set(cfg) if stored.get(k) != cfg.get(k)
+                )
+                raise RunError(
+                    f"cannot resume {self.path}: its config differs in {', '.join(diff)}"
+                )
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(cfg_path, cfg)
+        return resume and (self.path / self.CHECKPOINT).exists()
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save_checkpoint(self, state: Any, meta: dict) -> None:
+        """Atomically write the state, then its metadata (step counters, metrics line count)."""
+        atomic_write_bytes(self.path / self.CHECKPOINT, serialization.to_bytes(state))
+        atomic_write_text(self.path / self.CHECKPOINT_META, json.dumps(to_jsonable(meta)))
+
+    def load_checkpoint(self, template: Any) -> tuple[Any, dict]:
+        ckpt = self.path / self.CHECKPOINT
+        try:
+            state = serialization.from_bytes(template, ckpt.read_bytes())
+        except FileNotFoundError:
+            raise RunError(f"no checkpoint in {self.path}") from None
+        except Exception as e:  # msgpack raises many kinds on corrupt input
+            raise RunError(f"checkpoint {ckpt} is corrupt or from another config: {e}") from None
+        meta = read_json(self.path / self.CHECKPOINT_META)
+        return state, meta
+
+    # -- metrics ----------------------------------------------------------------------------
+    def append_metrics(self, rows: list[dict]) -> None:
+        with open(self.path / self.METRICS, "a") as f:
+            for row in rows:
+                f.write(json.dumps(to_jsonable(row)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def metrics_line_count(self) -> int:
+        p = self.path / self.METRICS
+        if not p.exists():
+            return 0
+        with open(p) as f:
+            return sum(1 for _ in f)
+
+    def truncate_metrics(self, n_lines: int) -> None:
+        """Drop metric lines written after the last checkpoint (a killed run may leave some)."""
+        p = self.path / self.METRICS
+        if not p.exists():
+            return
+        lines = p.read_text().splitlines(keepends=True)[:n_lines]
+        atomic_write_text(p, "".join(lines))
+
+    def read_metrics(self) -> list[dict]:
+        p = self.path / self.METRICS
+        if not p.exists():
+            return []
+        rows = []
+        for i, line in enumerate(p.read_text().splitlines()):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunError(f"{p} line {i + 1} is not valid JSON") from None
+        return rows
