@@ -1,0 +1,251 @@
+"""INTERACT resolution, events and pot cooking (Overcooked-AI / ZSC-Eval rules).
+
+Interacts are resolved before movement, cook 0 first then cook 1 on the updated kitchen
+(as the reference does: both may touch the same cell in one step). One function handles one
+cook; :func:`resolve_interacts` applies it to each index of the agent axis in turn.
+
+Rules, for the cell the cook faces:
+- counter: place the held object on an empty counter, or pick up what lies there;
+- onion / tomato / dish dispenser with an empty hand: take one;
+- pot, holding an ingredient, pot not full (idle with < 3 ingredients): add it;
+- pot, holding a dish, soup ready: take the soup;
+- pot, empty hand, new dynamics: start cooking an idle non-empty pot;
+- serving tile, holding a soup: deliver it for the recipe's value (sparse reward).
+Cooking (after movement): old dynamics start an idle pot holding 3 ingredients; every cooking
+pot advances one tick; a soup is ready when its tick reaches the recipe's cook time.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import struct
+
+from coplay.envs.overcooked.events import EventIndex
+from coplay.envs.overcooked.layouts import (
+    COUNTER,
+    DISH_DISP,
+    ONION_DISP,
+    POT,
+    SERVE,
+    TOMATO_DISP,
+)
+from coplay.envs.overcooked.rewards import optimal_value_table
+from coplay.envs.overcooked.state import (
+    DIR_DELTAS,
+    DISH,
+    INTERACT,
+    NOTHING,
+    ONION,
+    SOUP,
+    STAY,
+    TOMATO,
+    EnvParams,
+    State,
+)
+
+
+@struct.dataclass
+class _Carry:
+    """What the interacts of one step update, cook by cook."""
+
+    held: jnp.ndarray  # (2,)
+    held_soup: jnp.ndarray  # (2, 2)
+    obj: jnp.ndarray  # (H, W)
+    soup: jnp.ndarray  # (H, W, 2)
+    tick: jnp.ndarray  # (H, W)
+    events: jnp.ndarray  # (2, E) int32
+    sparse: jnp.ndarray  # (2,) float32 sparse reward earned by each cook
+    shaped: jnp.ndarray  # (2,) float32 standard shaped reward earned by each cook
+
+
+def pot_status(obj, soup, tick, params: EnvParams):
+    """Per-cell booleans (H, W): soup present, idle, ready, cooking; and ingredient count."""
+    has_soup = obj == SOUP
+    n = soup.sum(-1)
+    cook_time = params.recipe_time[soup[..., 0], soup[..., 1]]
+    idle = tick < 0
+    ready = has_soup & ~idle & (tick >= cook_time)
+    cooking = has_soup & ~idle & ~ready
+    return has_soup, idle, ready, cooking, n
+
+
+def _interact_one(
+    i: int,
+    c: _Carry,
+    state: State,
+    actions: jnp.ndarray,
+    params: EnvParams,
+    n_useful_pots: jnp.ndarray,
+    opt_value: jnp.ndarray,
+    old_dynamics: bool,
+    ev: EventIndex,
+) -> _Carry:
+    """Resolve cook ``i``'s action (a no-op unless INTERACT) on the carried kitchen."""
+    a = actions[i]
+    inter = a == INTERACT
+    fxy = state.pos[i] + jnp.asarray(DIR_DELTAS)[state.dir[i]]
+    fx, fy = fxy[0], fxy[1]
+    terr = params.terrain[fy, fx]
+    cell_obj, cell_soup, cell_tick = c.obj[fy, fx], c.soup[fy, fx], c.tick[fy, fx]
+    held, held_soup = c.held[i], c.held_soup[i]
+    has = held != NOTHING
+
+    # Which rule fires (mutually exclusive, Overcooked-AI's if/elif order).
+    on_counter = inter & (terr == COUNTER)
+    put = on_counter & has & (cell_obj == NOTHING)
+    take = on_counter & ~has & (cell_obj != NOTHING)
+    idle_counter = on_counter & ~put & ~take
+    take_onion = inter & (terr == ONION_DISP) & ~has
+    take_tomato = inter & (terr == TOMATO_DISP) & ~has
+    take_dish = inter & (terr == DISH_DISP) & ~has
+    at_pot = inter & (terr == POT)
+    n_in_pot = jnp.where(cell_obj == SOUP, cell_soup.sum(), 0)
+    pot_idle = cell_tick < 0
+    cook_time = params.recipe_time[cell_soup[0], cell_soup[1]]
+    pot_ready = (cell_obj == SOUP) & ~pot_idle & (cell_tick >= cook_time)
+    start_cook = at_pot & ~has & (cell_obj == SOUP) & pot_idle & (n_in_pot > 0)
+    if old_dynamics:
+        start_cook = jnp.zeros_like(start_cook)
+    pick_soup = at_pot & (held == DISH) & pot_ready
+    is_ingredient = (held == ONION) | (held == TOMATO)
+    pot_full = (cell_obj == SOUP) & (~pot_idle | (n_in_pot >= 3))
+    add = at_pot & is_ingredient & ~pot_full
+    deliver = inter & (terr == SERVE) & (held == SOUP)
+    pot_claims = (terr == POT) & (has if old_dynamics else True)
+    matched = (
+        (terr == COUNTER)
+        | ((terr == ONION_DISP) & ~has)
+        | ((terr == TOMATO_DISP) & ~has)
+        | ((terr == DISH_DISP) & ~has)
+        | pot_claims
+        | ((terr == SERVE) & has)
+    )
+    idle_other = inter & ~matched
+
+    # Placement judgements (on the best order reachable from the pot's contents).
+    ing_vec = jnp.stack([held == ONION, held == TOMATO]).astype(jnp.int32)  # (2,)
+    old_c = jnp.where(cell_obj == SOUP, cell_soup, 0)
+    new_c = jnp.minimum(old_c + ing_vec, 3)
+    v_old, v_new = opt_value[old_c[0], old_c[1]], opt_value[new_c[0], new_c[1]]
+    optimal, viable = v_old == v_new, v_new > 0
+    catastrophic, useless = (v_old > 0) & (v_new == 0), v_old == 0
+
+    # USEFUL_DISH_PICKUP: fewer dishes held than non-empty pots (at step start), none on counters.
+    dishes_held = jnp.sum(c.held == DISH)
+    dishes_on_counters = jnp.sum((params.terrain == COUNTER) & (c.obj == DISH))
+    useful_dish = take_dish & (dishes_on_counters == 0) & (dishes_held < n_useful_pots)
+
+    # Rewards.
+    value = params.recipe_value[held_soup[0], held_soup[1]]
+    sparse = jnp.where(deliver, value, 0.0)
+    pays_placement = add & (~params.placement_needs_viable | optimal | viable)
+    shaped = (
+        params.shaping[0] * pays_placement
+        + params.shaping[1] * useful_dish
+        + params.shaping[2] * pick_soup
+    )
+
+    # Events of this cook.
+    n_held_soup = held_soup.sum()
+    named = {
+        "put_onion_on_X": put & (held == ONION),
+        "put_tomato_on_X": put & (held == TOMATO),
+        "put_dish_on_X": put & (held == DISH),
+        "put_soup_on_X": put & (held == SOUP),
+        "pickup_onion_from_X": take & (cell_obj == ONION),
+        "pickup_tomato_from_X": take & (cell_obj == TOMATO),
+        "pickup_dish_from_X": take & (cell_obj == DISH),
+        "pickup_soup_from_X": take & (cell_obj == SOUP),
+        "pickup_onion_from_O": take_onion,
+        "pickup_tomato_from_T": take_tomato,
+        "pickup_dish_from_D": take_dish,
+        "USEFUL_DISH_PICKUP": useful_dish,
+        "SOUP_PICKUP": pick_soup,
+        "PLACEMENT_IN_POT": add,
+        "viable_placement": add & viable,
+        "optimal_placement": add & optimal,
+        "catastrophic_placement": add & catastrophic,
+        "useless_placement": add & useless,
+        "potting_onion": add & (held == ONION),
+        "potting_tomato": add & (held == TOMATO),
+        "cook": start_cook,
+        "delivery": deliver,
+        "deliver_size_two_order": deliver & (n_held_soup == 2),
+        "deliver_size_three_order": deliver & (n_held_soup == 3),
+        "deliver_useless_order": deliver & (value <= 0),
+        "STAY": a == STAY,
+        "MOVEMENT": a < 4,
+    }
+    row = jnp.zeros((len(ev),), jnp.int32)
+    for name, flag in named.items():
+        k = ev.get(name)
+        if k is not None:
+            row = row.at[k].add(flag.astype(jnp.int32))
+    row = row.at[ev.idle_counter].add(idle_counter.astype(jnp.int32))
+    row = row.at[ev.idle_other].add(idle_other.astype(jnp.int32))
+
+    # Kitchen updates.
+    new_held = jnp.select(
+        [put | add | deliver, take, take_onion, take_tomato, take_dish, pick_soup],
+        [NOTHING, cell_obj, ONION, TOMATO, DISH, SOUP],
+        held,
+    )
+    new_held_soup = jnp.select(
+        [put | add | deliver, take | pick_soup], [jnp.zeros(2, jnp.int32), cell_soup], held_soup
+    )
+    new_cell_obj = jnp.select([put, take | pick_soup, add], [held, NOTHING, SOUP], cell_obj)
+    new_cell_soup = jnp.select(
+        [put, take | pick_soup, add], [held_soup, jnp.zeros(2, jnp.int32), new_c], cell_soup
+    )
+    new_cell_tick = jnp.select([take | pick_soup, start_cook], [-1, 0], cell_tick)
+    return _Carry(
+        held=c.held.at[i].set(new_held),
+        held_soup=c.held_soup.at[i].set(new_held_soup),
+        obj=c.obj.at[fy, fx].set(new_cell_obj),
+        soup=c.soup.at[fy, fx].set(new_cell_soup),
+        tick=c.tick.at[fy, fx].set(new_cell_tick),
+        events=c.events.at[i].set(row),
+        sparse=c.sparse.at[i].set(sparse),
+        shaped=c.shaped.at[i].set(shaped),
+    )
+
+
+def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old_dynamics: bool):
+    """Apply both cooks' interacts in order -> carry (kitchen, events, rewards)."""
+    ev = EventIndex(old_dynamics)
+    is_pot = params.terrain == POT
+    _, idle, ready, cooking, n = pot_status(state.obj, state.soup, state.tick, params)
+    partial = (state.obj == SOUP) & idle & (n > 0) & (n < 3)
+    n_useful_pots = jnp.sum(is_pot & (ready | cooking | partial))
+    opt_value = optimal_value_table(params.recipe_value)
+    c = _Carry(
+        held=state.held,
+        held_soup=state.held_soup,
+        obj=state.obj,
+        soup=state.soup,
+        tick=state.tick,
+        events=jnp.zeros((2, len(ev)), jnp.int32),
+        sparse=jnp.zeros((2,), jnp.float32),
+        shaped=jnp.zeros((2,), jnp.float32),
+    )
+    for i in range(2):  # sequential on purpose: cook 0's interact happens first
+        c = _interact_one(i, c, state, actions, params, n_useful_pots, opt_value, old_dynamics, ev)
+    return c
+
+
+def cook_pots(obj, soup, tick, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
+    """Environment effects on pots: auto-start (old dynamics) then advance cooking. -> tick."""
+    is_pot = params.terrain == POT
+    has_soup, idle, _, _, n = pot_status(obj, soup, tick, params)
+    if old_dynamics:
+        tick = jnp.where(is_pot & has_soup & idle & (n == 3), 0, tick)
+    cook_time = params.recipe_time[soup[..., 0], soup[..., 1]]
+    cooking = is_pot & has_soup & (tick >= 0) & (tick < cook_time)
+    return jnp.where(cooking, tick + 1, tick)
+
+
+def idle_movement_event(events: jnp.ndarray, idle_move: jnp.ndarray, old_dynamics: bool):
+    """Add the IDLE_MOVEMENT flags (2,) computed by movement to the events (2, E)."""
+    k = EventIndex(old_dynamics)["IDLE_MOVEMENT"]
+    return events.at[:, k].add(idle_move.astype(jnp.int32))
+

@@ -1,0 +1,99 @@
+"""Lossless grid observations (Overcooked-AI / ZSC-Eval encodings), ego-centric per agent.
+
+Shape (2, H, W, C): one (H, W, C) image per agent, rows = y. (ZSC-Eval stores the transpose,
+(W, H, C); the channels are identical.) Channel order, with "own" = the observing cook:
+
+old dynamics, C = 20:
+  0 own loc, 1 other loc, 2-5 own orientation N/S/E/W, 6-9 other orientation N/S/E/W,
+  10 pot, 11 counter, 12 onion dispenser, 13 dish dispenser, 14 serving tile,
+  15 onions in pot (any pot soup), 16 onion cook time (ticks elapsed, 0 while idle),
+  17 onion soup not in a pot (held or on a counter), 18 dishes, 19 onions.
+new dynamics, C = 25:
+  0-9 players as above, 10 pot, 11 counter, 12 onion disp., 13 tomato disp., 14 dish disp.,
+  15 serving tile, 16 onions in (idle) pot, 17 tomatoes in (idle) pot, 18 onions in soup
+  (cooking/ready pot or soup outside a pot), 19 tomatoes in soup, 20 cook time remaining,
+  21 dishes, 22 onions, 23 tomatoes, 24 urgency (1 when fewer than 40 steps remain).
+Held objects count at their holder's cell. Values are unscaled; ``params.obs_scale`` = 255
+reproduces ZSC-Eval's scaling.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from coplay.envs.overcooked.layouts import (
+    COUNTER,
+    DISH_DISP,
+    ONION_DISP,
+    POT,
+    SERVE,
+    TOMATO_DISP,
+)
+from coplay.envs.overcooked.state import DISH, ONION, SOUP, TOMATO, EnvParams, State
+
+
+def num_channels(old_dynamics: bool) -> int:
+    return 20 if old_dynamics else 25
+
+
+def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
+    """(2, H, W, C) float32 observations, agent i's own channels first."""
+    terrain = params.terrain
+    h, w = terrain.shape
+    ys, xs = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+    px, py = state.pos[:, 0], state.pos[:, 1]
+    loc = (xs[None] == px[:, None, None]) & (ys[None] == py[:, None, None])  # (2, H, W)
+    ori = loc[:, None] & (jnp.arange(4)[None, :, None, None] == state.dir[:, None, None, None])
+    perm = jnp.array([[0, 1], [1, 0]])
+    players = jnp.concatenate(
+        [loc[perm], ori[perm].reshape(2, 8, h, w)], axis=1
+    ).astype(jnp.float32)  # (2, 10, H, W)
+
+    # Objects including the held ones, placed at their holder's cell (a floor cell).
+    all_obj = state.obj.at[py, px].set(state.held)
+    all_soup = state.soup.at[py, px].set(state.held_soup)
+    is_pot = terrain == POT
+    in_pot = is_pot & (state.obj == SOUP)
+    idle = state.tick < 0
+    off_pot_soup = ~is_pot & (all_obj == SOUP)
+    f = lambda m: m.astype(jnp.float32)
+    onions, tomatoes = all_soup[..., 0].astype(jnp.float32), all_soup[..., 1].astype(jnp.float32)
+    if old_dynamics:
+        layers = [
+            f(is_pot),
+            f(terrain == COUNTER),
+            f(terrain == ONION_DISP),
+            f(terrain == DISH_DISP),
+            f(terrain == SERVE),
+            jnp.where(in_pot, onions, 0.0),
+            jnp.where(in_pot, jnp.maximum(state.tick, 0), 0).astype(jnp.float32),
+            f(off_pot_soup),
+            f(all_obj == DISH),
+            f(all_obj == ONION),
+        ]
+    else:
+        cook_time = params.recipe_time[state.soup[..., 0], state.soup[..., 1]]
+        remaining = jnp.maximum(cook_time - state.tick, 0).astype(jnp.float32)
+        in_soup = (in_pot & ~idle) | off_pot_soup
+        urgent = (params.horizon - state.time) < 40
+        layers = [
+            f(is_pot),
+            f(terrain == COUNTER),
+            f(terrain == ONION_DISP),
+            f(terrain == TOMATO_DISP),
+            f(terrain == DISH_DISP),
+            f(terrain == SERVE),
+            jnp.where(in_pot & idle, onions, 0.0),
+            jnp.where(in_pot & idle, tomatoes, 0.0),
+            jnp.where(in_soup, onions, 0.0),
+            jnp.where(in_soup, tomatoes, 0.0),
+            jnp.where(in_pot & ~idle, remaining, 0.0),
+            f(all_obj == DISH),
+            f(all_obj == ONION),
+            f(all_obj == TOMATO),
+            jnp.full((h, w), urgent, jnp.float32),
+        ]
+    shared = jnp.stack(layers)  # (C - 10, H, W)
+    shared = jnp.broadcast_to(shared[None], (2,) + shared.shape)
+    obs = jnp.concatenate([players, shared], axis=1)  # (2, C, H, W)
+    return jnp.transpose(obs, (0, 2, 3, 1)) * params.obs_scale
