@@ -1,0 +1,280 @@
+"""Decentralised A2C for GRU agents in the iterated prisoner's dilemma (spec: Algorithm 1).
+
+Every learner has its own parameters and optimiser state, stacked on a leading learner axis
+and updated by one ``vmap``: nothing is shared between learners but the games they play.
+``make_train(config)`` returns ``init(key) -> A2CState`` and a jitted
+``train_chunk(state, key) -> (state, metrics)`` that runs ``updates_per_chunk`` updates
+(rollout -> GAE -> epochs of full-batch or minibatch gradient steps) as one ``lax.scan``.
+The Python loop that drives chunks, checkpoints and progress lives in
+:mod:`coplay.experiments.ipd`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from coplay.agents.gru import GRUAgent, dummy_input, sequence
+from coplay.agents.tabular import random_memory1
+from coplay.algos.ipd_rollout import Opponents, Trajectory, rollout
+from coplay.algos.returns import gae
+from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class A2CConfig:
+    """Independent A2C in the mixed pool. Defaults are the paper's mixed-pool values."""
+
+    num_rounds: int = 100
+    """Rounds per IPD episode (the paper: 100)."""
+    num_learners: int = 2
+    """Learning agents trained side by side; each plays the others in learner episodes."""
+    hidden_size: int = 128
+    """GRU hidden size (the paper: 128)."""
+    embed_dim: int = 32
+    """Size of the observation / previous-action / previous-reward embeddings (the paper: 32)."""
+    episodes_per_update: int = 4096
+    """Episodes each learner plays per update (the paper's batch: 4096)."""
+    tabular_fraction: float = 0.5
+    """Share of each learner's episodes against a fresh random tabular agent (paper: 0.5);
+    0 is the `no-tabular` ablation."""
+    use_opponent_id: bool = False
+    """`opponent-id` ablation: feed the tabular co-player's log-policy (zeros for learners)."""
+    num_updates: int = 200_000
+    """Total updates (the paper: ~200k iterations)."""
+    updates_per_chunk: int = 100
+    """Updates per jitted chunk; metrics, progress and checkpoints happen between chunks."""
+    learning_rate: float = 1e-3
+    """Adam learning rate (the paper: 1e-3)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon (the paper: 1e-5)."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip (the paper: 1.0)."""
+    gamma: float = 0.99
+    """Discount (the paper: 0.99)."""
+    gae_lambda: float = 1.0
+    """GAE lambda (the paper: 1.0, Monte-Carlo advantages)."""
+    value_coef: float = 0.5
+    """Weight c_v of the squared TD error (the paper: 0.5)."""
+    entropy_coef: float = 0.01
+    """Entropy bonus c_e at the start of training (the paper: 0.01, constant)."""
+    entropy_coef_final: float | None = None
+    """If set, c_e decays linearly to this value over `entropy_decay_updates`."""
+    entropy_decay_updates: int | None = None
+    """Updates over which the entropy bonus decays (default: all of `num_updates`)."""
+    reward_scale: float = 0.02
+    """Rewards are multiplied by this before advantages and value targets (the paper: 0.02)."""
+    normalize_advantages: bool = True
+    """Normalise advantages over each batch (the paper: yes)."""
+    update_epochs: int = 1
+    """Gradient passes over each batch. 1 is A2C as in the paper; more reuse each rollout
+    PPO-style (with `clip_eps` > 0)."""
+    num_minibatches: int = 1
+    """Minibatches per epoch (split over episodes)."""
+    clip_eps: float = 0.0
+    """PPO ratio clip; 0 disables clipping (plain A2C, exact when `update_epochs` = 1)."""
+    scan_unroll: int = 4
+    """Unroll factor of the per-round scans (speed only: results are identical)."""
+
+
+def validate(cfg: A2CConfig) -> None:
+    """Raise :class:`ConfigError` naming the first invalid field (before anything compiles)."""
+
+    def need(cond: bool, field: str, msg: str):
+        if not cond:
+            raise ConfigError(f"a2c.{field} = {getattr(cfg, field)!r}: {msg}")
+
+    for f in ("num_rounds", "hidden_size", "embed_dim", "episodes_per_update", "num_updates",
+              "updates_per_chunk", "update_epochs", "num_minibatches", "scan_unroll"):
+        need(isinstance(getattr(cfg, f), int) and getattr(cfg, f) >= 1, f,
+             "must be an integer >= 1")
+    need(cfg.num_learners in (1, 2), "num_learners", "must be 1 (self-play) or 2")
+    need(0.0 <= cfg.tabular_fraction <= 1.0, "tabular_fraction", "must be in [0, 1]")
+    need(cfg.learning_rate > 0, "learning_rate", "must be > 0")
+    need(cfg.adam_eps > 0, "adam_eps", "must be > 0")
+    need(cfg.max_grad_norm > 0, "max_grad_norm", "must be > 0")
+    need(0.0 <= cfg.gamma <= 1.0, "gamma", "must be in [0, 1]")
+    need(0.0 <= cfg.gae_lambda <= 1.0, "gae_lambda", "must be in [0, 1]")
+    need(cfg.value_coef >= 0, "value_coef", "must be >= 0")
+    need(cfg.entropy_coef >= 0, "entropy_coef", "must be >= 0")
+    need(cfg.entropy_coef_final is None or cfg.entropy_coef_final >= 0, "entropy_coef_final",
+         "must be >= 0")
+    need(cfg.entropy_decay_updates is None or cfg.entropy_decay_updates >= 1,
+         "entropy_decay_updates", "must be >= 1")
+    need(cfg.reward_scale > 0, "reward_scale", "must be > 0")
+    need(cfg.clip_eps >= 0, "clip_eps", "must be >= 0")
+    need(cfg.episodes_per_update % cfg.num_minibatches == 0, "num_minibatches",
+         f"must divide episodes_per_update ({cfg.episodes_per_update})")
+    need(cfg.update_epochs == 1 or cfg.clip_eps > 0, "update_epochs",
+         "more than one epoch per batch needs clip_eps > 0 (PPO-style), else the policy "
+         "runs away from the data")
+
+
+def num_learner_episodes(cfg: A2CConfig) -> int:
+    """Episodes per learner and update played against the other learner."""
+    return int(round((1.0 - cfg.tabular_fraction) * cfg.episodes_per_update))
+
+
+class A2CState(struct.PyTreeNode):
+    params: dict  # leading learner axis (L, ...)
+    opt_state: optax.OptState  # leading learner axis
+    update: jax.Array  # () int32, updates done
+
+
+class UpdateMetrics(NamedTuple):
+    """Per update, per learner (L,). Pairing metrics are NaN when the pairing has no episode."""
+
+    reward_vs_learner: jax.Array
+    coop_vs_learner: jax.Array
+    reward_vs_tabular: jax.Array
+    coop_vs_tabular: jax.Array
+    entropy: jax.Array
+    value_loss: jax.Array
+    policy_loss: jax.Array
+    entropy_coef: jax.Array
+
+
+def make_agent(cfg: A2CConfig) -> GRUAgent:
+    return GRUAgent(cfg.hidden_size, cfg.embed_dim, cfg.use_opponent_id)
+
+
+def make_optimizer(cfg: A2CConfig) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.max_grad_norm),
+        optax.adam(cfg.learning_rate, eps=cfg.adam_eps),
+    )
+
+
+def entropy_schedule(cfg: A2CConfig, update: jax.Array) -> jax.Array:
+    if cfg.entropy_coef_final is None:
+        return jnp.asarray(cfg.entropy_coef, jnp.float32)
+    horizon = cfg.entropy_decay_updates or cfg.num_updates
+    frac = jnp.clip(update / horizon, 0.0, 1.0)
+    return cfg.entropy_coef + frac * (cfg.entropy_coef_final - cfg.entropy_coef)
+
+
+def sample_opponents(key: jax.Array, cfg: A2CConfig) -> Opponents:
+    n = cfg.episodes_per_update
+    tabular = random_memory1(key, (cfg.num_learners, n))
+    is_learner = jnp.arange(n) < num_learner_episodes(cfg)
+    return Opponents(tabular, is_learner)
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean over (T, N) of x (T, L, N) where mask (N,) is true; NaN if the mask is empty."""
+    m = mask[None, None, :].astype(x.dtype)
+    count = m.sum() * x.shape[0]  # rounds x selected episodes
+    total = (x * m).sum(axis=(0, 2))
+    return jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
+
+
+def pairing_metrics(traj: Trajectory, is_learner: jax.Array):
+    """Reward per round and cooperation rate of each learner, by pairing type."""
+    coop = (traj.action == COOPERATE).astype(jnp.float32)
+    return (
+        _masked_mean(traj.reward, is_learner),
+        _masked_mean(coop, is_learner),
+        _masked_mean(traj.reward, ~is_learner),
+        _masked_mean(coop, ~is_learner),
+    )
+
+
+def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None):
+    """Build ``(init, train_chunk)`` for a validated config."""
+    validate(cfg)
+    env_params = MatrixGameParams() if env_params is None else env_params
+    agent = make_agent(cfg)
+    optimizer = make_optimizer(cfg)
+    n_eps = cfg.episodes_per_update
+    mb_size = n_eps // cfg.num_minibatches
+
+    def init(key: jax.Array) -> A2CState:
+        keys = jax.random.split(key, cfg.num_learners)
+        params = jax.vmap(lambda k: agent.init(k, agent.initial_hidden(1), dummy_input(1)))(keys)
+        opt_state = jax.vmap(optimizer.init)(params)
+        return A2CState(params, opt_state, jnp.zeros((), jnp.int32))
+
+    def loss_fn(params, batch: Trajectory, advantages, targets, ent_coef):
+        """One learner's loss on (T, n) data."""
+        logits, values = sequence(agent, params, batch.inputs, cfg.scan_unroll)
+        log_probs = jax.nn.log_softmax(logits)
+        log_prob = jnp.take_along_axis(log_probs, batch.action[..., None], axis=-1)[..., 0]
+        ratio = jnp.exp(log_prob - batch.log_prob)
+        surrogate = ratio * advantages
+        if cfg.clip_eps > 0:
+            clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * advantages
+            surrogate = jnp.minimum(surrogate, clipped)
+        policy_loss = -surrogate.mean()
+        value_loss = jnp.square(values - targets).mean()
+        entropy = -(jnp.exp(log_probs) * log_probs).sum(-1).mean()
+        loss = policy_loss + cfg.value_coef * value_loss - ent_coef * entropy
+        return loss, (policy_loss, value_loss, entropy)
+
+    def learner_update(params, opt_state, traj: Trajectory, key, ent_coef):
+        """All epochs / minibatches of one learner on its (T, N) batch."""
+        rewards = traj.reward * cfg.reward_scale
+        dones = jnp.zeros_like(rewards).at[-1].set(1.0)
+        advantages, targets = gae(rewards, traj.value, dones, jnp.zeros_like(rewards[0]),
+                                  cfg.gamma, cfg.gae_lambda)
+        if cfg.normalize_advantages:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        def epoch(carry, key):
+            params, opt_state = carry
+            perm = jax.random.permutation(key, n_eps) if cfg.num_minibatches > 1 else None
+
+            def minibatch(carry, idx):
+                params, opt_state = carry
+                take = lambda x: x[:, idx] if perm is not None else x  # (T, N, ...) episodes
+                batch = jax.tree.map(take, traj)
+                grads, aux = jax.grad(loss_fn, has_aux=True)(
+                    params, batch, take(advantages), take(targets), ent_coef
+                )
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), aux
+
+            idxs = (perm if perm is not None else jnp.arange(n_eps)).reshape(
+                cfg.num_minibatches, mb_size
+            )
+            return jax.lax.scan(minibatch, (params, opt_state), idxs)
+
+        (params, opt_state), aux = jax.lax.scan(
+            epoch, (params, opt_state), jax.random.split(key, cfg.update_epochs)
+        )
+        return params, opt_state, jax.tree.map(lambda a: a[-1, -1], aux)
+
+    def one_update(state: A2CState, key: jax.Array):
+        k_opp, k_roll, k_upd = jax.random.split(key, 3)
+        opponents = sample_opponents(k_opp, cfg)
+        traj = rollout(k_roll, agent, state.params, opponents, env_params, cfg.num_rounds,
+                       cfg.use_opponent_id, cfg.scan_unroll)
+        ent_coef = entropy_schedule(cfg, state.update)
+        per_learner = jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), traj)  # (L, T, N, ...)
+        params, opt_state, (pl, vl, ent) = jax.vmap(
+            learner_update, in_axes=(0, 0, 0, 0, None)
+        )(state.params, state.opt_state, per_learner,
+          jax.random.split(k_upd, cfg.num_learners), ent_coef)
+        metrics = UpdateMetrics(*pairing_metrics(traj, opponents.is_learner), ent, vl, pl,
+                                ent_coef)
+        return A2CState(params, opt_state, state.update + 1), metrics
+
+    @jax.jit
+    def train_chunk(state: A2CState, key: jax.Array):
+        """``updates_per_chunk`` updates; update u uses ``fold_in(key, u)`` so that the
+        result does not depend on how updates are split into chunks (exact resumption)."""
+
+        def body(state, _):
+            return one_update(state, jax.random.fold_in(key, state.update))
+
+        return jax.lax.scan(body, state, None, length=cfg.updates_per_chunk)
+
+    return init, train_chunk

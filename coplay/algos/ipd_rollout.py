@@ -1,0 +1,97 @@
+"""Batched IPD rollouts of learning agents against a mixed pool, as one ``lax.scan``.
+
+There are ``L`` learners (2 in the paper) on a leading agent axis, each playing ``N`` episodes.
+Episode ``e`` of learner ``l`` is either against a tabular memory-1 agent
+(``opponents.tabular[l, e]``) or, where ``opponents.is_learner[e]``, against the *other*
+learner: then episode ``e`` of learner 0 and episode ``e`` of learner 1 are the same game seen
+from the two seats, so one rollout yields both learners' data. All arrays are time-major:
+``(T, L, N, ...)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from coplay.agents.gru import AgentInput, GRUAgent
+from coplay.agents.tabular import memory1_act, memory1_log_policy
+from coplay.envs.matrix_games import (
+    START,
+    MatrixGameParams,
+    first_person_tokens,
+    joint_rewards,
+)
+
+
+class Opponents(NamedTuple):
+    tabular: jax.Array  # (L, N, 5) memory-1 policies, used where is_learner is False
+    is_learner: jax.Array  # (N,) bool: episode e is learner-vs-learner
+
+
+class Trajectory(NamedTuple):
+    """What one rollout records, time-major (T, L, N, ...)."""
+
+    inputs: AgentInput  # what the learner saw before acting
+    action: jax.Array  # (T, L, N) int32
+    log_prob: jax.Array  # (T, L, N) float32, behaviour log pi(a|x)
+    value: jax.Array  # (T, L, N)
+    reward: jax.Array  # (T, L, N) raw game reward
+    opponent_action: jax.Array  # (T, L, N) int32
+
+
+def opponent_ids(opponents: Opponents) -> jax.Array:
+    """(L, N, 10): the spec's z vector — tabular log-policy, zeros for learner co-players."""
+    z = memory1_log_policy(opponents.tabular)
+    return jnp.where(opponents.is_learner[None, :, None], 0.0, z)
+
+
+def rollout(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
+            env_params: MatrixGameParams, num_rounds: int, use_opponent_id: bool = False,
+            unroll: int = 1) -> Trajectory:
+    """Play ``num_rounds`` rounds of all L x N episodes. ``params`` has a leading L axis."""
+    num_learners, num_episodes = opponents.tabular.shape[:2]
+    z = opponent_ids(opponents) if use_opponent_id else jnp.zeros(
+        (num_learners, num_episodes, 10), jnp.float32
+    )
+    apply_step = jax.vmap(agent.apply, in_axes=(0, 0, 0))  # over learners
+
+    class Carry(NamedTuple):
+        hidden: jax.Array  # (L, N, H)
+        token: jax.Array  # (L, N) learner's first-person token
+        prev_action: jax.Array  # (L, N)
+        prev_reward: jax.Array  # (L, N)
+        tab_token: jax.Array  # (L, N) tabular co-player's first-person token
+        key: jax.Array
+
+    def step(carry: Carry, _):
+        key, k_act, k_tab = jax.random.split(carry.key, 3)
+        inputs = AgentInput(carry.token, carry.prev_action, carry.prev_reward, z)
+        hidden, (logits, value) = apply_step(params, carry.hidden, inputs)
+        action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
+        log_prob = jnp.take_along_axis(
+            jax.nn.log_softmax(logits), action[..., None], axis=-1
+        )[..., 0]
+        tab_action = memory1_act(k_tab, opponents.tabular, carry.tab_token)
+        # The other learner's action is the flip along the agent axis (with one learner,
+        # the agent itself: self-play).
+        opp_action = jnp.where(opponents.is_learner[None, :], jnp.flip(action, 0), tab_action)
+        joint = jnp.stack([action, opp_action], axis=-1)  # (L, N, 2), learner's seat first
+        reward = joint_rewards(joint, env_params)[..., 0]
+        tokens = first_person_tokens(joint)
+        new = Carry(hidden, tokens[..., 0], action, reward, tokens[..., 1], key)
+        out = Trajectory(inputs, action, log_prob, value, reward, opp_action)
+        return new, out
+
+    shape = (num_learners, num_episodes)
+    init = Carry(
+        hidden=jnp.zeros((*shape, agent.hidden_size), jnp.float32),
+        token=jnp.full(shape, START, jnp.int32),
+        prev_action=jnp.full(shape, -1, jnp.int32),
+        prev_reward=jnp.zeros(shape, jnp.float32),
+        tab_token=jnp.full(shape, START, jnp.int32),
+        key=key,
+    )
+    _, traj = jax.lax.scan(step, init, None, length=num_rounds, unroll=unroll)
+    return traj

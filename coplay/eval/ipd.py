@@ -1,0 +1,76 @@
+"""Evaluation of IPD learners: pairings, probes, within-episode cooperation curves.
+
+All pairings go through the same batched rollout as training, so evaluation measures exactly
+the policy that was trained (actions sampled from it, not argmax).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from coplay.agents.gru import GRUAgent
+from coplay.agents.tabular import PROBES, random_memory1
+from coplay.algos.ipd_rollout import Opponents, rollout
+from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
+
+
+def pairing_stats(traj) -> dict:
+    """Summary of a (T, L, N) trajectory: the learners' reward / cooperation and per round."""
+    coop = np.asarray(traj.action == COOPERATE, np.float32)
+    opp_coop = np.asarray(traj.opponent_action == COOPERATE, np.float32)
+    reward = np.asarray(traj.reward)
+    half = coop.shape[0] // 2
+    return {
+        "reward": float(reward.mean()),
+        "cooperation": float(coop.mean()),
+        "cooperation_second_half": float(coop[half:].mean()),
+        "coplayer_cooperation": float(opp_coop.mean()),
+        "per_learner": {
+            "reward": reward.mean(axis=(0, 2)).tolist(),
+            "cooperation": coop.mean(axis=(0, 2)).tolist(),
+        },
+        "cooperation_curve": coop.mean(axis=(1, 2)).round(4).tolist(),
+        "coplayer_cooperation_curve": opp_coop.mean(axis=(1, 2)).round(4).tolist(),
+    }
+
+
+def make_evaluator(agent: GRUAgent, num_rounds: int, num_episodes: int, use_opponent_id: bool,
+                   env_params: MatrixGameParams | None = None):
+    """Return a jitted ``play(key, params, tabular (L, N, 5), is_learner (N,)) -> trajectory``."""
+    env_params = MatrixGameParams() if env_params is None else env_params
+
+    @jax.jit
+    def play(key, params, tabular, is_learner):
+        return rollout(key, agent, params, Opponents(tabular, is_learner), env_params,
+                       num_rounds, use_opponent_id)
+
+    return play
+
+
+def evaluate_learners(key: jax.Array, agent: GRUAgent, params, num_rounds: int,
+                      num_episodes: int, use_opponent_id: bool = False,
+                      probes: dict[str, np.ndarray] | None = None) -> dict:
+    """Learner vs learner, learner vs fresh random tabular agents, learner vs each probe.
+
+    ``params`` has a leading learner axis; with one learner, learner-vs-learner is self-play.
+    """
+    probes = PROBES if probes is None else probes
+    num_learners = jax.tree.leaves(params)[0].shape[0]
+    play = make_evaluator(agent, num_rounds, num_episodes, use_opponent_id)
+    shape = (num_learners, num_episodes)
+    all_learner = jnp.ones((num_episodes,), bool)
+    no_learner = jnp.zeros((num_episodes,), bool)
+    k_ll, k_tab_pool, k_tab, k_probe = jax.random.split(key, 4)
+
+    dummy = jnp.full((*shape, 5), 0.5)
+    results = {"learner_vs_learner": pairing_stats(play(k_ll, params, dummy, all_learner))}
+    tabular = random_memory1(k_tab_pool, shape)
+    results["learner_vs_tabular"] = pairing_stats(play(k_tab, params, tabular, no_learner))
+    results["probes"] = {}
+    for i, (name, probe) in enumerate(probes.items()):
+        table = jnp.broadcast_to(jnp.asarray(probe, jnp.float32), (*shape, 5))
+        traj = play(jax.random.fold_in(k_probe, i), params, table, no_learner)
+        results["probes"][name] = pairing_stats(traj) | {"policy": np.asarray(probe).tolist()}
+    return results

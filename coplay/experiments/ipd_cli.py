@@ -1,0 +1,158 @@
+"""`coplay ipd train | eval | report`."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+
+import tyro
+
+from coplay.algos.a2c import A2CConfig, ConfigError
+from coplay.experiments.ipd import PRESETS, Ablation, IPDTrainConfig, Preset, resolve
+from coplay.runs import RunError, default_run_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train two GRU learners by decentralised A2C in the mixed pool of the IPD paper."""
+
+    preset: Preset = "default"
+    """tiny (seconds, for tests), default (shows the claim on a 2-core CPU), paper (GPU scale)."""
+    seed: int = 0
+    """Random seed."""
+    ablation: Ablation = "none"
+    """none | no-tabular (learners only meet each other) | opponent-id (tabular agents reveal
+    their log-policy)."""
+    out: Path | None = None
+    """Run folder (default: runs/ipd-<preset>[-<ablation>]/seed<seed>)."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint."""
+    set: tuple[str, ...] = ()
+    """Override A2C fields of the preset, e.g. --set learning_rate=1e-3 hidden_size=128."""
+    eval_episodes: int = 1024
+    """Episodes per pairing in the final evaluation."""
+
+
+def parse_overrides(base: A2CConfig, items: tuple[str, ...]) -> A2CConfig:
+    """Apply ``FIELD=VALUE`` strings to an A2CConfig, converting to the field's type."""
+    hints = typing.get_type_hints(A2CConfig)
+    names = {f.name for f in dataclasses.fields(A2CConfig)}
+    changes = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
+        name, raw = item.split("=", 1)
+        name = name.strip().replace("-", "_")
+        if name not in names:
+            raise ConfigError(f"--set {item!r}: a2c has no field {name!r} "
+                              f"(fields: {', '.join(sorted(names))})")
+        hint = hints[name]
+        try:
+            if raw.lower() == "none" and type(None) in typing.get_args(hint):
+                value = None
+            elif hint is bool:
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(raw)
+                value = raw.lower() in ("true", "1")
+            else:
+                kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+                kind = kinds[0]
+                value = int(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
+        except ValueError:
+            raise ConfigError(f"--set {item!r}: {raw!r} is not a valid {hint}") from None
+        changes[name] = value
+    return dataclasses.replace(base, **changes)
+
+
+def _fail(e: Exception) -> int:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def train(argv: list[str], prog: str = "coplay ipd train") -> int:
+    args = tyro.cli(TrainArgs, args=argv, prog=prog)
+    from coplay.experiments.ipd import train_run
+
+    try:
+        base = PRESETS.get(args.preset)
+        if base is None:
+            raise ConfigError(f"preset = {args.preset!r}: unknown")
+        algo = parse_overrides(base, args.set) if args.set else None
+        cfg = IPDTrainConfig(preset=args.preset, seed=args.seed, ablation=args.ablation,
+                             a2c=algo, eval_episodes=args.eval_episodes)
+        resolve(cfg)  # every config error surfaces here, before anything compiles
+        exp = f"ipd-{args.preset}" + ("" if args.ablation == "none" else f"-{args.ablation}")
+        out = args.out or default_run_dir(exp, f"seed{args.seed}")
+        train_run(cfg, out, resume=args.resume)
+    except (ConfigError, RunError) as e:
+        return _fail(e)
+    _print_summary(Path(out))
+    return 0
+
+
+def _print_summary(path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from coplay.runs import read_json
+
+    ev = read_json(path / "eval.json")
+    table = Table(title=f"{path} (update {ev['update']})")
+    for col in ("pairing", "reward/round", "cooperation", "coop 2nd half"):
+        table.add_column(col)
+    rows = [("learner vs learner", ev["learner_vs_learner"]),
+            ("learner vs tabular", ev["learner_vs_tabular"])]
+    rows += [(f"vs {n}", s) for n, s in ev["probes"].items()]
+    for name, s in rows:
+        table.add_row(name, f"{s['reward']:.3f}", f"{s['cooperation']:.3f}",
+                      f"{s['cooperation_second_half']:.3f}")
+    Console().print(table)
+    print(f"report: {path / 'report.md'}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate a trained IPD run folder (writes eval.json, plots, report.md)."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """The run folder written by `coplay ipd train`."""
+    episodes: int | None = None
+    """Episodes per pairing (default: the run's eval_episodes)."""
+
+
+def evaluate(argv: list[str], prog: str = "coplay ipd eval") -> int:
+    args = tyro.cli(EvalArgs, args=argv, prog=prog)
+    from coplay.experiments.ipd_eval import evaluate_run
+
+    try:
+        if not args.run_dir.is_dir():
+            raise RunError(f"{args.run_dir} is not a folder")
+        evaluate_run(args.run_dir, episodes=args.episodes)
+    except (ConfigError, RunError) as e:
+        return _fail(e)
+    _print_summary(args.run_dir)
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportArgs:
+    """Combine several evaluated IPD runs (e.g. seeds) into one report with plots."""
+
+    run_dirs: tyro.conf.Positional[tuple[Path, ...]]
+    """Evaluated run folders."""
+    out: Path = Path("runs/ipd-report")
+    """Folder for the combined report.md and PNGs."""
+
+
+def report(argv: list[str], prog: str = "coplay ipd report") -> int:
+    args = tyro.cli(ReportArgs, args=argv, prog=prog)
+    from coplay.experiments.ipd_report import write_combined_report
+
+    try:
+        path = write_combined_report(args.run_dirs, args.out)
+    except (ConfigError, RunError) as e:
+        return _fail(e)
+    print(f"report: {path}")
+    return 0

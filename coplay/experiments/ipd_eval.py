@@ -1,0 +1,93 @@
+"""Evaluate an IPD run folder: ``eval.json``, plots and ``report.md``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+
+from coplay.algos import a2c
+from coplay.algos.a2c import A2CConfig
+from coplay.eval.ipd import evaluate_learners
+from coplay.eval.plots import plot_training_curves, plot_within_episode
+from coplay.runs import RunDir, RunError, atomic_write_text, read_json, write_json
+
+
+def load_run_config(path: Path) -> tuple[dict, A2CConfig]:
+    cfg = read_json(Path(path) / RunDir.CONFIG)
+    if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
+        raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
+    try:
+        algo = A2CConfig(**cfg["resolved"])
+    except TypeError as e:
+        raise RunError(f"{path}/config.json does not match this version of coplay: {e}") from None
+    return cfg, algo
+
+
+def evaluate_run(path: str | Path, state=None, episodes: int | None = None,
+                 progress: bool = True) -> dict:
+    """Evaluate the run's final (or given) state; write eval.json, plots and report.md."""
+    path = Path(path)
+    cfg, algo = load_run_config(path)
+    run = RunDir(path)
+    init, _ = a2c.make_train(algo)
+    if state is None:
+        state, _ = run.load_checkpoint(init(jax.random.PRNGKey(0)))
+    episodes = episodes or cfg.get("eval_episodes", 1024)
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), 10_000_019)  # not a train key
+    results = evaluate_learners(key, a2c.make_agent(algo), state.params, algo.num_rounds,
+                                episodes, algo.use_opponent_id)
+    results = {"seed": cfg["seed"], "update": int(state.update), "episodes": episodes,
+               "preset": cfg["preset"], "ablation": cfg["ablation"], **results}
+    write_json(path / "eval.json", results)
+    write_run_report(path)
+    return results
+
+
+def write_run_report(path: Path) -> None:
+    """Plots and report.md of one run folder (from metrics.jsonl and eval.json)."""
+    path = Path(path)
+    cfg, algo = load_run_config(path)
+    rows = RunDir(path).read_metrics()
+    ev = read_json(path / "eval.json") if (path / "eval.json").exists() else None
+    label = f"seed {cfg['seed']}"
+    plot_training_curves({label: rows}, path / "training.png")
+    if ev is not None:
+        plot_within_episode({label: ev}, path / "within_episode.png")
+    atomic_write_text(path / "report.md", render_report(cfg, algo, rows, ev))
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def render_report(cfg: dict, algo: A2CConfig, rows: list[dict], ev: dict | None) -> str:
+    lines = [
+        f"# IPD run — preset `{cfg['preset']}`, seed {cfg['seed']}, ablation `{cfg['ablation']}`",
+        "",
+    ]
+    if rows:
+        last = rows[-1]
+        lines += [f"Trained {last['update']} updates in {last['time_s'] / 60:.1f} min "
+                  f"(wall clock, this machine).", ""]
+    if ev is not None:
+        lines += [
+            "## Final evaluation",
+            "",
+            f"{ev['episodes']} episodes per pairing, actions sampled from the policies.",
+            "",
+            "| pairing | reward / round | cooperation | coop. 2nd half |",
+            "|---|---|---|---|",
+        ]
+        pairings = [("learner vs learner", ev["learner_vs_learner"]),
+                    ("learner vs random tabular", ev["learner_vs_tabular"])]
+        pairings += [(f"learner vs {n}", s) for n, s in ev["probes"].items()]
+        for name, s in pairings:
+            lines.append(f"| {name} | {_fmt(s['reward'])} | {_fmt(s['cooperation'])} | "
+                         f"{_fmt(s['cooperation_second_half'])} |")
+        lines += ["", "![within episode](within_episode.png)", ""]
+    lines += ["## Training", "", "![training](training.png)", "", "## Config", "", "```"]
+    lines += [f"{f.name} = {getattr(algo, f.name)!r}" for f in dataclasses.fields(algo)]
+    lines += ["```", ""]
+    return "\n".join(lines)

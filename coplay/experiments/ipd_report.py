@@ -1,0 +1,72 @@
+"""One report over several IPD runs (seeds, ablations): every seed listed, spread shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from coplay.eval.plots import plot_training_curves, plot_within_episode
+from coplay.experiments.ipd_eval import load_run_config
+from coplay.runs import RunDir, RunError, atomic_write_text, read_json
+
+# The thresholds of the IPD issue, checked per run and shown as pass / fail.
+CLAIMS = (
+    ("learner vs learner cooperation >= 0.8", lambda e: e["learner_vs_learner"]["cooperation"],
+     0.8),
+    ("learner vs learner reward >= 0.8", lambda e: e["learner_vs_learner"]["reward"], 0.8),
+    ("learner vs tabular reward >= 0.8", lambda e: e["learner_vs_tabular"]["reward"], 0.8),
+    ("vs AllC reward >= 1.8", lambda e: e["probes"]["AllC"]["reward"], 1.8),
+    ("vs TFT cooperation, 2nd half >= 0.8",
+     lambda e: e["probes"]["TFT"]["cooperation_second_half"], 0.8),
+)
+
+
+def write_combined_report(run_dirs, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not run_dirs:
+        raise RunError("no run folders given")
+    labels, metrics, evals, cfgs = [], {}, {}, {}
+    for d in run_dirs:
+        d = Path(d)
+        cfg, _ = load_run_config(d)
+        if not (d / "eval.json").exists():
+            raise RunError(f"{d} has no eval.json: run `coplay ipd eval {d}` first")
+        label = f"{cfg['ablation']} seed {cfg['seed']}" if cfg["ablation"] != "none" \
+            else f"seed {cfg['seed']}"
+        labels.append(label)
+        metrics[label] = RunDir(d).read_metrics()
+        evals[label] = read_json(d / "eval.json")
+        cfgs[label] = cfg
+    plot_training_curves(metrics, out / "training.png")
+    plot_within_episode(evals, out / "within_episode.png")
+
+    lines = ["# IPD runs", "", "| run | preset | updates | minutes | L-L coop | L-L reward | "
+             "L-tab reward | vs AllC reward | vs TFT coop (2nd half) | vs AllD coop |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for label in labels:
+        e, rows = evals[label], metrics[label]
+        minutes = rows[-1]["time_s"] / 60 if rows else float("nan")
+        lines.append(
+            f"| {label} | {cfgs[label]['preset']} | {e['update']} | {minutes:.1f} | "
+            f"{e['learner_vs_learner']['cooperation']:.3f} | "
+            f"{e['learner_vs_learner']['reward']:.3f} | {e['learner_vs_tabular']['reward']:.3f} | "
+            f"{e['probes']['AllC']['reward']:.3f} | "
+            f"{e['probes']['TFT']['cooperation_second_half']:.3f} | "
+            f"{e['probes']['AllD']['cooperation']:.3f} |"
+        )
+    lines += ["", "## Claims (per run)", "", "| claim | " + " | ".join(labels) + " | passing |",
+              "|---" * (len(labels) + 2) + "|"]
+    for name, get, threshold in CLAIMS:
+        vals = [get(evals[label]) for label in labels]
+        marks = [f"{v:.3f} {'✓' if v >= threshold else '✗'}" for v in vals]
+        lines.append(f"| {name} | " + " | ".join(marks) +
+                     f" | {sum(v >= threshold for v in vals)}/{len(vals)} |")
+    ll = np.array([evals[label]["learner_vs_learner"]["cooperation"] for label in labels])
+    lines += ["", f"Learner-vs-learner cooperation over runs: mean {ll.mean():.3f}, "
+              f"min {ll.min():.3f}, max {ll.max():.3f} (n = {len(ll)}).", "",
+              "![training](training.png)", "", "![within episode](within_episode.png)", ""]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
