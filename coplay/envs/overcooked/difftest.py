@@ -161,3 +161,72 @@ def run_differential(env: Overcooked, n_episodes: int, n_steps: int, seed: int,
     states, infos = replay(starts, actions, params)
     start_snap = snapshot_jax(start, env.layout)
     return compare_batch(env, recs, states, infos, [start_snap] * n_episodes)
+
+
+def random_state(layout, rng: np.random.Generator, time: int = 0) -> State:
+    """A random but valid kitchen: cooks anywhere, objects on counters, pots in any phase."""
+    from coplay.envs.overcooked.layouts import COUNTER, FLOOR, POT
+    from coplay.envs.overcooked.state import DISH, NOTHING, ONION, SOUP, TOMATO
+
+    t = layout.terrain
+    h, w = t.shape
+    _, cook_time = recipe_tables(layout)
+    tomatoes = not layout.old_dynamics
+
+    def soup_counts():
+        if layout.old_dynamics:
+            return np.array([3, 0])
+        n = int(rng.integers(1, 4))
+        o = int(rng.integers(0, n + 1))
+        return np.array([o, n - o])
+
+    floor = np.argwhere(t == FLOOR)
+    cells = floor[rng.choice(len(floor), size=2, replace=False)]
+    pos = cells[:, ::-1].astype(np.int32)  # (y, x) -> (x, y)
+    items = [NOTHING, ONION, DISH, SOUP] + ([TOMATO] if tomatoes else [])
+    held = rng.choice(items, size=2).astype(np.int32)
+    held_soup = np.zeros((2, 2), np.int32)
+    for i in range(2):
+        if held[i] == SOUP:
+            held_soup[i] = soup_counts()
+    obj = np.zeros((h, w), np.int32)
+    soup = np.zeros((h, w, 2), np.int32)
+    tick = np.full((h, w), -1, np.int32)
+    for y, x in np.argwhere(t == COUNTER):
+        if rng.random() < 0.15:
+            obj[y, x] = rng.choice(items[1:])
+            if obj[y, x] == SOUP:
+                soup[y, x] = soup_counts()
+    for y, x in np.argwhere(t == POT):
+        if rng.random() < 0.2:
+            continue
+        if layout.old_dynamics:
+            n = int(rng.integers(1, 4))
+            c = np.array([n, 0])
+        else:
+            c = soup_counts()
+        obj[y, x], soup[y, x] = SOUP, c
+        can_cook = c.sum() == 3 or not layout.old_dynamics
+        if can_cook and rng.random() < 0.6:
+            tick[y, x] = int(rng.integers(0, cook_time[c[0], c[1]] + 1))
+    return State(
+        pos=jnp.asarray(pos), dir=jnp.asarray(rng.integers(0, 4, size=2), jnp.int32),
+        held=jnp.asarray(held), held_soup=jnp.asarray(held_soup), obj=jnp.asarray(obj),
+        soup=jnp.asarray(soup), tick=jnp.asarray(tick), time=jnp.asarray(time, jnp.int32),
+    )
+
+
+def run_differential_random_starts(env: Overcooked, n_episodes: int, n_steps: int, seed: int,
+                                   policy: str = "random", replay=None) -> list[str]:
+    """Like :func:`run_differential` but every episode starts from :func:`random_state`."""
+    runner = ReferenceRunner(env)
+    rng = np.random.default_rng(seed)
+    starts = [random_state(env.layout, rng) for _ in range(n_episodes)]
+    recs = [runner.record(n_steps, rng, policy, 0.2, start=s) for s in starts]
+    params = reference_params(env.layout, horizon=n_steps + 1)
+    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
+    actions = jnp.asarray(np.stack([r["actions"] for r in recs]))
+    replay = replay or make_replay(env)
+    states, infos = replay(batch, actions, params)
+    snaps = [snapshot_jax(s, env.layout) for s in starts]
+    return compare_batch(env, recs, states, infos, snaps)
