@@ -188,10 +188,17 @@ def pairing_metrics(traj: Trajectory, is_learner: jax.Array):
     )
 
 
-def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None):
-    """Build ``(init, train_chunk)`` for a validated config."""
+def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
+               opponent_sampler=None):
+    """Build ``(init, train_chunk)`` for a validated config.
+
+    ``opponent_sampler(key, cfg) -> Opponents`` draws each update's co-players; the default is
+    the spec's mixed pool (:func:`sample_opponents`). Experiments with other pools (fixed
+    probes, curricula) pass their own.
+    """
     validate(cfg)
     env_params = MatrixGameParams() if env_params is None else env_params
+    opponent_sampler = sample_opponents if opponent_sampler is None else opponent_sampler
     agent = make_agent(cfg)
     optimizer = make_optimizer(cfg)
     n_eps = cfg.episodes_per_update
@@ -254,7 +261,7 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None):
 
     def one_update(state: A2CState, key: jax.Array):
         k_opp, k_roll, k_upd = jax.random.split(key, 3)
-        opponents = sample_opponents(k_opp, cfg)
+        opponents = opponent_sampler(k_opp, cfg)
         traj = rollout(k_roll, agent, state.params, opponents, env_params, cfg.num_rounds,
                        cfg.use_opponent_id, cfg.scan_unroll)
         ent_coef = entropy_schedule(cfg, state.update)

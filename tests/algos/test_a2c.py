@@ -1,0 +1,116 @@
+"""Decentralised A2C: config checks, rollout bookkeeping, jit == eager, learning signal."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from coplay.agents.tabular import PROBES
+from coplay.algos import a2c
+from coplay.algos.a2c import A2CConfig, ConfigError
+from coplay.algos.ipd_rollout import Opponents, rollout
+from coplay.envs.matrix_games import MatrixGameParams, first_person_tokens, joint_rewards
+
+TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=16,
+                 num_updates=4, updates_per_chunk=2, scan_unroll=1)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("num_rounds", 0), ("hidden_size", -1), ("episodes_per_update", 0),
+    ("tabular_fraction", 1.5), ("learning_rate", 0.0), ("gamma", 1.2), ("gae_lambda", -0.1),
+    ("entropy_coef", -1.0), ("reward_scale", 0.0), ("num_minibatches", 3),
+    ("update_epochs", 4), ("num_learners", 3), ("clip_eps", -0.2),
+])
+def test_invalid_values_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        a2c.validate(dataclasses.replace(TINY, **{field: value}))
+
+
+def _rollout(params, opponents, cfg=TINY, key=0):
+    agent = a2c.make_agent(cfg)
+    return rollout(jax.random.PRNGKey(key), agent, params, opponents, MatrixGameParams(),
+                   cfg.num_rounds, cfg.use_opponent_id)
+
+
+def test_rollout_bookkeeping():
+    init, _ = a2c.make_train(TINY)
+    state = init(jax.random.PRNGKey(0))
+    n = TINY.episodes_per_update
+    tabular = jnp.broadcast_to(jnp.asarray(PROBES["AllD"]), (2, n, 5))
+    is_learner = jnp.arange(n) < n // 2
+    traj = _rollout(state.params, Opponents(tabular, is_learner))
+    act, opp = np.asarray(traj.action), np.asarray(traj.opponent_action)
+    # learner-vs-learner episodes are one game seen from both seats
+    np.testing.assert_array_equal(opp[:, 0, : n // 2], act[:, 1, : n // 2])
+    np.testing.assert_array_equal(opp[:, 1, : n // 2], act[:, 0, : n // 2])
+    # tabular episodes: Always-Defect always defects
+    assert (opp[:, :, n // 2:] == 1).all()
+    # rewards follow the payoff table; next inputs are the first-person token and reward
+    joint = jnp.stack([traj.action, traj.opponent_action], -1)
+    np.testing.assert_array_equal(traj.reward, joint_rewards(joint, MatrixGameParams())[..., 0])
+    np.testing.assert_array_equal(traj.inputs.token[1:], first_person_tokens(joint)[:-1, ..., 0])
+    np.testing.assert_array_equal(traj.inputs.prev_reward[1:], traj.reward[:-1])
+    np.testing.assert_array_equal(traj.inputs.prev_action[1:], traj.action[:-1])
+    assert (traj.inputs.token[0] == 0).all() and (traj.inputs.prev_action[0] == -1).all()
+    # the log-probabilities are those of the actions taken
+    assert (np.asarray(traj.log_prob) <= 0).all()
+
+
+def test_rollout_jit_equals_eager():
+    init, _ = a2c.make_train(TINY)
+    state = init(jax.random.PRNGKey(0))
+    opp = a2c.sample_opponents(jax.random.PRNGKey(1), TINY)
+    jitted = jax.jit(lambda p: _rollout(p, opp))(state.params)
+    with jax.disable_jit():
+        eager = _rollout(state.params, opp)
+    for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_pool_composition_follows_tabular_fraction():
+    for frac, expected in ((0.5, 8), (0.0, 16), (1.0, 0), (0.25, 12)):
+        cfg = dataclasses.replace(TINY, tabular_fraction=frac)
+        opp = a2c.sample_opponents(jax.random.PRNGKey(0), cfg)
+        assert int(opp.is_learner.sum()) == expected == a2c.num_learner_episodes(cfg)
+
+
+def test_chunking_does_not_change_the_result():
+    """Update u uses fold_in(key, u): 2 chunks of 2 updates == 1 chunk of 4."""
+    init, chunk2 = a2c.make_train(TINY)
+    _, chunk4 = a2c.make_train(dataclasses.replace(TINY, updates_per_chunk=4))
+    key = jax.random.PRNGKey(7)
+    s = init(jax.random.PRNGKey(0))
+    a, _ = chunk2(s, key)
+    a, _ = chunk2(a, key)
+    b, _ = chunk4(s, key)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert int(a.update) == int(b.update) == 4
+
+
+def test_learners_have_separate_parameters_and_optimisers():
+    init, chunk = a2c.make_train(TINY)
+    state = init(jax.random.PRNGKey(0))
+    leaves = jax.tree.leaves(state.params)
+    assert all(leaf.shape[0] == 2 for leaf in leaves)
+    assert any(not np.allclose(leaf[0], leaf[1]) for leaf in leaves)
+    new, metrics = chunk(state, jax.random.PRNGKey(1))
+    assert metrics.entropy.shape == (2, 2)  # (updates, learners)
+
+
+def test_a2c_learns_to_exploit_unconditional_cooperators():
+    """Against Always-Cooperate only, defecting is strictly better: the policy must move."""
+    cfg = dataclasses.replace(TINY, tabular_fraction=1.0, episodes_per_update=64,
+                              num_updates=60, updates_per_chunk=60, learning_rate=1e-2,
+                              entropy_coef=0.0)
+    init, chunk = a2c.make_train(cfg)
+    state = init(jax.random.PRNGKey(0))
+    allc = jnp.broadcast_to(jnp.asarray(PROBES["AllC"]), (2, 64, 5))
+    opp = Opponents(allc, jnp.zeros((64,), bool))
+    before = float((_rollout(state.params, opp, cfg).action == 1).mean())
+    _, chunk = a2c.make_train(cfg, opponent_sampler=lambda key, c: opp)
+    state, _ = chunk(state, jax.random.PRNGKey(1))
+    after = float((_rollout(state.params, opp, cfg).action == 1).mean())
+    assert before < 0.6 and after > 0.9, (before, after)

@@ -1,0 +1,130 @@
+"""IPD runs end to end: the CLI, run folders, config errors, kill + resume."""
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from coplay.algos.a2c import A2CState, ConfigError
+from coplay.cli import main
+from coplay.experiments.ipd import PRESETS, IPDTrainConfig, resolve, train_run
+from coplay.runs import RunDir, RunError
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["ipd", "train", "--preset", "tiny", "--seed", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_tiny_run_writes_the_whole_folder(tiny_run):
+    for name in ("config.json", "checkpoint.msgpack", "metrics.jsonl", "eval.json",
+                 "report.md", "training.png", "within_episode.png"):
+        assert (tiny_run / name).is_file(), name
+    ev = json.loads((tiny_run / "eval.json").read_text())
+    for pairing in ("learner_vs_learner", "learner_vs_tabular"):
+        assert set(ev[pairing]) >= {"reward", "cooperation"}
+    for probe in ("TFT", "AllC", "AllD"):
+        assert set(ev["probes"][probe]) >= {"reward", "cooperation"}
+    assert ev["update"] == PRESETS["tiny"].num_updates
+    rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [2, 4, 6]
+    # AllD earns 0 against AllD whatever the learner does; AllC pays the learner >= -1, <= 2
+    assert -1.0 <= ev["probes"]["AllC"]["reward"] <= 2.0
+    assert ev["probes"]["AllD"]["reward"] <= 0.0
+
+
+def test_eval_and_report_commands(tiny_run, tmp_path):
+    assert main(["ipd", "eval", str(tiny_run), "--episodes", "16"]) == 0
+    assert json.loads((tiny_run / "eval.json").read_text())["episodes"] == 16
+    assert main(["ipd", "report", str(tiny_run), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "seed 3" in text and (tmp_path / "rep" / "training.png").is_file()
+
+
+def test_fresh_run_refuses_to_overwrite(tiny_run, capsys):
+    assert main(["ipd", "train", "--preset", "tiny", "--out", str(tiny_run)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_with_another_config_is_refused(tiny_run, capsys):
+    code = main(["ipd", "train", "--preset", "tiny", "--seed", "4", "--out", str(tiny_run),
+                 "--resume"])
+    assert code == 2
+    assert "seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--set", "learning_rate=-1"], "learning_rate"),
+    (["--set", "hidden_sise=3"], "hidden_sise"),
+    (["--set", "tabular_fraction=abc"], "tabular_fraction"),
+    (["--set", "num_minibatches=5"], "num_minibatches"),
+    (["--eval-episodes", "0"], "eval_episodes"),
+])
+def test_bad_config_fails_before_compiling_and_names_the_field(args, field, tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert main(["ipd", "train", "--preset", "tiny", "--out", str(out), *args]) == 2
+    assert field in capsys.readouterr().err
+    assert not out.exists()  # nothing written
+
+
+def test_unknown_preset_and_ablation_are_refused():
+    with pytest.raises(ConfigError, match="preset"):
+        resolve(IPDTrainConfig(preset="huge"))
+    with pytest.raises(ConfigError, match="ablation"):
+        resolve(IPDTrainConfig(preset="tiny", ablation="no-learning"))
+
+
+def test_ablations_change_the_resolved_config():
+    assert resolve(IPDTrainConfig(preset="tiny", ablation="no-tabular")).tabular_fraction == 0
+    assert resolve(IPDTrainConfig(preset="tiny", ablation="opponent-id")).use_opponent_id
+
+
+def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path):
+    cfg = IPDTrainConfig(preset="tiny", seed=11)
+    straight = train_run(cfg, tmp_path / "straight", progress=False, evaluate_at_end=False)
+    # "kill" after the first chunk, leaving a stray metrics line past the checkpoint
+    train_run(cfg, tmp_path / "killed", stop_after_chunks=1, progress=False,
+              evaluate_at_end=False)
+    with open(tmp_path / "killed" / "metrics.jsonl", "a") as f:
+        f.write('{"update": 999, "partial": true}\n')
+    resumed = train_run(cfg, tmp_path / "killed", resume=True, progress=False,
+                        evaluate_at_end=False)
+    assert int(resumed.update) == int(straight.update) == PRESETS["tiny"].num_updates
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    updates = [r["update"] for r in RunDir(tmp_path / "killed").read_metrics()]
+    assert updates == [2, 4, 6]
+
+
+def test_corrupt_checkpoint_gives_a_clear_error_and_is_left_in_place(tmp_path):
+    cfg = IPDTrainConfig(preset="tiny", seed=1)
+    train_run(cfg, tmp_path / "r", stop_after_chunks=1, progress=False, evaluate_at_end=False)
+    ckpt = tmp_path / "r" / "checkpoint.msgpack"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="corrupt"):
+        train_run(cfg, tmp_path / "r", resume=True, progress=False, evaluate_at_end=False)
+    assert ckpt.read_bytes() == b"not a checkpoint"
+
+
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{not json")
+    assert main(["ipd", "eval", str(tmp_path)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_state_round_trips_through_a_checkpoint(tmp_path):
+    cfg = IPDTrainConfig(preset="tiny")
+    state = train_run(cfg, tmp_path / "r", stop_after_chunks=1, progress=False,
+                      evaluate_at_end=False)
+    assert isinstance(state, A2CState)
+    from coplay.algos import a2c
+
+    init, _ = a2c.make_train(dataclasses.replace(PRESETS["tiny"]))
+    loaded, meta = RunDir(tmp_path / "r").load_checkpoint(init(jax.random.PRNGKey(5)))
+    assert meta["update"] == 2
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(loaded), strict=True):
+        np.testing.assert_array_equal(a, b)
