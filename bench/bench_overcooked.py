@@ -1,0 +1,149 @@
+"""Speed of the JAX Overcooked env vs JaxMARL 0.2.0 and vs the Python reference.
+
+Coord. Ring (random1), uniformly random actions, observations computed and consumed (summed
+into the carry so XLA cannot drop them), batch sizes 64 and 512, one run on this machine:
+
+    python bench/bench_overcooked.py [--jaxmarl-python /tmp/jaxmarl-venv/bin/python]
+
+JaxMARL runs in its own virtualenv (it pins other jax versions): give its python with
+``--jaxmarl-python`` or the ``JAXMARL_PYTHON`` environment variable; that part is skipped
+when absent. The Python reference is the PyPI ``overcooked`` package
+(``get_state_transition`` + ``lossless_state_encoding`` per step, one env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+
+import jax
+
+from coplay.envs.overcooked import Overcooked
+
+# Run inside the JaxMARL virtualenv: the same loop on JaxMARL's overcooked (coord_ring).
+JAXMARL_SNIPPET = r"""
+import json, sys, time
+import jax, jax.numpy as jnp
+import jaxmarl
+from jaxmarl.environments.overcooked import overcooked_layouts
+batch, steps = int(sys.argv[1]), int(sys.argv[2])
+env = jaxmarl.make("overcooked", layout=overcooked_layouts["coord_ring"])
+def run(key):
+    keys = jax.random.split(key, batch)
+    obs, state = jax.vmap(env.reset)(keys)
+    def body(carry, k):
+        state, acc = carry
+        ka, ks = jax.random.split(k)
+        a = jax.random.randint(ka, (2, batch), 0, 6)
+        acts = {"agent_0": a[0], "agent_1": a[1]}
+        obs, state, rew, dones, info = jax.vmap(env.step)(jax.random.split(ks, batch), state, acts)
+        acc = acc + obs["agent_0"].sum() + obs["agent_1"].sum() + rew["agent_0"].sum()
+        return (state, acc), None
+    (state, acc), _ = jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))
+    return acc
+f = jax.jit(run)
+f(jax.random.PRNGKey(0)).block_until_ready()
+best = 0.0
+for rep in range(3):
+    t = time.perf_counter(); f(jax.random.PRNGKey(rep + 1)).block_until_ready()
+    best = max(best, batch * steps / (time.perf_counter() - t))
+print(json.dumps({"steps_per_s": best, "jax": jax.__version__}))
+"""
+
+
+def bench_ours(batch: int, steps: int, layout: str = "random1") -> float:
+    env = Overcooked(layout)
+    params = env.default_params()
+
+    def run(key):
+        keys = jax.random.split(key, batch)
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+        step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+        def body(carry, k):
+            state, acc = carry
+            ka, ks = jax.random.split(k)
+            a = jax.random.randint(ka, (batch, 2), 0, 6)
+            obs, state, rew, _, _ = step(jax.random.split(ks, batch), state, a, params)
+            return (state, acc + obs.sum() + rew.sum()), None
+
+        (_, acc), _ = jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))
+        return acc
+
+    f = jax.jit(run)
+    f(jax.random.PRNGKey(0)).block_until_ready()
+    best = 0.0
+    for rep in range(3):
+        t = time.perf_counter()
+        f(jax.random.PRNGKey(rep + 1)).block_until_ready()
+        best = max(best, batch * steps / (time.perf_counter() - t))
+    return best
+
+
+def bench_reference(n_steps: int) -> float | None:
+    try:
+        import numpy as np
+        from overcooked.mdp.actions import Action
+
+        from coplay.envs.overcooked.layouts import get_layout
+        from coplay.envs.overcooked.reference import reference_mdp
+    except ImportError:
+        return None
+    mdp = reference_mdp(get_layout("random1"))
+    rng = np.random.default_rng(0)
+    state = mdp.get_standard_start_state()
+    acc = 0.0
+    t = time.perf_counter()
+    for k in range(n_steps):
+        if k % 400 == 0:
+            state = mdp.get_standard_start_state()
+        joint = tuple(Action.INDEX_TO_ACTION[int(x)] for x in rng.integers(0, 6, 2))
+        state, info = mdp.get_state_transition(state, joint)
+        obs = mdp.lossless_state_encoding(state, horizon=400)
+        acc += float(obs[0].sum()) + sum(info["sparse_reward_by_agent"])
+    return n_steps / (time.perf_counter() - t)
+
+
+def bench_jaxmarl(python: str | None, batch: int, steps: int) -> dict | None:
+    if not python or not os.path.exists(python):
+        return None
+    proc = subprocess.run([python, "-c", JAXMARL_SNIPPET, str(batch), str(steps)],
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        print("JaxMARL run failed:\n" + proc.stderr[-2000:])
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batch", type=int, nargs="*", default=[64, 512])
+    ap.add_argument("--steps", type=int, default=400, help="scan length per timed call")
+    ap.add_argument("--ref-steps", type=int, default=2000)
+    ap.add_argument("--jaxmarl-python", default=os.environ.get("JAXMARL_PYTHON"))
+    args = ap.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, layout random1 (Coord. Ring)")
+    ref = bench_reference(args.ref_steps)
+    if ref is None:
+        print("Python reference: `overcooked` not installed, skipped")
+    else:
+        print(f"Python reference (1 env): {ref:,.0f} steps/s")
+    for b in args.batch:
+        ours = bench_ours(b, args.steps)
+        line = f"batch {b:4d}: coplay {ours:,.0f} steps/s"
+        if ref:
+            line += f" | x{ours / ref:,.0f} the Python reference"
+        jm = bench_jaxmarl(args.jaxmarl_python, b, args.steps)
+        if jm:
+            line += (f" | JaxMARL 0.2.0 (jax {jm['jax']}) {jm['steps_per_s']:,.0f} steps/s,"
+                     f" ratio x{ours / jm['steps_per_s']:.2f}")
+        else:
+            line += " | JaxMARL: skipped (no --jaxmarl-python)"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
