@@ -15,6 +15,11 @@ new dynamics, C = 25:
   21 dishes, 22 onions, 23 tomatoes, 24 urgency (1 when fewer than 40 steps remain).
 Held objects count at their holder's cell. Values are unscaled; ``params.obs_scale`` = 255
 reproduces ZSC-Eval's scaling.
+
+ZSC-Eval's old encoding has a quirk (its ``all_objects_by_type`` replaces, instead of extends,
+the placed objects of a type by the held ones): while a cook holds an onion / dish / soup, the
+onions / dishes / soups lying on counters (and, for soups, in pots) vanish from the encoding.
+We encode losslessly by default; ``params.zsceval_old_obs`` = True reproduces the quirk.
 """
 
 from __future__ import annotations
@@ -59,6 +64,13 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
     f = lambda m: m.astype(jnp.float32)
     onions, tomatoes = all_soup[..., 0].astype(jnp.float32), all_soup[..., 1].astype(jnp.float32)
     if old_dynamics:
+        held_at = jnp.zeros_like(state.obj).at[py, px].set(state.held)  # held objects only
+        hidden = lambda code: params.zsceval_old_obs & jnp.any(state.held == code)  # noqa: E731
+        soup_gone = hidden(SOUP)
+        in_pot = in_pot & ~soup_gone
+        off_pot_soup = (~is_pot & (state.obj == SOUP) & ~soup_gone) | (held_at == SOUP)
+        dishes = ((state.obj == DISH) & ~hidden(DISH)) | (held_at == DISH)
+        onion_objs = ((state.obj == ONION) & ~hidden(ONION)) | (held_at == ONION)
         layers = [
             f(is_pot),
             f(terrain == COUNTER),
@@ -68,8 +80,8 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
             jnp.where(in_pot, onions, 0.0),
             jnp.where(in_pot, jnp.maximum(state.tick, 0), 0).astype(jnp.float32),
             f(off_pot_soup),
-            f(all_obj == DISH),
-            f(all_obj == ONION),
+            f(dishes),
+            f(onion_objs),
         ]
     else:
         cook_time = params.recipe_time[state.soup[..., 0], state.soup[..., 1]]

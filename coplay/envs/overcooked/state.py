@@ -48,6 +48,7 @@ class EnvParams:
     event_weights: jnp.ndarray  # (2, E) float32, hidden-utility weights per agent
     sparse_weight: jnp.ndarray  # (2,) float32, weight of the team sparse reward per agent
     obs_scale: jnp.ndarray  # () float32, 1 (default) or 255 (ZSC-Eval)
+    zsceval_old_obs: jnp.ndarray  # () bool, reproduce ZSC-Eval's old-encoding quirk (see obs)
 
 
 @struct.dataclass
@@ -83,6 +84,7 @@ def make_params(
     obs_scale: float = 1.0,
     placement_needs_viable: bool | None = None,
     recipe_value: np.ndarray | None = None,
+    zsceval_old_obs: bool = False,
 ) -> EnvParams:
     """EnvParams for a layout. ``event_weights`` is (E,) (both agents) or (2, E).
 
@@ -111,6 +113,7 @@ def make_params(
         event_weights=jnp.asarray(w),
         sparse_weight=jnp.broadcast_to(jnp.asarray(sparse_weight, jnp.float32), (NUM_AGENTS,)),
         obs_scale=jnp.asarray(obs_scale, jnp.float32),
+        zsceval_old_obs=jnp.asarray(bool(zsceval_old_obs)),
     )
 
 

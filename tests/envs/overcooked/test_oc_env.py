@@ -124,3 +124,17 @@ def test_hsp_candidate_counts():
     assert np.all(w[:, 8:11] == [3, 5, 3])  # the fixed standard shaping slots
     with pytest.raises(KeyError):
         hsp_candidates("cramped_room")
+
+
+def test_zsceval_old_obs_quirk_flag():
+    """ZSC-Eval's old encoding hides placed objects of a type some cook is holding."""
+    env, p = rule_env(True)
+    s = make_state(p, held=(1, 0), objects={(2, 0): (1, (0, 0))}, pots={(3, 2): (3, 0, 4)})
+    lossless = np.asarray(env.get_obs(s, p))
+    assert lossless[0, 0, 2, 19] == 1 and lossless[0, 1, 1, 19] == 1  # counter and held onion
+    quirky = np.asarray(env.get_obs(s, p.replace(zsceval_old_obs=jnp.asarray(True))))
+    assert quirky[0, 0, 2, 19] == 0 and quirky[0, 1, 1, 19] == 1
+    assert quirky[0, 2, 3, 15] == 3  # nobody holds a soup: the pot stays visible
+    s = s.replace(held=jnp.array([4, 0]), held_soup=jnp.array([[3, 0], [0, 0]]))
+    quirky = np.asarray(env.get_obs(s, p.replace(zsceval_old_obs=jnp.asarray(True))))
+    assert quirky[0, 2, 3, 15] == 0 and quirky[0, 1, 1, 17] == 1  # pot soup hidden
