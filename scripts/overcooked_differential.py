@@ -4,6 +4,11 @@ Episodes are split evenly between random actions, the noisy scripted cook, and r
 actions from random kitchens. Writes a JSON summary (episodes, steps, mismatches per layout).
 
     python scripts/overcooked_differential.py --episodes 1000 --out runs/overcooked_diff.json
+    ZSCEVAL_PATH=... python scripts/overcooked_differential.py --against zsceval --obs
+
+``--against pypi`` (default) uses the PyPI ``overcooked`` package (state, rewards, reference
+events); ``--against zsceval`` uses ZSC-Eval's own code (state, all 17 / 29 events, rewards,
+and with ``--obs`` the observations).
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=50)
     ap.add_argument("--layouts", nargs="*", default=layout_names())
     ap.add_argument("--out", default="runs/overcooked_differential.json")
+    ap.add_argument("--against", choices=["pypi", "zsceval"], default="pypi")
+    ap.add_argument("--obs", action="store_true", help="also compare observations (zsceval)")
     args = ap.parse_args()
-    summary: dict = {"steps_per_episode": args.steps, "layouts": {}}
+    summary: dict = {"steps_per_episode": args.steps, "against": args.against, "layouts": {}}
     for name in args.layouts:
         env = Overcooked(name)
         replay = make_replay(env)
@@ -41,7 +48,13 @@ def main() -> None:
         while done < args.episodes:
             kind = kinds[chunk_id % 3]
             seed = 1000 * chunk_id + 17
-            if kind == "random_start":
+            if args.against == "zsceval":
+                from coplay.envs.overcooked.zsceval_ref import run_zsceval_differential
+
+                policy = "scripted" if kind == "scripted" else "random"
+                p = run_zsceval_differential(env, args.chunk, args.steps, seed, policy,
+                                             kind == "random_start", args.obs, replay=replay)
+            elif kind == "random_start":
                 p = run_differential_random_starts(env, args.chunk, args.steps, seed,
                                                    replay=replay)
             else:
