@@ -40,6 +40,8 @@ class GRUAgent(nn.Module):
     hidden_size: int = 128
     embed_dim: int = 32
     use_opponent_id: bool = False
+    critic_opponent_id: bool = False
+    """Privileged critic: the value head (only) also sees the opponent-id vector z."""
 
     def setup(self):
         self.embed_obs = nn.Dense(self.embed_dim)
@@ -51,6 +53,8 @@ class GRUAgent(nn.Module):
         self.gates_h = nn.Dense(3 * self.hidden_size, kernel_init=nn.initializers.orthogonal())
         self.policy = nn.Dense(NUM_ACTIONS, kernel_init=nn.initializers.orthogonal(0.01))
         self.value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
+        if self.critic_opponent_id:
+            self.critic_hidden = nn.Dense(self.hidden_size)
 
     def input_gates(self, x: AgentInput) -> jax.Array:
         """(..., ) inputs -> (..., 3H) input contributions to the gates (any leading axes)."""
@@ -73,14 +77,21 @@ class GRUAgent(nn.Module):
         n = jnp.tanh(xn + r * hn)
         return (1.0 - z) * n + z * hidden
 
-    def heads(self, hidden: jax.Array):
-        """(..., H) -> logits (..., 2), value (...)."""
+    def heads(self, hidden: jax.Array, opponent_id: jax.Array | None = None):
+        """(..., H) -> logits (..., 2), value (...).
+
+        With ``critic_opponent_id`` the value comes from an MLP over the features and z; the
+        policy never sees z through this path (it only depends on ``hidden``).
+        """
         feat = nn.swish(hidden)
+        if self.critic_opponent_id:
+            feat_v = nn.swish(self.critic_hidden(jnp.concatenate([feat, opponent_id], -1)))
+            return self.policy(feat), self.value(feat_v)[..., 0]
         return self.policy(feat), self.value(feat)[..., 0]
 
     def __call__(self, hidden: jax.Array, x: AgentInput):
         hidden = self.recur(hidden, self.input_gates(x))
-        return hidden, self.heads(hidden)
+        return hidden, self.heads(hidden, x.opponent_id)
 
     def initial_hidden(self, batch: int) -> jax.Array:
         return jnp.zeros((batch, self.hidden_size), jnp.float32)
@@ -100,7 +111,7 @@ def sequence(agent: GRUAgent, params, inputs: AgentInput, unroll: int = 1):
 
     hidden0 = jnp.zeros((gx.shape[1], agent.hidden_size), jnp.float32)
     _, hiddens = jax.lax.scan(step, hidden0, gx, unroll=unroll)  # (T, B, H)
-    return agent.apply(params, hiddens, method=GRUAgent.heads)
+    return agent.apply(params, hiddens, inputs.opponent_id, method=GRUAgent.heads)
 
 
 def dummy_input(batch: int) -> AgentInput:

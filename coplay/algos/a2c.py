@@ -49,6 +49,10 @@ class A2CConfig:
     0 is the `no-tabular` ablation."""
     use_opponent_id: bool = False
     """`opponent-id` ablation: feed the tabular co-player's log-policy (zeros for learners)."""
+    critic_opponent_id: bool = False
+    """Privileged critic (not in the paper): the value head also sees the tabular co-player's
+    log-policy z (zeros for learners); the policy still sees only the history. Lowers the
+    variance of advantages; test-time behaviour is unaffected (the critic is not used)."""
     num_updates: int = 200_000
     """Total updates (the paper: ~200k iterations)."""
     updates_per_chunk: int = 100
@@ -144,7 +148,7 @@ class UpdateMetrics(NamedTuple):
 
 
 def make_agent(cfg: A2CConfig) -> GRUAgent:
-    return GRUAgent(cfg.hidden_size, cfg.embed_dim, cfg.use_opponent_id)
+    return GRUAgent(cfg.hidden_size, cfg.embed_dim, cfg.use_opponent_id, cfg.critic_opponent_id)
 
 
 def make_optimizer(cfg: A2CConfig) -> optax.GradientTransformation:
@@ -263,7 +267,7 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         k_opp, k_roll, k_upd = jax.random.split(key, 3)
         opponents = opponent_sampler(k_opp, cfg)
         traj = rollout(k_roll, agent, state.params, opponents, env_params, cfg.num_rounds,
-                       cfg.use_opponent_id, cfg.scan_unroll)
+                       cfg.use_opponent_id or cfg.critic_opponent_id, cfg.scan_unroll)
         ent_coef = entropy_schedule(cfg, state.update)
         per_learner = jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), traj)  # (L, T, N, ...)
         params, opt_state, (pl, vl, ent) = jax.vmap(

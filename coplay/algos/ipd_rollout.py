@@ -50,7 +50,11 @@ def opponent_ids(opponents: Opponents) -> jax.Array:
 def rollout(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
             env_params: MatrixGameParams, num_rounds: int, use_opponent_id: bool = False,
             unroll: int = 1) -> Trajectory:
-    """Play ``num_rounds`` rounds of all L x N episodes. ``params`` has a leading L axis."""
+    """Play ``num_rounds`` rounds of all L x N episodes. ``params`` has a leading L axis.
+
+    ``use_opponent_id`` fills the inputs' opponent-id vectors (else zeros); whether the agent
+    reads them is the agent's business (its policy, its critic, or neither).
+    """
     num_learners, num_episodes = opponents.tabular.shape[:2]
     z = opponent_ids(opponents) if use_opponent_id else jnp.zeros(
         (num_learners, num_episodes, 10), jnp.float32

@@ -81,3 +81,14 @@ def test_opponent_id_changes_the_output_only_when_enabled():
         a = sequence(agent, params, xs)[1]
         b = sequence(agent, params, xs_other)[1]
         assert (not np.allclose(a, b)) == should_differ
+
+
+def test_privileged_critic_sees_z_and_the_policy_does_not():
+    agent = GRUAgent(hidden_size=8, embed_dim=4, critic_opponent_id=True)
+    params = agent.init(jax.random.PRNGKey(0), agent.initial_hidden(2), dummy_input(2))
+    xs = random_inputs(jax.random.PRNGKey(1), 4, 2)
+    xs_other = xs._replace(opponent_id=xs.opponent_id + 1.0)
+    logits_a, values_a = sequence(agent, params, xs)
+    logits_b, values_b = sequence(agent, params, xs_other)
+    np.testing.assert_array_equal(logits_a, logits_b)
+    assert not np.allclose(values_a, values_b)
