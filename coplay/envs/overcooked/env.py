@@ -65,6 +65,11 @@ class Overcooked:
 
     def step_env(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """One transition without auto-reset. actions: (2,) int in [0, 6)."""
+        new_state, reward, done, info = self.transition(key, state, actions, params)
+        return self.get_obs(new_state, params), new_state, reward, done, info
+
+    def transition(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
+        """The state transition alone: (new_state, reward (2,), done (), info)."""
         del key
         actions = jnp.asarray(actions, jnp.int32)
         c = resolve_interacts(state, actions, params, self.old_dynamics)
@@ -97,14 +102,12 @@ class Overcooked:
             "shaped_by_agent": c.shaped,  # (2,) standard shaped reward
             "events": events,  # (2, E) int32 0/1 flags
         }
-        return self.get_obs(new_state, params), new_state, reward, done, info
+        return new_state, reward, done, info
 
     def step(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """One transition; at the horizon the returned obs/state are a fresh episode's."""
-        obs, new_state, reward, done, info = self.step_env(key, state, actions, params)
-        obs_reset, state_reset = self.reset(key, params)
+        new_state, reward, done, info = self.transition(key, state, actions, params)
         new_state = jax.tree_util.tree_map(
-            lambda r, s: jnp.where(done, r, s), state_reset, new_state
+            lambda r, s: jnp.where(done, r, s), initial_state(params), new_state
         )
-        obs = jnp.where(done, obs_reset, obs)
-        return obs, new_state, reward, done, info
+        return self.get_obs(new_state, params), new_state, reward, done, info

@@ -48,11 +48,11 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
     ys, xs = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
     px, py = state.pos[:, 0], state.pos[:, 1]
     loc = (xs[None] == px[:, None, None]) & (ys[None] == py[:, None, None])  # (2, H, W)
-    ori = loc[:, None] & (jnp.arange(4)[None, :, None, None] == state.dir[:, None, None, None])
-    perm = jnp.array([[0, 1], [1, 0]])
+    ori = loc[..., None] & (jnp.arange(4) == state.dir[:, None, None, None])  # (2, H, W, 4)
+    # Ego-centric: row i holds cook i's channels first, then the other cook's.
     players = jnp.concatenate(
-        [loc[perm], ori[perm].reshape(2, 8, h, w)], axis=1
-    ).astype(jnp.float32)  # (2, 10, H, W)
+        [loc[..., None], loc[::-1, ..., None], ori, ori[::-1]], axis=-1
+    ).astype(jnp.float32)  # (2, H, W, 10)
 
     # Objects including the held ones, placed at their holder's cell (a floor cell).
     all_obj = state.obj.at[py, px].set(state.held)
@@ -105,7 +105,6 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
             f(all_obj == TOMATO),
             jnp.full((h, w), urgent, jnp.float32),
         ]
-    shared = jnp.stack(layers)  # (C - 10, H, W)
+    shared = jnp.stack(layers, axis=-1)  # (H, W, C - 10)
     shared = jnp.broadcast_to(shared[None], (2,) + shared.shape)
-    obs = jnp.concatenate([players, shared], axis=1)  # (2, C, H, W)
-    return jnp.transpose(obs, (0, 2, 3, 1)) * params.obs_scale
+    return jnp.concatenate([players, shared], axis=-1) * params.obs_scale  # (2, H, W, C)
