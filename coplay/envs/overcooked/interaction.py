@@ -58,11 +58,21 @@ class _Carry:
     shaped: jnp.ndarray  # (2,) float32 standard shaped reward earned by each cook
 
 
+def table_lookup(table: jnp.ndarray, counts: jnp.ndarray) -> jnp.ndarray:
+    """table (4, 4)[onions, tomatoes] at counts (..., 2), as a one-hot contraction.
+
+    (Gathers and scatters are slow under vmap on CPU; small one-hot sums fuse well.)
+    """
+    idx = counts[..., 0] * 4 + counts[..., 1]
+    onehot = idx[..., None] == jnp.arange(16)
+    return jnp.sum(jnp.where(onehot, table.reshape(16), 0), axis=-1).astype(table.dtype)
+
+
 def pot_status(obj, soup, tick, params: EnvParams):
     """Per-cell booleans (H, W): soup present, idle, ready, cooking; and ingredient count."""
     has_soup = obj == SOUP
     n = soup.sum(-1)
-    cook_time = params.recipe_time[soup[..., 0], soup[..., 1]]
+    cook_time = table_lookup(params.recipe_time, soup)
     idle = tick < 0
     ready = has_soup & ~idle & (tick >= cook_time)
     cooking = has_soup & ~idle & ~ready
@@ -84,9 +94,12 @@ def _interact_one(
     a = actions[i]
     inter = a == INTERACT
     fxy = state.pos[i] + jnp.asarray(DIR_DELTAS)[state.dir[i]]
-    fx, fy = fxy[0], fxy[1]
-    terr = params.terrain[fy, fx]
-    cell_obj, cell_soup, cell_tick = c.obj[fy, fx], c.soup[fy, fx], c.tick[fy, fx]
+    h, w = params.terrain.shape
+    cell = (jnp.arange(h)[:, None] == fxy[1]) & (jnp.arange(w)[None, :] == fxy[0])  # (H, W)
+    pick = lambda grid: jnp.sum(jnp.where(cell, grid, 0))  # noqa: E731  value at the cell
+    terr = pick(params.terrain)
+    cell_obj, cell_tick = pick(c.obj), pick(c.tick)
+    cell_soup = jnp.sum(jnp.where(cell[..., None], c.soup, 0), axis=(0, 1))  # (2,)
     held, held_soup = c.held[i], c.held_soup[i]
     has = held != NOTHING
 
@@ -101,7 +114,7 @@ def _interact_one(
     at_pot = inter & (terr == POT)
     n_in_pot = jnp.where(cell_obj == SOUP, cell_soup.sum(), 0)
     pot_idle = cell_tick < 0
-    cook_time = params.recipe_time[cell_soup[0], cell_soup[1]]
+    cook_time = table_lookup(params.recipe_time, cell_soup)
     pot_ready = (cell_obj == SOUP) & ~pot_idle & (cell_tick >= cook_time)
     start_cook = at_pot & ~has & (cell_obj == SOUP) & pot_idle & (n_in_pot > 0)
     if old_dynamics:
@@ -126,7 +139,7 @@ def _interact_one(
     ing_vec = jnp.stack([held == ONION, held == TOMATO]).astype(jnp.int32)  # (2,)
     old_c = jnp.where(cell_obj == SOUP, cell_soup, 0)
     new_c = jnp.minimum(old_c + ing_vec, 3)
-    v_old, v_new = opt_value[old_c[0], old_c[1]], opt_value[new_c[0], new_c[1]]
+    v_old, v_new = table_lookup(opt_value, old_c), table_lookup(opt_value, new_c)
     optimal, viable = v_old == v_new, v_new > 0
     catastrophic, useless = (v_old > 0) & (v_new == 0), v_old == 0
 
@@ -136,7 +149,7 @@ def _interact_one(
     useful_dish = take_dish & (dishes_on_counters == 0) & (dishes_held < n_useful_pots)
 
     # Rewards.
-    value = params.recipe_value[held_soup[0], held_soup[1]]
+    value = table_lookup(params.recipe_value, held_soup)
     sparse = jnp.where(deliver, value, 0.0)
     pays_placement = add & (~params.placement_needs_viable | optimal | viable)
     shaped = (
@@ -176,13 +189,11 @@ def _interact_one(
         "STAY": a == STAY,
         "MOVEMENT": a < 4,
     }
-    row = jnp.zeros((len(ev),), jnp.int32)
-    for name, flag in named.items():
-        k = ev.get(name)
-        if k is not None:
-            row = row.at[k].add(flag.astype(jnp.int32))
-    row = row.at[ev.idle_counter].add(idle_counter.astype(jnp.int32))
-    row = row.at[ev.idle_other].add(idle_other.astype(jnp.int32))
+    named["IDLE_INTERACT_X"] = idle_counter
+    named["IDLE_INTERACT_EMPTY"] = idle_other
+    named["IDLE_INTERACT"] = idle_counter | idle_other
+    named["IDLE_MOVEMENT"] = jnp.zeros((), bool)  # filled in after movement
+    row = jnp.stack([named[n] for n in ev.names]).astype(jnp.int32)  # (E,)
 
     # Kitchen updates.
     new_held = jnp.select(
@@ -198,15 +209,16 @@ def _interact_one(
         [put, take | pick_soup, add], [held_soup, jnp.zeros(2, jnp.int32), new_c], cell_soup
     )
     new_cell_tick = jnp.select([take | pick_soup, start_cook], [-1, 0], cell_tick)
+    me = jnp.arange(2) == i  # (2,) this cook's row
     return _Carry(
-        held=c.held.at[i].set(new_held),
-        held_soup=c.held_soup.at[i].set(new_held_soup),
-        obj=c.obj.at[fy, fx].set(new_cell_obj),
-        soup=c.soup.at[fy, fx].set(new_cell_soup),
-        tick=c.tick.at[fy, fx].set(new_cell_tick),
-        events=c.events.at[i].set(row),
-        sparse=c.sparse.at[i].set(sparse),
-        shaped=c.shaped.at[i].set(shaped),
+        held=jnp.where(me, new_held, c.held),
+        held_soup=jnp.where(me[:, None], new_held_soup, c.held_soup),
+        obj=jnp.where(cell, new_cell_obj, c.obj),
+        soup=jnp.where(cell[..., None], new_cell_soup, c.soup),
+        tick=jnp.where(cell, new_cell_tick, c.tick),
+        events=jnp.where(me[:, None], row, c.events),
+        sparse=jnp.where(me, sparse, c.sparse),
+        shaped=jnp.where(me, shaped, c.shaped),
     )
 
 
@@ -239,13 +251,14 @@ def cook_pots(obj, soup, tick, params: EnvParams, old_dynamics: bool) -> jnp.nda
     has_soup, idle, _, _, n = pot_status(obj, soup, tick, params)
     if old_dynamics:
         tick = jnp.where(is_pot & has_soup & idle & (n == 3), 0, tick)
-    cook_time = params.recipe_time[soup[..., 0], soup[..., 1]]
+    cook_time = table_lookup(params.recipe_time, soup)
     cooking = is_pot & has_soup & (tick >= 0) & (tick < cook_time)
     return jnp.where(cooking, tick + 1, tick)
 
 
 def idle_movement_event(events: jnp.ndarray, idle_move: jnp.ndarray, old_dynamics: bool):
     """Add the IDLE_MOVEMENT flags (2,) computed by movement to the events (2, E)."""
-    k = EventIndex(old_dynamics)["IDLE_MOVEMENT"]
-    return events.at[:, k].add(idle_move.astype(jnp.int32))
+    ev = EventIndex(old_dynamics)
+    column = jnp.arange(len(ev)) == ev["IDLE_MOVEMENT"]  # (E,)
+    return events + (column[None, :] & idle_move[:, None]).astype(jnp.int32)
 

@@ -24,9 +24,9 @@ def resolve_movement(
     delta = jnp.asarray(DIR_DELTAS)[jnp.clip(actions, 0, 3)] * is_dir[:, None]  # (2, 2)
     h, w = params.terrain.shape
     target = pos + delta
-    tx = jnp.clip(target[:, 0], 0, w - 1)
-    ty = jnp.clip(target[:, 1], 0, h - 1)
-    walkable = params.terrain[ty, tx] == FLOOR  # (2,)
+    at_target = (jnp.arange(h)[None, :, None] == target[:, 1, None, None]) & (
+        jnp.arange(w)[None, None, :] == target[:, 0, None, None])  # (2, H, W) one-hot
+    walkable = jnp.any(at_target & (params.terrain == FLOOR)[None], axis=(1, 2))  # (2,)
     proposed = jnp.where((is_dir & walkable)[:, None], target, pos)  # (2, 2)
     same_cell = jnp.all(proposed[0] == proposed[1])
     swap = jnp.all(proposed[0] == pos[1]) & jnp.all(proposed[1] == pos[0])

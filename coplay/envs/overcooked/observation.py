@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from coplay.envs.overcooked.interaction import table_lookup
 from coplay.envs.overcooked.layouts import (
     COUNTER,
     DISH_DISP,
@@ -55,8 +56,10 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
     ).astype(jnp.float32)  # (2, H, W, 10)
 
     # Objects including the held ones, placed at their holder's cell (a floor cell).
-    all_obj = state.obj.at[py, px].set(state.held)
-    all_soup = state.soup.at[py, px].set(state.held_soup)
+    # (cooks stand on floor, where nothing lies, so a masked sum places them)
+    all_obj = state.obj + jnp.sum(jnp.where(loc, state.held[:, None, None], 0), axis=0)
+    all_soup = state.soup + jnp.sum(
+        jnp.where(loc[..., None], state.held_soup[:, None, None, :], 0), axis=0)
     is_pot = terrain == POT
     in_pot = is_pot & (state.obj == SOUP)
     idle = state.tick < 0
@@ -64,7 +67,7 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
     f = lambda m: m.astype(jnp.float32)
     onions, tomatoes = all_soup[..., 0].astype(jnp.float32), all_soup[..., 1].astype(jnp.float32)
     if old_dynamics:
-        held_at = jnp.zeros_like(state.obj).at[py, px].set(state.held)  # held objects only
+        held_at = all_obj - state.obj  # held objects only
         hidden = lambda code: params.zsceval_old_obs & jnp.any(state.held == code)  # noqa: E731
         soup_gone = hidden(SOUP)
         in_pot = in_pot & ~soup_gone
@@ -84,7 +87,7 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
             f(onion_objs),
         ]
     else:
-        cook_time = params.recipe_time[state.soup[..., 0], state.soup[..., 1]]
+        cook_time = table_lookup(params.recipe_time, state.soup)
         remaining = jnp.maximum(cook_time - state.tick, 0).astype(jnp.float32)
         in_soup = (in_pot & ~idle) | off_pot_soup
         urgent = (params.horizon - state.time) < 40
