@@ -63,9 +63,11 @@ def table_lookup(table: jnp.ndarray, counts: jnp.ndarray) -> jnp.ndarray:
 
     (Gathers and scatters are slow under vmap on CPU; small one-hot sums fuse well.)
     """
-    idx = counts[..., 0] * 4 + counts[..., 1]
-    onehot = idx[..., None] == jnp.arange(16)
-    return jnp.sum(jnp.where(onehot, table.reshape(16), 0), axis=-1).astype(table.dtype)
+    o, t = counts[..., 0, None], counts[..., 1]
+    row = jnp.where(o == 0, table[0], jnp.where(o == 1, table[1],
+                    jnp.where(o == 2, table[2], table[3])))  # (..., 4)
+    return jnp.where(t == 0, row[..., 0], jnp.where(t == 1, row[..., 1],
+                     jnp.where(t == 2, row[..., 2], row[..., 3])))
 
 
 def pot_status(obj, soup, tick, params: EnvParams):
@@ -96,10 +98,11 @@ def _interact_one(
     fxy = state.pos[i] + jnp.asarray(DIR_DELTAS)[state.dir[i]]
     h, w = params.terrain.shape
     cell = (jnp.arange(h)[:, None] == fxy[1]) & (jnp.arange(w)[None, :] == fxy[0])  # (H, W)
-    pick = lambda grid: jnp.sum(jnp.where(cell, grid, 0))  # noqa: E731  value at the cell
-    terr = pick(params.terrain)
-    cell_obj, cell_tick = pick(c.obj), pick(c.tick)
-    cell_soup = jnp.sum(jnp.where(cell[..., None], c.soup, 0), axis=(0, 1))  # (2,)
+    # Everything about the faced cell in one masked reduction.
+    grids = jnp.stack(
+        [params.terrain, c.obj, c.tick, c.soup[..., 0], c.soup[..., 1]], axis=-1)  # (H, W, 5)
+    picked = jnp.sum(jnp.where(cell[..., None], grids, 0), axis=(0, 1))  # (5,)
+    terr, cell_obj, cell_tick, cell_soup = picked[0], picked[1], picked[2], picked[3:]
     held, held_soup = c.held[i], c.held_soup[i]
     has = held != NOTHING
 
