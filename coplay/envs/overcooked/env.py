@@ -86,7 +86,7 @@ class Overcooked:
             tick=tick,
             time=state.time + 1,
         )
-        sparse = c.sparse.sum()
+        sparse = c.sparse[0] + c.sparse[1]
         reward = agent_rewards(
             sparse,
             c.shaped,

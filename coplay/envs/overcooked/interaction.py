@@ -31,7 +31,6 @@ from coplay.envs.overcooked.layouts import (
 )
 from coplay.envs.overcooked.rewards import optimal_value_table
 from coplay.envs.overcooked.state import (
-    DIR_DELTAS,
     DISH,
     INTERACT,
     NOTHING,
@@ -73,7 +72,7 @@ def table_lookup(table: jnp.ndarray, counts: jnp.ndarray) -> jnp.ndarray:
 def pot_status(obj, soup, tick, params: EnvParams):
     """Per-cell booleans (H, W): soup present, idle, ready, cooking; and ingredient count."""
     has_soup = obj == SOUP
-    n = soup.sum(-1)
+    n = soup[..., 0] + soup[..., 1]
     cook_time = table_lookup(params.recipe_time, soup)
     idle = tick < 0
     ready = has_soup & ~idle & (tick >= cook_time)
@@ -95,14 +94,20 @@ def _interact_one(
     """Resolve cook ``i``'s action (a no-op unless INTERACT) on the carried kitchen."""
     a = actions[i]
     inter = a == INTERACT
-    fxy = state.pos[i] + jnp.asarray(DIR_DELTAS)[state.dir[i]]
+    d = state.dir[i]
+    fx = state.pos[i, 0] + (d == 2).astype(jnp.int32) - (d == 3)  # faced cell (DIR_DELTAS)
+    fy = state.pos[i, 1] + (d == 1).astype(jnp.int32) - (d == 0)
     h, w = params.terrain.shape
-    cell = (jnp.arange(h)[:, None] == fxy[1]) & (jnp.arange(w)[None, :] == fxy[0])  # (H, W)
-    # Everything about the faced cell in one masked reduction.
+    cell = (jnp.arange(h)[:, None] == fy) & (jnp.arange(w)[None, :] == fx)  # (H, W)
+    # Everything about the faced cell, and the dishes on counters, in one masked reduction.
+    dish_on_counter = ((params.terrain == COUNTER) & (c.obj == DISH)).astype(jnp.int32)
     grids = jnp.stack(
         [params.terrain, c.obj, c.tick, c.soup[..., 0], c.soup[..., 1]], axis=-1)  # (H, W, 5)
-    picked = jnp.sum(jnp.where(cell[..., None], grids, 0), axis=(0, 1))  # (5,)
-    terr, cell_obj, cell_tick, cell_soup = picked[0], picked[1], picked[2], picked[3:]
+    picked = jnp.sum(jnp.concatenate(
+        [jnp.where(cell[..., None], grids, 0), dish_on_counter[..., None]], axis=-1),
+        axis=(0, 1))  # (6,)
+    terr, cell_obj, cell_tick, cell_soup = picked[0], picked[1], picked[2], picked[3:5]
+    dishes_on_counters = picked[5]
     held, held_soup = c.held[i], c.held_soup[i]
     has = held != NOTHING
 
@@ -115,7 +120,7 @@ def _interact_one(
     take_tomato = inter & (terr == TOMATO_DISP) & ~has
     take_dish = inter & (terr == DISH_DISP) & ~has
     at_pot = inter & (terr == POT)
-    n_in_pot = jnp.where(cell_obj == SOUP, cell_soup.sum(), 0)
+    n_in_pot = jnp.where(cell_obj == SOUP, cell_soup[0] + cell_soup[1], 0)
     pot_idle = cell_tick < 0
     cook_time = table_lookup(params.recipe_time, cell_soup)
     pot_ready = (cell_obj == SOUP) & ~pot_idle & (cell_tick >= cook_time)
@@ -147,8 +152,7 @@ def _interact_one(
     catastrophic, useless = (v_old > 0) & (v_new == 0), v_old == 0
 
     # USEFUL_DISH_PICKUP: fewer dishes held than non-empty pots (at step start), none on counters.
-    dishes_held = jnp.sum(c.held == DISH)
-    dishes_on_counters = jnp.sum((params.terrain == COUNTER) & (c.obj == DISH))
+    dishes_held = (c.held[0] == DISH).astype(jnp.int32) + (c.held[1] == DISH)
     useful_dish = take_dish & (dishes_on_counters == 0) & (dishes_held < n_useful_pots)
 
     # Rewards.
@@ -162,7 +166,7 @@ def _interact_one(
     )
 
     # Events of this cook.
-    n_held_soup = held_soup.sum()
+    n_held_soup = held_soup[0] + held_soup[1]
     named = {
         "put_onion_on_X": put & (held == ONION),
         "put_tomato_on_X": put & (held == TOMATO),

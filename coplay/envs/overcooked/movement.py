@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from coplay.envs.overcooked.layouts import FLOOR
-from coplay.envs.overcooked.state import DIR_DELTAS, EnvParams
+from coplay.envs.overcooked.state import EnvParams
 
 
 def resolve_movement(
@@ -21,16 +21,20 @@ def resolve_movement(
     pos: (2, 2) int32 (x, y); direction: (2,) int32; actions: (2,) int32.
     """
     is_dir = actions < 4  # (2,)
-    delta = jnp.asarray(DIR_DELTAS)[jnp.clip(actions, 0, 3)] * is_dir[:, None]  # (2, 2)
+    dx = (actions == 2).astype(jnp.int32) - (actions == 3)  # DIR_DELTAS without a gather
+    dy = (actions == 1).astype(jnp.int32) - (actions == 0)
+    delta = jnp.stack([dx, dy], axis=-1)  # (2, 2), zero for STAY / INTERACT
     h, w = params.terrain.shape
     target = pos + delta
     at_target = (jnp.arange(h)[None, :, None] == target[:, 1, None, None]) & (
         jnp.arange(w)[None, None, :] == target[:, 0, None, None])  # (2, H, W) one-hot
     walkable = jnp.any(at_target & (params.terrain == FLOOR)[None], axis=(1, 2))  # (2,)
     proposed = jnp.where((is_dir & walkable)[:, None], target, pos)  # (2, 2)
-    same_cell = jnp.all(proposed[0] == proposed[1])
-    swap = jnp.all(proposed[0] == pos[1]) & jnp.all(proposed[1] == pos[0])
+    eq = lambda a, b: (a[0] == b[0]) & (a[1] == b[1])  # noqa: E731
+    same_cell = eq(proposed[0], proposed[1])
+    swap = eq(proposed[0], pos[1]) & eq(proposed[1], pos[0])
     new_pos = jnp.where(same_cell | swap, pos, proposed)
     new_dir = jnp.where(is_dir, actions, direction)
-    idle_move = is_dir & jnp.all(new_pos == pos, axis=-1) & (new_dir == direction)
+    idle_move = is_dir & (new_pos[:, 0] == pos[:, 0]) & (new_pos[:, 1] == pos[:, 1])
+    idle_move = idle_move & (new_dir == direction)
     return new_pos, new_dir, idle_move
