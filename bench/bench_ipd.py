@@ -3,9 +3,10 @@
 1. Environment steps/s: the jitted, vmapped ``IteratedMatrixGame`` (random actions, whole
    episodes in one ``lax.scan``) against a NumPy implementation of the same game vectorised
    over the batch (the strongest non-JAX anchor; a per-episode Python loop would be far slower).
-2. A2C training agent-steps/s (rollout + GAE + update, both learners) of ``coplay.algos.a2c``
-   against the same algorithm built on ``flax.linen.GRUCell`` stepped inside the update's scan
-   (the textbook implementation, i.e. what one writes first).
+2. A2C training agent-steps/s (rollout + GAE + update, both learners, one program with a
+   learner axis) against two one-learner programs dispatched together. JAX dispatches them
+   asynchronously, so on a 2-core CPU they run concurrently: the ratio shows how much of the
+   machine one training program uses (seeds are therefore best run as parallel processes).
 
 Usage: python bench/bench_ipd.py [--quick]
 Machines here are shared and noisy: read the ratios, not the absolute numbers.
@@ -40,21 +41,24 @@ def jax_env_steps_per_s(batch: int, rounds: int, repeats: int) -> float:
     env = IteratedMatrixGame(rounds)
     params = MatrixGameParams()
 
-    def episode(key):
-        obs, state = env.reset(key, params)
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    step = jax.vmap(env.step, in_axes=(None, 0, 0, None))
+
+    @jax.jit
+    def run(key):
+        _, state = reset(jax.random.split(key, batch), params)
 
         def body(carry, k):
             state, total = carry
-            actions = jax.random.bernoulli(k, 0.5, (2,)).astype(jnp.int32)
-            obs, state, reward, _, _ = env.step(k, state, actions, params)
+            actions = jax.random.bernoulli(k, 0.5, (batch, 2)).astype(jnp.int32)
+            obs, state, reward, _, _ = step(k, state, actions, params)
             return (state, total + reward + obs), None  # consume obs and reward
 
-        (_, total), _ = jax.lax.scan(body, (state, jnp.zeros(2)), jax.random.split(key, rounds))
+        (_, total), _ = jax.lax.scan(body, (state, jnp.zeros((batch, 2))),
+                                     jax.random.split(key, rounds))
         return total
 
-    run = jax.jit(jax.vmap(episode))
-    keys = jax.random.split(jax.random.PRNGKey(0), batch)
-    t = best_time(lambda: run(keys).block_until_ready(), repeats)
+    t = best_time(lambda: run(jax.random.PRNGKey(0)).block_until_ready(), repeats)
     return batch * rounds / t
 
 
@@ -73,50 +77,22 @@ def numpy_env_steps_per_s(batch: int, rounds: int, repeats: int) -> float:
     return batch * rounds / best_time(run, repeats)
 
 
-class FlaxCellAgent(nn.Module):
-    """Anchor: the same agent written with flax's GRUCell, one full cell per step."""
-
-    hidden_size: int = 64
-    embed_dim: int = 32
-    use_opponent_id: bool = False
-
-    @nn.compact
-    def __call__(self, hidden, x):
-        emb = (nn.Dense(self.embed_dim)(jax.nn.one_hot(x.token, 5))
-               + nn.Dense(self.embed_dim)(jax.nn.one_hot(x.prev_action, 2))
-               + nn.Dense(self.embed_dim)(x.prev_reward[..., None]))
-        hidden, out = nn.GRUCell(self.hidden_size)(hidden, emb)
-        feat = nn.swish(out)
-        return hidden, (nn.Dense(2)(feat), nn.Dense(1)(feat)[..., 0])
-
-    def initial_hidden(self, batch):
-        return jnp.zeros((batch, self.hidden_size))
-
-
-def anchor_sequence(agent, params, inputs, unroll=1):
-    def step(h, x):
-        h, out = agent.apply(params, h, x)
-        return h, out
-
-    _, (logits, values) = jax.lax.scan(step, agent.initial_hidden(inputs.token.shape[1]),
-                                       inputs, unroll=unroll)
-    return logits, values
-
-
-def a2c_agent_steps_per_s(cfg: a2c.A2CConfig, anchor: bool, repeats: int) -> float:
-    patched = {}
-    if anchor:  # swap the agent class and the whole-sequence pass for the textbook versions
-        patched = {"make_agent": a2c.make_agent, "sequence": a2c.sequence}
-        a2c.make_agent = lambda c: FlaxCellAgent(c.hidden_size, c.embed_dim)
-        a2c.sequence = anchor_sequence
-    try:
+def a2c_agent_steps_per_s(cfg: a2c.A2CConfig, per_learner_programs: bool,
+                          repeats: int) -> float:
+    """Training throughput. The anchor trains two one-learner programs (self-play), dispatched
+    together so that they may run concurrently."""
+    if per_learner_programs:
+        one = dataclasses.replace(cfg, num_learners=1)
+        init, chunk = a2c.make_train(one)
+        states = [init(jax.random.PRNGKey(i)) for i in range(cfg.num_learners)]
+        key = jax.random.PRNGKey(1)
+        run = lambda: jax.block_until_ready([chunk(s, key) for s in states])
+    else:
         init, chunk = a2c.make_train(cfg)
         state = init(jax.random.PRNGKey(0))
         key = jax.random.PRNGKey(1)
-        t = best_time(lambda: jax.block_until_ready(chunk(state, key)), repeats)
-    finally:
-        for name, fn in patched.items():
-            setattr(a2c, name, fn)
+        run = lambda: jax.block_until_ready(chunk(state, key))
+    t = best_time(run, repeats)
     steps = cfg.updates_per_chunk * cfg.num_learners * cfg.episodes_per_update * cfg.num_rounds
     return steps / t
 
@@ -136,16 +112,16 @@ def main():
         print(f"{batch:>7} {ours:>18.3e} {ref:>19.3e} {ours / ref:>6.1f}x")
 
     print("\n== A2C training agent-steps/s (rollout + GAE + update, 2 learners) ==")
-    print(f"{'hidden':>6} {'episodes':>8} {'coplay':>10} {'flax GRUCell anchor':>20} {'ratio':>6}"
-          f" {'s/update':>9}")
+    print(f"{'hidden':>6} {'episodes':>8} {'coplay':>10} {'per-learner programs':>21}"
+          f" {'ratio':>6} {'s/update':>9}")
     sizes = [(64, 256)] if args.quick else [(64, 512), (128, 512), (32, 1024)]
     for hidden, eps in sizes:
         cfg = dataclasses.replace(a2c.A2CConfig(), hidden_size=hidden, episodes_per_update=eps,
                                   updates_per_chunk=2 if args.quick else 5, scan_unroll=1)
-        ours = a2c_agent_steps_per_s(cfg, anchor=False, repeats=repeats)
-        ref = a2c_agent_steps_per_s(cfg, anchor=True, repeats=repeats)
+        ours = a2c_agent_steps_per_s(cfg, per_learner_programs=False, repeats=repeats)
+        ref = a2c_agent_steps_per_s(cfg, per_learner_programs=True, repeats=repeats)
         per_update = cfg.num_learners * eps * cfg.num_rounds / ours
-        print(f"{hidden:>6} {eps:>8} {ours:>10.3e} {ref:>20.3e} {ours / ref:>5.2f}x"
+        print(f"{hidden:>6} {eps:>8} {ours:>10.3e} {ref:>21.3e} {ours / ref:>5.2f}x"
               f" {per_update:>9.3f}")
 
 

@@ -1,7 +1,8 @@
 """Decentralised A2C for GRU agents in the iterated prisoner's dilemma (spec: Algorithm 1).
 
 Every learner has its own parameters and optimiser state, stacked on a leading learner axis
-and updated by one ``vmap``: nothing is shared between learners but the games they play.
+and updated in the same jitted program: nothing is shared between learners but the games they
+play.
 ``make_train(config)`` returns ``init(key) -> A2CState`` and a jitted
 ``train_chunk(state, key) -> (state, metrics)`` that runs ``updates_per_chunk`` updates
 (rollout -> GAE -> epochs of full-batch or minibatch gradient steps) as one ``lax.scan``.

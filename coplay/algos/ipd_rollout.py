@@ -59,7 +59,7 @@ def rollout(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
     z = opponent_ids(opponents) if use_opponent_id else jnp.zeros(
         (num_learners, num_episodes, 10), jnp.float32
     )
-    apply_step = jax.vmap(agent.apply, in_axes=(0, 0, 0))  # over learners
+    apply_step = jax.vmap(agent.apply)  # over the learner axis
 
     class Carry(NamedTuple):
         hidden: jax.Array  # (L, N, H)
