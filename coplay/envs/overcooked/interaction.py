@@ -44,6 +44,17 @@ from coplay.envs.overcooked.state import (
 
 
 @struct.dataclass
+class _View:
+    """What one cook sees of the cell it faces (scalars), and the dishes on counters."""
+
+    terr: jnp.ndarray
+    obj: jnp.ndarray
+    tick: jnp.ndarray
+    soup: jnp.ndarray  # (2,)
+    dishes_on_counters: jnp.ndarray
+
+
+@struct.dataclass
 class _Carry:
     """What the interacts of one step update, cook by cook."""
 
@@ -90,24 +101,16 @@ def _interact_one(
     opt_value: jnp.ndarray,
     old_dynamics: bool,
     ev: EventIndex,
-) -> _Carry:
-    """Resolve cook ``i``'s action (a no-op unless INTERACT) on the carried kitchen."""
+    view: _View,
+):
+    """Resolve cook ``i``'s action (a no-op unless INTERACT) given its view of the faced cell.
+
+    Returns the carry (without grids) and the new (obj, soup (2,), tick) of the faced cell.
+    """
     a = actions[i]
     inter = a == INTERACT
-    d = state.dir[i]
-    fx = state.pos[i, 0] + (d == 2).astype(jnp.int32) - (d == 3)  # faced cell (DIR_DELTAS)
-    fy = state.pos[i, 1] + (d == 1).astype(jnp.int32) - (d == 0)
-    h, w = params.terrain.shape
-    cell = (jnp.arange(h)[:, None] == fy) & (jnp.arange(w)[None, :] == fx)  # (H, W)
-    # Everything about the faced cell, and the dishes on counters, in one masked reduction.
-    dish_on_counter = ((params.terrain == COUNTER) & (c.obj == DISH)).astype(jnp.int32)
-    grids = jnp.stack(
-        [params.terrain, c.obj, c.tick, c.soup[..., 0], c.soup[..., 1]], axis=-1)  # (H, W, 5)
-    picked = jnp.sum(jnp.concatenate(
-        [jnp.where(cell[..., None], grids, 0), dish_on_counter[..., None]], axis=-1),
-        axis=(0, 1))  # (6,)
-    terr, cell_obj, cell_tick, cell_soup = picked[0], picked[1], picked[2], picked[3:5]
-    dishes_on_counters = picked[5]
+    terr, cell_obj, cell_tick, cell_soup = view.terr, view.obj, view.tick, view.soup
+    dishes_on_counters = view.dishes_on_counters
     held, held_soup = c.held[i], c.held_soup[i]
     has = held != NOTHING
 
@@ -217,16 +220,15 @@ def _interact_one(
     )
     new_cell_tick = jnp.select([take | pick_soup, start_cook], [-1, 0], cell_tick)
     me = jnp.arange(2) == i  # (2,) this cook's row
-    return _Carry(
+    carry = c.replace(
         held=jnp.where(me, new_held, c.held),
         held_soup=jnp.where(me[:, None], new_held_soup, c.held_soup),
-        obj=jnp.where(cell, new_cell_obj, c.obj),
-        soup=jnp.where(cell[..., None], new_cell_soup, c.soup),
-        tick=jnp.where(cell, new_cell_tick, c.tick),
         events=jnp.where(me[:, None], row, c.events),
         sparse=jnp.where(me, sparse, c.sparse),
         shaped=jnp.where(me, shaped, c.shaped),
     )
+    dish_delta = (put & (held == DISH)).astype(jnp.int32) - (take & (cell_obj == DISH))
+    return carry, (new_cell_obj, new_cell_soup, new_cell_tick), dish_delta
 
 
 def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old_dynamics: bool):
@@ -247,9 +249,39 @@ def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old
         sparse=jnp.zeros((2,), jnp.float32),
         shaped=jnp.zeros((2,), jnp.float32),
     )
-    for i in range(2):  # sequential on purpose: cook 0's interact happens first
-        c = _interact_one(i, c, state, actions, params, n_useful_pots, opt_value, old_dynamics, ev)
-    return c
+    # Both faced cells and the dishes on counters in one masked reduction over the grid.
+    d = state.dir
+    fx = state.pos[:, 0] + (d == 2).astype(jnp.int32) - (d == 3)  # (2,) faced cells
+    fy = state.pos[:, 1] + (d == 1).astype(jnp.int32) - (d == 0)
+    h, w = params.terrain.shape
+    cells = (jnp.arange(h)[None, :, None] == fy[:, None, None]) & (
+        jnp.arange(w)[None, None, :] == fx[:, None, None])  # (2, H, W)
+    dish_on_counter = (params.terrain == COUNTER) & (state.obj == DISH)
+    grids = jnp.stack([params.terrain, state.obj, state.tick, state.soup[..., 0],
+                       state.soup[..., 1], dish_on_counter.astype(jnp.int32)], axis=-1)
+    mask = jnp.concatenate([jnp.broadcast_to(cells[..., None], (2, h, w, 5)),
+                            jnp.ones((2, h, w, 1), bool)], axis=-1)
+    picked = jnp.sum(jnp.where(mask, grids[None], 0), axis=(1, 2))  # (2, 6)
+    view0 = _View(picked[0, 0], picked[0, 1], picked[0, 2], picked[0, 3:5], picked[0, 5])
+    # Sequential on purpose: cook 0 acts first; cook 1 sees what cook 0 left on a shared cell.
+    c, (obj0, soup0, tick0), dish_delta = _interact_one(
+        0, c, state, actions, params, n_useful_pots, opt_value, old_dynamics, ev, view0)
+    same = (fx[0] == fx[1]) & (fy[0] == fy[1])
+    view1 = _View(
+        picked[1, 0],
+        jnp.where(same, obj0, picked[1, 1]),
+        jnp.where(same, tick0, picked[1, 2]),
+        jnp.where(same, soup0, picked[1, 3:5]),
+        picked[0, 5] + dish_delta,
+    )
+    c, (obj1, soup1, tick1), _ = _interact_one(
+        1, c, state, actions, params, n_useful_pots, opt_value, old_dynamics, ev, view1)
+    # Write both cells back (cook 1's values win on a shared cell: they come after cook 0's).
+    c0, c1 = cells[0], cells[1]
+    obj = jnp.where(c1, obj1, jnp.where(c0, obj0, state.obj))
+    soup = jnp.where(c1[..., None], soup1, jnp.where(c0[..., None], soup0, state.soup))
+    tick = jnp.where(c1, tick1, jnp.where(c0, tick0, state.tick))
+    return c.replace(obj=obj, soup=soup, tick=tick)
 
 
 def cook_pots(obj, soup, tick, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
