@@ -74,8 +74,10 @@ class A2CConfig:
     """Entropy bonus c_e at the start of training (the paper: 0.01, constant)."""
     entropy_coef_final: float | None = None
     """If set, c_e decays linearly to this value over `entropy_decay_updates`."""
+    entropy_decay_start: int = 0
+    """Update at which the linear decay of the entropy bonus begins (it is held before)."""
     entropy_decay_updates: int | None = None
-    """Updates over which the entropy bonus decays (default: all of `num_updates`)."""
+    """Updates over which the entropy bonus decays (default: the rest of `num_updates`)."""
     reward_scale: float = 0.02
     """Rewards are multiplied by this before advantages and value targets (the paper: 0.02)."""
     normalize_advantages: bool = True
@@ -113,6 +115,7 @@ def validate(cfg: A2CConfig) -> None:
     need(cfg.entropy_coef >= 0, "entropy_coef", "must be >= 0")
     need(cfg.entropy_coef_final is None or cfg.entropy_coef_final >= 0, "entropy_coef_final",
          "must be >= 0")
+    need(cfg.entropy_decay_start >= 0, "entropy_decay_start", "must be >= 0")
     need(cfg.entropy_decay_updates is None or cfg.entropy_decay_updates >= 1,
          "entropy_decay_updates", "must be >= 1")
     need(cfg.reward_scale > 0, "reward_scale", "must be > 0")
@@ -162,8 +165,8 @@ def make_optimizer(cfg: A2CConfig) -> optax.GradientTransformation:
 def entropy_schedule(cfg: A2CConfig, update: jax.Array) -> jax.Array:
     if cfg.entropy_coef_final is None:
         return jnp.asarray(cfg.entropy_coef, jnp.float32)
-    horizon = cfg.entropy_decay_updates or cfg.num_updates
-    frac = jnp.clip(update / horizon, 0.0, 1.0)
+    horizon = cfg.entropy_decay_updates or max(cfg.num_updates - cfg.entropy_decay_start, 1)
+    frac = jnp.clip((update - cfg.entropy_decay_start) / horizon, 0.0, 1.0)
     return cfg.entropy_coef + frac * (cfg.entropy_coef_final - cfg.entropy_coef)
 
 

@@ -35,9 +35,10 @@ PRESETS: dict[str, A2CConfig] = {
         num_updates=6, updates_per_chunk=2, scan_unroll=1,
     ),
     "default": A2CConfig(
-        hidden_size=64, episodes_per_update=512, num_updates=4000, updates_per_chunk=50,
-        learning_rate=3e-3, entropy_coef=0.05, entropy_coef_final=0.0, gae_lambda=0.95,
-        scan_unroll=1,
+        hidden_size=32, episodes_per_update=512, num_updates=4000, updates_per_chunk=25,
+        learning_rate=3e-3, gae_lambda=0.95, critic_opponent_id=True,
+        entropy_coef=0.2, entropy_coef_final=0.0, entropy_decay_start=3000,
+        entropy_decay_updates=1000, scan_unroll=1,
     ),
     "paper": A2CConfig(),
 }

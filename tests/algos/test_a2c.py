@@ -22,6 +22,7 @@ TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=1
     ("tabular_fraction", 1.5), ("learning_rate", 0.0), ("gamma", 1.2), ("gae_lambda", -0.1),
     ("entropy_coef", -1.0), ("reward_scale", 0.0), ("num_minibatches", 3),
     ("update_epochs", 4), ("num_learners", 3), ("clip_eps", -0.2),
+    ("entropy_decay_start", -1),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -67,6 +68,14 @@ def test_rollout_jit_equals_eager():
         eager = _rollout(state.params, opp)
     for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_entropy_schedule_holds_then_decays():
+    cfg = dataclasses.replace(TINY, num_updates=100, entropy_coef=0.2, entropy_coef_final=0.0,
+                              entropy_decay_start=50, entropy_decay_updates=20)
+    got = [float(a2c.entropy_schedule(cfg, jnp.asarray(u))) for u in (0, 50, 60, 70, 99)]
+    np.testing.assert_allclose(got, [0.2, 0.2, 0.1, 0.0, 0.0], atol=1e-6)
+    assert float(a2c.entropy_schedule(TINY, jnp.asarray(3))) == pytest.approx(TINY.entropy_coef)
 
 
 def test_pool_composition_follows_tabular_fraction():
