@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

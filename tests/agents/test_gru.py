@@ -1,7 +1,6 @@
 """The GRU agent: whole-sequence pass == step by step, config fields reach the network."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
