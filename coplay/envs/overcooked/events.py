@@ -107,3 +107,60 @@ class EventIndex:
 
     def __getitem__(self, name: str) -> int:
         return self._idx[name]
+
+
+# --- Vectorised event rows --------------------------------------------------------------------
+# Each step a cook does exactly one "kind" of thing; an event fires when the kind is one of its
+# kinds, the object involved matches (if it names one) and its extra judgement bits are set.
+# Building a row as one comparison against these tables keeps the traced step small.
+(K_NONE, K_PUT, K_TAKE, K_TAKE_O, K_TAKE_T, K_TAKE_D, K_PICK_SOUP, K_ADD, K_COOK, K_DELIVER,
+ K_IDLE_X, K_IDLE_OTHER, K_STAY, K_MOVE) = range(14)
+B_USEFUL, B_VIABLE, B_OPTIMAL, B_CATASTROPHIC, B_USELESS, B_SIZE2, B_SIZE3, B_USELESS_DELIVERY = (
+    1 << k for k in range(8))
+_OBJ = {"onion": 1, "tomato": 2, "dish": 3, "soup": 4}
+
+
+def _spec(name: str) -> tuple[tuple[int, ...], int, int]:
+    """(kinds, object code or -1, required bits) of an event name."""
+    for obj, code in _OBJ.items():
+        if name == f"put_{obj}_on_X":
+            return (K_PUT,), code, 0
+        if name == f"pickup_{obj}_from_X":
+            return (K_TAKE,), code, 0
+        if name == f"potting_{obj}":
+            return (K_ADD,), code, 0
+    table = {
+        "pickup_onion_from_O": ((K_TAKE_O,), -1, 0),
+        "pickup_tomato_from_T": ((K_TAKE_T,), -1, 0),
+        "pickup_dish_from_D": ((K_TAKE_D,), -1, 0),
+        "USEFUL_DISH_PICKUP": ((K_TAKE_D,), -1, B_USEFUL),
+        "SOUP_PICKUP": ((K_PICK_SOUP,), -1, 0),
+        "PLACEMENT_IN_POT": ((K_ADD,), -1, 0),
+        "viable_placement": ((K_ADD,), -1, B_VIABLE),
+        "optimal_placement": ((K_ADD,), -1, B_OPTIMAL),
+        "catastrophic_placement": ((K_ADD,), -1, B_CATASTROPHIC),
+        "useless_placement": ((K_ADD,), -1, B_USELESS),
+        "cook": ((K_COOK,), -1, 0),
+        "delivery": ((K_DELIVER,), -1, 0),
+        "deliver_size_two_order": ((K_DELIVER,), -1, B_SIZE2),
+        "deliver_size_three_order": ((K_DELIVER,), -1, B_SIZE3),
+        "deliver_useless_order": ((K_DELIVER,), -1, B_USELESS_DELIVERY),
+        "STAY": ((K_STAY,), -1, 0),
+        "MOVEMENT": ((K_MOVE,), -1, 0),
+        "IDLE_MOVEMENT": ((), -1, 0),  # set by movement, not by a kind
+        "IDLE_INTERACT_X": ((K_IDLE_X,), -1, 0),
+        "IDLE_INTERACT_EMPTY": ((K_IDLE_OTHER,), -1, 0),
+        "IDLE_INTERACT": ((K_IDLE_X, K_IDLE_OTHER), -1, 0),
+    }
+    return table[name]
+
+
+def event_tables(old_dynamics: bool):
+    """(kind bitmask (E,), object (E,), required bits (E,)) int32 numpy arrays."""
+    import numpy as np
+
+    specs = [_spec(n) for n in event_names(old_dynamics)]
+    kinds = np.array([sum(1 << k for k in s[0]) for s in specs], np.int32)
+    objs = np.array([s[1] for s in specs], np.int32)
+    bits = np.array([s[2] for s in specs], np.int32)
+    return kinds, objs, bits

@@ -20,6 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import struct
 
+from coplay.envs.overcooked import events as E
 from coplay.envs.overcooked.events import EventIndex
 from coplay.envs.overcooked.layouts import (
     COUNTER,
@@ -170,40 +171,27 @@ def _interact_one(
 
     # Events of this cook.
     n_held_soup = held_soup[0] + held_soup[1]
-    named = {
-        "put_onion_on_X": put & (held == ONION),
-        "put_tomato_on_X": put & (held == TOMATO),
-        "put_dish_on_X": put & (held == DISH),
-        "put_soup_on_X": put & (held == SOUP),
-        "pickup_onion_from_X": take & (cell_obj == ONION),
-        "pickup_tomato_from_X": take & (cell_obj == TOMATO),
-        "pickup_dish_from_X": take & (cell_obj == DISH),
-        "pickup_soup_from_X": take & (cell_obj == SOUP),
-        "pickup_onion_from_O": take_onion,
-        "pickup_tomato_from_T": take_tomato,
-        "pickup_dish_from_D": take_dish,
-        "USEFUL_DISH_PICKUP": useful_dish,
-        "SOUP_PICKUP": pick_soup,
-        "PLACEMENT_IN_POT": add,
-        "viable_placement": add & viable,
-        "optimal_placement": add & optimal,
-        "catastrophic_placement": add & catastrophic,
-        "useless_placement": add & useless,
-        "potting_onion": add & (held == ONION),
-        "potting_tomato": add & (held == TOMATO),
-        "cook": start_cook,
-        "delivery": deliver,
-        "deliver_size_two_order": deliver & (n_held_soup == 2),
-        "deliver_size_three_order": deliver & (n_held_soup == 3),
-        "deliver_useless_order": deliver & (value <= 0),
-        "STAY": a == STAY,
-        "MOVEMENT": a < 4,
-    }
-    named["IDLE_INTERACT_X"] = idle_counter
-    named["IDLE_INTERACT_EMPTY"] = idle_other
-    named["IDLE_INTERACT"] = idle_counter | idle_other
-    named["IDLE_MOVEMENT"] = jnp.zeros((), bool)  # filled in after movement
-    row = jnp.stack([named[n] for n in ev.names]).astype(jnp.int32)  # (E,)
+    kind = jnp.select(
+        [a == STAY, a < 4, put, take, take_onion, take_tomato, take_dish, pick_soup, add,
+         start_cook, deliver, idle_counter, idle_other],
+        [E.K_STAY, E.K_MOVE, E.K_PUT, E.K_TAKE, E.K_TAKE_O, E.K_TAKE_T, E.K_TAKE_D,
+         E.K_PICK_SOUP, E.K_ADD, E.K_COOK, E.K_DELIVER, E.K_IDLE_X, E.K_IDLE_OTHER],
+        E.K_NONE,
+    )
+    obj_code = jnp.where(put | add, held, jnp.where(take, cell_obj, 0))
+    i32 = lambda b: b.astype(jnp.int32)  # noqa: E731
+    bits = (
+        i32(useful_dish) * E.B_USEFUL + i32(viable) * E.B_VIABLE + i32(optimal) * E.B_OPTIMAL
+        + i32(catastrophic) * E.B_CATASTROPHIC + i32(useless) * E.B_USELESS
+        + i32(n_held_soup == 2) * E.B_SIZE2 + i32(n_held_soup == 3) * E.B_SIZE3
+        + i32(value <= 0) * E.B_USELESS_DELIVERY
+    )
+    kinds, objs, need = (jnp.asarray(t) for t in E.event_tables(old_dynamics))
+    row = (
+        ((jnp.left_shift(1, kind) & kinds) != 0)
+        & ((objs < 0) | (obj_code == objs))
+        & ((bits & need) == need)
+    ).astype(jnp.int32)  # (E,)
 
     # Kitchen updates.
     new_held = jnp.select(
