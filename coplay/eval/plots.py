@@ -31,10 +31,12 @@ def plot_training_curves(runs: dict[str, list[dict]], path: Path) -> None:
         x = np.array([r["update"] for r in rows])
         c = colors[i % len(colors)]
         for ax, kind in zip(axes, ("reward", "coop"), strict=True):
-            ll = np.nanmean(_series(rows, f"{kind}_vs_learner"), axis=1)
-            lt = np.nanmean(_series(rows, f"{kind}_vs_tabular"), axis=1)
-            ax.plot(x, ll, color=c, label=f"{label}: learner vs learner")
-            ax.plot(x, lt, color=c, ls="--", alpha=0.7, label=f"{label}: learner vs tabular")
+            for pairing, style in (("learner", "-"), ("tabular", "--")):
+                series = _series(rows, f"{kind}_vs_{pairing}")
+                if np.isnan(series).all():  # e.g. no tabular episodes in `no-tabular`
+                    continue
+                ax.plot(x, np.nanmean(series, axis=1), color=c, ls=style,
+                        label=f"{label}: learner vs {pairing}")
     axes[0].set_ylabel("reward per round")
     axes[1].set_ylabel("cooperation rate")
     axes[1].set_ylim(-0.02, 1.02)
