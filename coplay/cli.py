@@ -41,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     module_name, fn_name = target.split(":")
     fn = getattr(importlib.import_module(module_name), fn_name)
     prog = f"coplay {argv[0]} {argv[1]}"
-    result = fn(argv[2:], prog=prog)
+    from coplay.runs import RunError
+
+    try:
+        result = fn(argv[2:], prog=prog)
+    except (ValueError, RunError) as e:  # config, layout and run-folder errors: no traceback
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -128,3 +128,4 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
     assert meta["update"] == 2
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(loaded), strict=True):
         np.testing.assert_array_equal(a, b)
+
