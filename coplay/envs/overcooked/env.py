@@ -18,7 +18,12 @@ import jax
 import jax.numpy as jnp
 
 from coplay.envs.overcooked.events import event_names
-from coplay.envs.overcooked.interaction import cook_pots, idle_movement_event, resolve_interacts
+from coplay.envs.overcooked.interaction import (
+    cook_pots,
+    idle_movement_event,
+    materialise,
+    resolve_interacts,
+)
 from coplay.envs.overcooked.layouts import Layout, get_layout
 from coplay.envs.overcooked.movement import resolve_movement
 from coplay.envs.overcooked.observation import get_obs, num_channels
@@ -66,7 +71,7 @@ class Overcooked:
     def step_env(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """One transition without auto-reset. actions: (2,) int in [0, 6)."""
         new_state, reward, done, info = self.transition(key, state, actions, params)
-        return self.get_obs(new_state, params), new_state, reward, done, info
+        return self._obs_of(new_state, params), new_state, reward, done, info
 
     def transition(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """The state transition alone: (new_state, reward (2,), done (), info)."""
@@ -110,4 +115,16 @@ class Overcooked:
         new_state = jax.tree_util.tree_map(
             lambda r, s: jnp.where(done, r, s), initial_state(params), new_state
         )
-        return self.get_obs(new_state, params), new_state, reward, done, info
+        return self._obs_of(new_state, params), new_state, reward, done, info
+
+    def _obs_of(self, state: State, params: EnvParams) -> jnp.ndarray:
+        """The obs of a freshly computed state, behind an optimization barrier.
+
+        Without it XLA fuses the transition's (long) expressions into the per-cell obs loops
+        and recomputes them for every cell and channel: on CPU this more than doubled the
+        cost of a step. The barrier makes the new state materialise once.
+        """
+        pos, direction, held, held_soup = materialise(
+            state.pos, state.dir, state.held, state.held_soup)
+        state = state.replace(pos=pos, dir=direction, held=held, held_soup=held_soup)
+        return self.get_obs(state, params)

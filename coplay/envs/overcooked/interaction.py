@@ -69,6 +69,38 @@ class _Carry:
     shaped: jnp.ndarray  # (2,) float32 standard shaped reward earned by each cook
 
 
+def materialise(*arrays: jnp.ndarray) -> tuple[jnp.ndarray, ...]:
+    """The arrays themselves (small ints), packed through one identity matmul.
+
+    A compile hint: XLA on CPU fuses cheap elementwise producers into every consumer, so a
+    per-env value computed by a long chain and then broadcast over the grid is recomputed for
+    every cell (and every channel of the obs). A dot is never fused into its consumers, so the
+    values are computed once. Exact for |values| < 2**24.
+    """
+    flat = jnp.concatenate([a.reshape(-1).astype(jnp.float32) for a in arrays])
+    out = flat @ jnp.eye(flat.shape[0], dtype=jnp.float32)
+    res, k = [], 0
+    for a in arrays:
+        part = out[k:k + a.size].reshape(a.shape)
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            part = jnp.round(part)
+        res.append(part.astype(a.dtype))
+        k += a.size
+    return tuple(res)
+
+
+def select(conds, values, default):
+    """``jnp.select`` as a chain of ``where`` (first true condition wins).
+
+    (``jnp.select`` lowers to an arg-max reduction over the stacked conditions, one more XLA
+    kernel per call under vmap on CPU; a where-chain fuses with its neighbours.)
+    """
+    out = default
+    for cond, value in zip(reversed(conds), reversed(values), strict=True):
+        out = jnp.where(cond, value, out)
+    return out
+
+
 def table_lookup(table: jnp.ndarray, counts: jnp.ndarray) -> jnp.ndarray:
     """table (4, 4)[onions, tomatoes] at counts (..., 2), as a one-hot contraction.
 
@@ -171,7 +203,7 @@ def _interact_one(
 
     # Events of this cook.
     n_held_soup = held_soup[0] + held_soup[1]
-    kind = jnp.select(
+    kind = select(
         [a == STAY, a < 4, put, take, take_onion, take_tomato, take_dish, pick_soup, add,
          start_cook, deliver, idle_counter, idle_other],
         [E.K_STAY, E.K_MOVE, E.K_PUT, E.K_TAKE, E.K_TAKE_O, E.K_TAKE_T, E.K_TAKE_D,
@@ -186,27 +218,33 @@ def _interact_one(
         + i32(n_held_soup == 2) * E.B_SIZE2 + i32(n_held_soup == 3) * E.B_SIZE3
         + i32(value <= 0) * E.B_USELESS_DELIVERY
     )
+
+    # Kitchen updates.
+    new_held = select(
+        [put | add | deliver, take, take_onion, take_tomato, take_dish, pick_soup],
+        [NOTHING, cell_obj, ONION, TOMATO, DISH, SOUP],
+        held,
+    )
+    new_held_soup = select(
+        [put | add | deliver, take | pick_soup], [jnp.zeros(2, jnp.int32), cell_soup], held_soup
+    )
+    new_cell_obj = select([put, take | pick_soup, add], [held, NOTHING, SOUP], cell_obj)
+    new_cell_soup = select(
+        [put, take | pick_soup, add], [held_soup, jnp.zeros(2, jnp.int32), new_c], cell_soup
+    )
+    new_cell_tick = select([take | pick_soup, start_cook], [-1, 0], cell_tick)
+    dish_delta = (put & (held == DISH)).astype(jnp.int32) - (take & (cell_obj == DISH))
+    # Computed once per cook (see materialise), then spread over events and grid cells.
+    (kind, obj_code, bits, new_held, new_held_soup, new_cell_obj, new_cell_soup, new_cell_tick,
+     dish_delta, sparse, shaped) = materialise(
+        kind, obj_code, bits, new_held, new_held_soup, new_cell_obj, new_cell_soup,
+        new_cell_tick, dish_delta, sparse, shaped)
     kinds, objs, need = (jnp.asarray(t) for t in E.event_tables(old_dynamics))
     row = (
         ((jnp.left_shift(1, kind) & kinds) != 0)
         & ((objs < 0) | (obj_code == objs))
         & ((bits & need) == need)
     ).astype(jnp.int32)  # (E,)
-
-    # Kitchen updates.
-    new_held = jnp.select(
-        [put | add | deliver, take, take_onion, take_tomato, take_dish, pick_soup],
-        [NOTHING, cell_obj, ONION, TOMATO, DISH, SOUP],
-        held,
-    )
-    new_held_soup = jnp.select(
-        [put | add | deliver, take | pick_soup], [jnp.zeros(2, jnp.int32), cell_soup], held_soup
-    )
-    new_cell_obj = jnp.select([put, take | pick_soup, add], [held, NOTHING, SOUP], cell_obj)
-    new_cell_soup = jnp.select(
-        [put, take | pick_soup, add], [held_soup, jnp.zeros(2, jnp.int32), new_c], cell_soup
-    )
-    new_cell_tick = jnp.select([take | pick_soup, start_cook], [-1, 0], cell_tick)
     me = jnp.arange(2) == i  # (2,) this cook's row
     carry = c.replace(
         held=jnp.where(me, new_held, c.held),
@@ -215,7 +253,6 @@ def _interact_one(
         sparse=jnp.where(me, sparse, c.sparse),
         shaped=jnp.where(me, shaped, c.shaped),
     )
-    dish_delta = (put & (held == DISH)).astype(jnp.int32) - (take & (cell_obj == DISH))
     return carry, (new_cell_obj, new_cell_soup, new_cell_tick), dish_delta
 
 
