@@ -235,10 +235,9 @@ def _interact_one(
     new_cell_tick = select([take | pick_soup, start_cook], [-1, 0], cell_tick)
     dish_delta = (put & (held == DISH)).astype(jnp.int32) - (take & (cell_obj == DISH))
     # Computed once per cook (see materialise), then spread over events and grid cells.
-    (kind, obj_code, bits, new_held, new_held_soup, new_cell_obj, new_cell_soup, new_cell_tick,
-     dish_delta, sparse, shaped) = materialise(
-        kind, obj_code, bits, new_held, new_held_soup, new_cell_obj, new_cell_soup,
-        new_cell_tick, dish_delta, sparse, shaped)
+    (kind, obj_code, bits, new_held, new_held_soup, new_cell_obj, new_cell_soup,
+     new_cell_tick) = materialise(kind, obj_code, bits, new_held, new_held_soup, new_cell_obj,
+                                  new_cell_soup, new_cell_tick)
     kinds, objs, need = (jnp.asarray(t) for t in E.event_tables(old_dynamics))
     row = (
         ((jnp.left_shift(1, kind) & kinds) != 0)

@@ -64,8 +64,11 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
     in_pot = is_pot & (state.obj == SOUP)
     idle = state.tick < 0
     off_pot_soup = ~is_pot & (all_obj == SOUP)
-    f = lambda m: m.astype(jnp.float32)
-    onions, tomatoes = all_soup[..., 0].astype(jnp.float32), all_soup[..., 1].astype(jnp.float32)
+    f = lambda m: m.astype(jnp.float32)  # noqa: E731
+    # Few wide pieces rather than one (H, W) layer per channel: each piece is one
+    # broadcast compare / product, so XLA fuses the obs into a handful of loops.
+    codes = lambda grid, cs: f(grid[..., None] == jnp.asarray(cs, jnp.int32))  # noqa: E731
+    soup_f = all_soup.astype(jnp.float32)  # (H, W, 2)
     if old_dynamics:
         held_at = all_obj - state.obj  # held objects only
         hidden = lambda code: params.zsceval_old_obs & jnp.any(state.held == code)  # noqa: E731
@@ -74,40 +77,26 @@ def get_obs(state: State, params: EnvParams, old_dynamics: bool) -> jnp.ndarray:
         off_pot_soup = (~is_pot & (state.obj == SOUP) & ~soup_gone) | (held_at == SOUP)
         dishes = ((state.obj == DISH) & ~hidden(DISH)) | (held_at == DISH)
         onion_objs = ((state.obj == ONION) & ~hidden(ONION)) | (held_at == ONION)
-        layers = [
-            f(is_pot),
-            f(terrain == COUNTER),
-            f(terrain == ONION_DISP),
-            f(terrain == DISH_DISP),
-            f(terrain == SERVE),
-            jnp.where(in_pot, onions, 0.0),
-            jnp.where(in_pot, jnp.maximum(state.tick, 0), 0).astype(jnp.float32),
-            f(off_pot_soup),
-            f(dishes),
-            f(onion_objs),
+        pot_layers = jnp.where(in_pot[..., None], jnp.stack(
+            [soup_f[..., 0], jnp.maximum(state.tick, 0).astype(jnp.float32)], -1), 0.0)
+        pieces = [
+            codes(terrain, [POT, COUNTER, ONION_DISP, DISH_DISP, SERVE]),
+            pot_layers,  # onions in pot, ticks elapsed
+            f(jnp.stack([off_pot_soup, dishes, onion_objs], -1)),
         ]
     else:
         cook_time = table_lookup(params.recipe_time, state.soup)
         remaining = jnp.maximum(cook_time - state.tick, 0).astype(jnp.float32)
         in_soup = (in_pot & ~idle) | off_pot_soup
         urgent = (params.horizon - state.time) < 40
-        layers = [
-            f(is_pot),
-            f(terrain == COUNTER),
-            f(terrain == ONION_DISP),
-            f(terrain == TOMATO_DISP),
-            f(terrain == DISH_DISP),
-            f(terrain == SERVE),
-            jnp.where(in_pot & idle, onions, 0.0),
-            jnp.where(in_pot & idle, tomatoes, 0.0),
-            jnp.where(in_soup, onions, 0.0),
-            jnp.where(in_soup, tomatoes, 0.0),
-            jnp.where(in_pot & ~idle, remaining, 0.0),
-            f(all_obj == DISH),
-            f(all_obj == ONION),
-            f(all_obj == TOMATO),
-            jnp.full((h, w), urgent, jnp.float32),
+        pieces = [
+            codes(terrain, [POT, COUNTER, ONION_DISP, TOMATO_DISP, DISH_DISP, SERVE]),
+            jnp.where((in_pot & idle)[..., None], soup_f, 0.0),
+            jnp.where(in_soup[..., None], soup_f, 0.0),
+            jnp.where(in_pot & ~idle, remaining, 0.0)[..., None],
+            codes(all_obj, [DISH, ONION, TOMATO]),
+            jnp.full((h, w, 1), urgent, jnp.float32),
         ]
-    shared = jnp.stack(layers, axis=-1)  # (H, W, C - 10)
+    shared = jnp.concatenate(pieces, axis=-1)  # (H, W, C - 10)
     shared = jnp.broadcast_to(shared[None], (2,) + shared.shape)
     return jnp.concatenate([players, shared], axis=-1) * params.obs_scale  # (2, H, W, C)
