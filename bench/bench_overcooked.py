@@ -4,6 +4,7 @@ Coord. Ring (random1), uniformly random actions, observations computed and consu
 into the carry so XLA cannot drop them), batch sizes 64 and 512, one run on this machine:
 
     python bench/bench_overcooked.py [--jaxmarl-python /tmp/jaxmarl-venv/bin/python]
+    python bench/bench_overcooked.py --kernels   # XLA kernels of the compiled vmapped step
 
 JaxMARL runs in its own virtualenv (it pins other jax versions): give its python with
 ``--jaxmarl-python`` or the ``JAXMARL_PYTHON`` environment variable; that part is skipped
@@ -14,8 +15,10 @@ when absent. The Python reference is the PyPI ``overcooked`` package
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -83,6 +86,23 @@ def bench_ours(batch: int, steps: int, layout: str = "random1") -> float:
     return best
 
 
+def count_kernels(batch: int, layout: str = "random1") -> dict[str, int]:
+    """Ops of the compiled, vmapped ``step`` (entry computation) that launch a kernel on CPU."""
+    import jax.numpy as jnp
+
+    env = Overcooked(layout)
+    params = env.default_params()
+    keys = jax.random.split(jax.random.PRNGKey(0), batch)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    actions = jnp.zeros((batch, 2), jnp.int32)
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    text = step.lower(keys, state, actions, params).compile().as_text()
+    entry = text[text.index("\nENTRY"):]
+    ops = collections.Counter(re.findall(r"= \S+ ([a-z\-]+)\(", entry))
+    free = ("parameter", "constant", "get-tuple-element", "tuple", "bitcast")
+    return {k: v for k, v in ops.items() if k not in free}
+
+
 def bench_reference(n_steps: int) -> float | None:
     try:
         import numpy as np
@@ -126,7 +146,14 @@ def main() -> None:
     ap.add_argument("--jaxmarl-python", default=os.environ.get("JAXMARL_PYTHON"))
     ap.add_argument("--rounds", type=int, default=2,
                     help="interleaved rounds (ours, JaxMARL, reference); best of each is kept")
+    ap.add_argument("--kernels", action="store_true",
+                    help="only print the XLA kernel count of the compiled vmapped step")
     args = ap.parse_args()
+    if args.kernels:
+        for b in args.batch:
+            ops = count_kernels(b)
+            print(f"batch {b:4d}: {sum(ops.values())} kernels {ops}")
+        return
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, layout random1 (Coord. Ring)")
     # Interleave the contenders and keep each one's best round: the machine is shared.
     ref, ours, jms = None, {b: 0.0 for b in args.batch}, {b: None for b in args.batch}
