@@ -19,7 +19,8 @@ class TrainArgs:
     """Train two GRU learners by decentralised A2C in the mixed pool of the IPD paper."""
 
     preset: Preset = "default"
-    """tiny (seconds, for tests), default (shows the claim on a 2-core CPU), paper (GPU scale)."""
+    """tiny (seconds, for tests), default (2-core CPU budget; does not yet show cooperation, see
+    docs/ipd.md), paper (the paper's values, GPU scale)."""
     seed: int = 0
     """Random seed."""
     ablation: Ablation = "none"
