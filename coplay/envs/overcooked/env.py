@@ -118,11 +118,11 @@ class Overcooked:
         return self._obs_of(new_state, params), new_state, reward, done, info
 
     def _obs_of(self, state: State, params: EnvParams) -> jnp.ndarray:
-        """The obs of a freshly computed state, behind an optimization barrier.
+        """The obs of a freshly computed state, its per-cook values materialised first.
 
-        Without it XLA fuses the transition's (long) expressions into the per-cell obs loops
-        and recomputes them for every cell and channel: on CPU this more than doubled the
-        cost of a step. The barrier makes the new state materialise once.
+        Otherwise XLA fuses the transition's (long) expressions for positions and held
+        objects into the per-cell obs loops and recomputes them for every cell and channel
+        (see :func:`interaction.materialise`; ``optimization_barrier`` is removed by XLA:CPU).
         """
         pos, direction, held, held_soup = materialise(
             state.pos, state.dir, state.held, state.held_soup)
