@@ -36,7 +36,7 @@ def pairing_stats(traj) -> dict:
     }
 
 
-def make_evaluator(agent: GRUAgent, num_rounds: int, num_episodes: int, use_opponent_id: bool,
+def make_evaluator(agent: GRUAgent, num_rounds: int, use_opponent_id: bool,
                    env_params: MatrixGameParams | None = None):
     """Return a jitted ``play(key, params, tabular (L, N, 5), is_learner (N,)) -> trajectory``."""
     env_params = MatrixGameParams() if env_params is None else env_params
@@ -58,7 +58,7 @@ def evaluate_learners(key: jax.Array, agent: GRUAgent, params, num_rounds: int,
     """
     probes = PROBES if probes is None else probes
     num_learners = jax.tree.leaves(params)[0].shape[0]
-    play = make_evaluator(agent, num_rounds, num_episodes, use_opponent_id)
+    play = make_evaluator(agent, num_rounds, use_opponent_id)
     shape = (num_learners, num_episodes)
     all_learner = jnp.ones((num_episodes,), bool)
     no_learner = jnp.zeros((num_episodes,), bool)

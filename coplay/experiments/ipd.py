@@ -142,7 +142,7 @@ def train_run(cfg: IPDTrainConfig, out: str | Path, resume: bool = False,
     if evaluate_at_end:
         from coplay.experiments.ipd_eval import evaluate_run
 
-        evaluate_run(run.path, state=state, progress=progress)
+        evaluate_run(run.path, state=state)
     return state
 
 

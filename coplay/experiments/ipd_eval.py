@@ -25,8 +25,7 @@ def load_run_config(path: Path) -> tuple[dict, A2CConfig]:
     return cfg, algo
 
 
-def evaluate_run(path: str | Path, state=None, episodes: int | None = None,
-                 progress: bool = True) -> dict:
+def evaluate_run(path: str | Path, state=None, episodes: int | None = None) -> dict:
     """Evaluate the run's final (or given) state; write eval.json, plots and report.md."""
     path = Path(path)
     cfg, algo = load_run_config(path)
