@@ -5,6 +5,7 @@ into the carry so XLA cannot drop them), batch sizes 64 and 512, one run on this
 
     python bench/bench_overcooked.py [--jaxmarl-python /tmp/jaxmarl-venv/bin/python]
     python bench/bench_overcooked.py --kernels   # XLA kernels of the compiled vmapped step
+    python bench/bench_overcooked.py --profile   # time per step of each XLA kernel (trace)
 
 JaxMARL runs in its own virtualenv (it pins other jax versions): give its python with
 ``--jaxmarl-python`` or the ``JAXMARL_PYTHON`` environment variable; that part is skipped
@@ -103,6 +104,52 @@ def count_kernels(batch: int, layout: str = "random1") -> dict[str, int]:
     return {k: v for k, v in ops.items() if k not in free}
 
 
+def profile_kernels(batch: int, steps: int = 50, top: int = 15,
+                    layout: str = "random1") -> list[tuple[str, float]]:
+    """Per-step time of each XLA kernel of the bench loop, from a ``jax.profiler`` trace.
+
+    Shows where a step's time goes (e.g. which fusion builds the observation); the absolute
+    figures include tracing overhead and the machine's load, compare them with each other.
+    """
+    import gzip
+    import tempfile
+    from pathlib import Path
+
+    env = Overcooked(layout)
+    params = env.default_params()
+
+    def run(key):
+        keys = jax.random.split(key, batch)
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+        step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+        def body(carry, k):
+            state, acc = carry
+            a = jax.random.randint(k, (batch, 2), 0, 6)
+            obs, state, rew, _, _ = step(jax.random.split(k, batch), state, a, params)
+            return (state, acc + obs.sum() + rew.sum()), None
+
+        return jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))[0][1]
+
+    f = jax.jit(run)
+    f(jax.random.PRNGKey(0)).block_until_ready()
+    reps = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        jax.profiler.start_trace(tmp)
+        for rep in range(reps):
+            f(jax.random.PRNGKey(rep + 1)).block_until_ready()
+        jax.profiler.stop_trace()
+        trace = next(Path(tmp).rglob("*.trace.json.gz"))
+        events = json.load(gzip.open(trace))["traceEvents"]
+    total: collections.Counter = collections.Counter()
+    for e in events:
+        name = e.get("name", "")
+        # Kernels only: XLA fusions / ops, not the runtime's own spans or Python frames.
+        if e.get("ph") == "X" and not name.startswith(("$", "ThunkExecutor", "Pjit", "Common")):
+            total[name] += e["dur"]
+    return [(name, us / (reps * steps)) for name, us in total.most_common(top)]
+
+
 def bench_reference(n_steps: int) -> float | None:
     try:
         import numpy as np
@@ -148,7 +195,15 @@ def main() -> None:
                     help="interleaved rounds (ours, JaxMARL, reference); best of each is kept")
     ap.add_argument("--kernels", action="store_true",
                     help="only print the XLA kernel count of the compiled vmapped step")
+    ap.add_argument("--profile", action="store_true",
+                    help="only print the per-step time of the slowest XLA kernels (trace)")
     args = ap.parse_args()
+    if args.profile:
+        for b in args.batch:
+            print(f"batch {b}: microseconds per step of the slowest kernels")
+            for name, us in profile_kernels(b):
+                print(f"  {us:8.1f}  {name}")
+        return
     if args.kernels:
         for b in args.batch:
             ops = count_kernels(b)
