@@ -74,3 +74,31 @@ def evaluate_learners(key: jax.Array, agent: GRUAgent, params, num_rounds: int,
         traj = play(jax.random.fold_in(k_probe, i), params, table, no_learner)
         results["probes"][name] = pairing_stats(traj) | {"policy": np.asarray(probe).tolist()}
     return results
+
+
+def make_probe_summary(agent: GRUAgent, num_rounds: int, num_episodes: int,
+                       use_opponent_id: bool, probes: tuple[str, ...] = ("TFT", "AllC", "AllD")):
+    """A cheap probe check for use during training (one compile, reused every call).
+
+    Returns ``summary(key, params) -> dict`` with, per probe and per learner, the reward per
+    round (``vs_<probe>_reward``) and the cooperation over the second half of the episode
+    (``vs_<probe>_coop_2nd_half``), as lists over learners like the training metrics.
+    """
+    play = make_evaluator(agent, num_rounds, use_opponent_id)
+    tables = {name: jnp.asarray(PROBES[name], jnp.float32) for name in probes}
+
+    def summary(key: jax.Array, params) -> dict:
+        num_learners = jax.tree.leaves(params)[0].shape[0]
+        shape = (num_learners, num_episodes)
+        no_learner = jnp.zeros((num_episodes,), bool)
+        out = {}
+        for i, (name, probe) in enumerate(tables.items()):
+            traj = play(jax.random.fold_in(key, i), params, jnp.broadcast_to(probe, (*shape, 5)),
+                        no_learner)
+            coop = np.asarray(traj.action == COOPERATE, np.float32)  # (T, L, N)
+            out[f"vs_{name}_reward"] = np.asarray(traj.reward).mean(axis=(0, 2)).round(5).tolist()
+            out[f"vs_{name}_coop_2nd_half"] = (
+                coop[num_rounds // 2:].mean(axis=(0, 2)).round(5).tolist())
+        return out
+
+    return summary

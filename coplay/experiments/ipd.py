@@ -61,6 +61,11 @@ class IPDTrainConfig:
     """Episodes per pairing in the final evaluation."""
     checkpoint_every: int = 1
     """Write a checkpoint every this many chunks."""
+    probe_every: int = 4
+    """Every this many chunks, play the TFT / AllC / AllD probes and log each learner's reward
+    and second-half cooperation in metrics.jsonl (0: never). Does not touch training."""
+    probe_episodes: int = 256
+    """Episodes per probe for those checks."""
 
 
 def resolve(cfg: IPDTrainConfig) -> A2CConfig:
@@ -80,6 +85,10 @@ def resolve(cfg: IPDTrainConfig) -> A2CConfig:
         raise ConfigError(f"eval_episodes = {cfg.eval_episodes}: must be >= 1")
     if cfg.checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every = {cfg.checkpoint_every}: must be >= 1")
+    if cfg.probe_every < 0:
+        raise ConfigError(f"probe_every = {cfg.probe_every}: must be >= 0 (0 disables)")
+    if cfg.probe_episodes < 1:
+        raise ConfigError(f"probe_episodes = {cfg.probe_episodes}: must be >= 1")
     a2c.validate(algo)
     return algo
 
@@ -117,6 +126,13 @@ def train_run(cfg: IPDTrainConfig, out: str | Path, resume: bool = False,
         state, meta = run.load_checkpoint(state)
         run.truncate_metrics(meta["metrics_lines"])
     num_chunks = math.ceil(algo.num_updates / algo.updates_per_chunk)
+    probe_summary = None
+    if cfg.probe_every:
+        from coplay.eval.ipd import make_probe_summary
+
+        probe_summary = make_probe_summary(a2c.make_agent(algo), algo.num_rounds,
+                                           cfg.probe_episodes, algo.use_opponent_id)
+        k_probe = jax.random.fold_in(key, 20_000_003)  # never a training key
     done_chunks = int(state.update) // algo.updates_per_chunk
 
     from coplay.experiments.progress import progress_bar
@@ -134,6 +150,9 @@ def train_run(cfg: IPDTrainConfig, out: str | Path, resume: bool = False,
             state, metrics = train_chunk(state, k_train)
             row = chunk_metrics_row(metrics, int(state.update),
                                     elapsed0 + time.perf_counter() - t0)
+            if probe_summary is not None and (chunk + 1) % cfg.probe_every == 0:
+                row |= probe_summary(jax.random.fold_in(k_probe, int(state.update)),
+                                     state.params)
             run.append_metrics([row])
             if (chunk + 1) % cfg.checkpoint_every == 0 or chunk + 1 == num_chunks:
                 run.save_checkpoint(state, {"update": int(state.update),

@@ -34,6 +34,9 @@ class TrainArgs:
     """Override A2C fields of the preset, e.g. --set learning_rate=1e-3 hidden_size=128."""
     eval_episodes: int = 1024
     """Episodes per pairing in the final evaluation."""
+    probe_every: int = 4
+    """Every this many chunks, log reward and 2nd-half cooperation vs TFT / AllC / AllD in
+    metrics.jsonl and the training plot (0: never)."""
 
 
 def parse_overrides(base: A2CConfig, items: tuple[str, ...]) -> A2CConfig:
@@ -82,7 +85,8 @@ def train(argv: list[str], prog: str = "coplay ipd train") -> int:
             raise ConfigError(f"preset = {args.preset!r}: unknown")
         algo = parse_overrides(base, args.set) if args.set else None
         cfg = IPDTrainConfig(preset=args.preset, seed=args.seed, ablation=args.ablation,
-                             a2c=algo, eval_episodes=args.eval_episodes)
+                             a2c=algo, eval_episodes=args.eval_episodes,
+                             probe_every=args.probe_every)
         resolve(cfg)  # every config error surfaces here, before anything compiles
         exp = f"ipd-{args.preset}" + ("" if args.ablation == "none" else f"-{args.ablation}")
         out = args.out or default_run_dir(exp, f"seed{args.seed}")

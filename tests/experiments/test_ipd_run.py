@@ -16,7 +16,8 @@ from coplay.runs import RunDir, RunError
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert main(["ipd", "train", "--preset", "tiny", "--seed", "3", "--out", str(out)]) == 0
+    assert main(["ipd", "train", "--preset", "tiny", "--seed", "3", "--out", str(out),
+                 "--probe-every", "1"]) == 0
     return out
 
 
@@ -32,6 +33,10 @@ def test_tiny_run_writes_the_whole_folder(tiny_run):
     assert ev["update"] == PRESETS["tiny"].num_updates
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows] == [2, 4, 6]
+    for r in rows:  # the periodic probe checks, one value per learner
+        for name in ("TFT", "AllC", "AllD"):
+            assert len(r[f"vs_{name}_reward"]) == 2
+            assert all(0.0 <= c <= 1.0 for c in r[f"vs_{name}_coop_2nd_half"])
     # AllD earns 0 against AllD whatever the learner does; AllC pays the learner >= -1, <= 2
     assert -1.0 <= ev["probes"]["AllC"]["reward"] <= 2.0
     assert ev["probes"]["AllD"]["reward"] <= 0.0
@@ -129,3 +134,16 @@ def test_state_round_trips_through_a_checkpoint(tmp_path):
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(loaded), strict=True):
         np.testing.assert_array_equal(a, b)
 
+
+
+def test_probe_checks_do_not_change_training(tmp_path):
+    cfg = IPDTrainConfig(preset="tiny", seed=5)
+    with_probes = train_run(dataclasses.replace(cfg, probe_every=1), tmp_path / "a",
+                            progress=False, evaluate_at_end=False)
+    without = train_run(dataclasses.replace(cfg, probe_every=0), tmp_path / "b",
+                        progress=False, evaluate_at_end=False)
+    for x, y in zip(jax.tree.leaves(with_probes.params), jax.tree.leaves(without.params),
+                    strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    rows = RunDir(tmp_path / "b").read_metrics()
+    assert not any("vs_TFT_reward" in r for r in rows)
