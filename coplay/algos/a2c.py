@@ -78,6 +78,13 @@ class A2CConfig:
     """Update at which the linear decay of the entropy bonus begins (it is held before)."""
     entropy_decay_updates: int | None = None
     """Updates over which the entropy bonus decays (default: the rest of `num_updates`)."""
+    entropy_target: float | None = None
+    """If set (nats per decision), from `entropy_decay_start` on each learner's c_e is adapted
+    instead of scheduled: c_e <- c_e * exp(`entropy_adapt_rate` * (target - H)), H the mean
+    policy entropy of its last batch (dual ascent on a minimum-entropy constraint, as SAC's
+    temperature). Keeps exploration alive without fixing how much bonus that takes."""
+    entropy_adapt_rate: float = 0.02
+    """Step size of that adaptation (in log c_e per nat of entropy error, per update)."""
     reward_scale: float = 0.02
     """Rewards are multiplied by this before advantages and value targets (the paper: 0.02)."""
     normalize_advantages: bool = True
@@ -118,6 +125,9 @@ def validate(cfg: A2CConfig) -> None:
     need(cfg.entropy_decay_start >= 0, "entropy_decay_start", "must be >= 0")
     need(cfg.entropy_decay_updates is None or cfg.entropy_decay_updates >= 1,
          "entropy_decay_updates", "must be >= 1")
+    need(cfg.entropy_target is None or 0.0 < cfg.entropy_target < 0.6931, "entropy_target",
+         "must be in (0, log 2) nats: the entropy of a two-action policy")
+    need(cfg.entropy_adapt_rate > 0, "entropy_adapt_rate", "must be > 0")
     need(cfg.reward_scale > 0, "reward_scale", "must be > 0")
     need(cfg.clip_eps >= 0, "clip_eps", "must be >= 0")
     need(cfg.episodes_per_update % cfg.num_minibatches == 0, "num_minibatches",
@@ -136,6 +146,7 @@ class A2CState(struct.PyTreeNode):
     params: dict  # leading learner axis (L, ...)
     opt_state: optax.OptState  # leading learner axis
     update: jax.Array  # () int32, updates done
+    entropy_coef: jax.Array  # (L,) float32, c_e of each learner for the next update
 
 
 class UpdateMetrics(NamedTuple):
@@ -168,6 +179,20 @@ def entropy_schedule(cfg: A2CConfig, update: jax.Array) -> jax.Array:
     horizon = cfg.entropy_decay_updates or max(cfg.num_updates - cfg.entropy_decay_start, 1)
     frac = jnp.clip((update - cfg.entropy_decay_start) / horizon, 0.0, 1.0)
     return cfg.entropy_coef + frac * (cfg.entropy_coef_final - cfg.entropy_coef)
+
+
+ENTROPY_COEF_BOUNDS = (1e-4, 1.0)
+
+
+def next_entropy_coef(cfg: A2CConfig, update: jax.Array, coef: jax.Array,
+                      entropy: jax.Array) -> jax.Array:
+    """c_e (L,) for update ``update`` + 1, given this update's c_e and policy entropy (L,)."""
+    scheduled = jnp.broadcast_to(entropy_schedule(cfg, update + 1), coef.shape)
+    if cfg.entropy_target is None:
+        return scheduled
+    adapted = jnp.clip(coef * jnp.exp(cfg.entropy_adapt_rate * (cfg.entropy_target - entropy)),
+                       *ENTROPY_COEF_BOUNDS)
+    return jnp.where(update + 1 > cfg.entropy_decay_start, adapted, scheduled)
 
 
 def sample_opponents(key: jax.Array, cfg: A2CConfig) -> Opponents:
@@ -216,7 +241,9 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         keys = jax.random.split(key, cfg.num_learners)
         params = jax.vmap(lambda k: agent.init(k, agent.initial_hidden(1), dummy_input(1)))(keys)
         opt_state = jax.vmap(optimizer.init)(params)
-        return A2CState(params, opt_state, jnp.zeros((), jnp.int32))
+        update = jnp.zeros((), jnp.int32)
+        coef = jnp.full((cfg.num_learners,), entropy_schedule(cfg, update), jnp.float32)
+        return A2CState(params, opt_state, update, coef)
 
     def loss_fn(params, batch: Trajectory, advantages, targets, ent_coef):
         """One learner's loss on (T, n) data."""
@@ -272,15 +299,15 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         opponents = opponent_sampler(k_opp, cfg)
         traj = rollout(k_roll, agent, state.params, opponents, env_params, cfg.num_rounds,
                        cfg.use_opponent_id or cfg.critic_opponent_id, cfg.scan_unroll)
-        ent_coef = entropy_schedule(cfg, state.update)
+        ent_coef = state.entropy_coef  # (L,)
         per_learner = jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), traj)  # (L, T, N, ...)
-        params, opt_state, (pl, vl, ent) = jax.vmap(
-            learner_update, in_axes=(0, 0, 0, 0, None)
-        )(state.params, state.opt_state, per_learner,
-          jax.random.split(k_upd, cfg.num_learners), ent_coef)
+        params, opt_state, (pl, vl, ent) = jax.vmap(learner_update)(
+            state.params, state.opt_state, per_learner,
+            jax.random.split(k_upd, cfg.num_learners), ent_coef)
         metrics = UpdateMetrics(*pairing_metrics(traj, opponents.is_learner), ent, vl, pl,
                                 ent_coef)
-        return A2CState(params, opt_state, state.update + 1), metrics
+        next_coef = next_entropy_coef(cfg, state.update, ent_coef, ent)
+        return A2CState(params, opt_state, state.update + 1, next_coef), metrics
 
     @jax.jit
     def train_chunk(state: A2CState, key: jax.Array):

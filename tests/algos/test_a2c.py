@@ -22,7 +22,7 @@ TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=1
     ("tabular_fraction", 1.5), ("learning_rate", 0.0), ("gamma", 1.2), ("gae_lambda", -0.1),
     ("entropy_coef", -1.0), ("reward_scale", 0.0), ("num_minibatches", 3),
     ("update_epochs", 4), ("num_learners", 3), ("clip_eps", -0.2),
-    ("entropy_decay_start", -1),
+    ("entropy_decay_start", -1), ("entropy_target", 0.8), ("entropy_adapt_rate", 0.0),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -76,6 +76,38 @@ def test_entropy_schedule_holds_then_decays():
     got = [float(a2c.entropy_schedule(cfg, jnp.asarray(u))) for u in (0, 50, 60, 70, 99)]
     np.testing.assert_allclose(got, [0.2, 0.2, 0.1, 0.0, 0.0], atol=1e-6)
     assert float(a2c.entropy_schedule(TINY, jnp.asarray(3))) == pytest.approx(TINY.entropy_coef)
+
+
+def test_entropy_target_adapts_each_learner_after_the_hold():
+    cfg = dataclasses.replace(TINY, entropy_coef=0.2, entropy_decay_start=10,
+                              entropy_target=0.3, entropy_adapt_rate=0.5)
+    coef = jnp.array([0.2, 0.2])
+    entropy = jnp.array([0.6, 0.1])  # learner 0 too random, learner 1 too sure
+    held = a2c.next_entropy_coef(cfg, jnp.asarray(5), coef, entropy)
+    np.testing.assert_allclose(held, [0.2, 0.2])  # still in the hold: the schedule rules
+    got = a2c.next_entropy_coef(cfg, jnp.asarray(10), coef, entropy)
+    np.testing.assert_allclose(got, [0.2 * np.exp(0.5 * -0.3), 0.2 * np.exp(0.5 * 0.2)],
+                               rtol=1e-6)
+    low, high = a2c.ENTROPY_COEF_BOUNDS
+    stuck = a2c.next_entropy_coef(dataclasses.replace(cfg, entropy_adapt_rate=100.0),
+                                  jnp.asarray(10), coef, entropy)
+    np.testing.assert_allclose(stuck, [low, high])
+    # without a target, the schedule is followed and the state carries it
+    np.testing.assert_allclose(a2c.next_entropy_coef(TINY, jnp.asarray(3), coef, entropy),
+                               [TINY.entropy_coef] * 2)
+
+
+def test_adapted_entropy_coef_is_carried_in_the_train_state():
+    cfg = dataclasses.replace(TINY, entropy_coef=0.2, entropy_decay_start=0,
+                              entropy_target=0.05, num_updates=4, updates_per_chunk=4)
+    init, train_chunk = a2c.make_train(cfg)
+    state, metrics = train_chunk(init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+    coefs = np.asarray(metrics.entropy_coef)  # (updates, learners): the c_e each update used
+    assert coefs.shape == (4, 2)
+    np.testing.assert_allclose(coefs[0], [0.2, 0.2])
+    # a fresh policy's entropy (~log 2) is above the 0.05 target: c_e falls every update
+    assert np.all(np.diff(coefs, axis=0) < 0)
+    assert np.all(np.asarray(state.entropy_coef) < coefs[-1])
 
 
 def test_pool_composition_follows_tabular_fraction():
