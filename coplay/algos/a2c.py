@@ -39,6 +39,9 @@ class A2CConfig:
     """Rounds per IPD episode (the paper: 100)."""
     num_learners: int = 2
     """Learning agents trained side by side; each plays the others in learner episodes."""
+    frozen_learners: tuple[int, ...] = ()
+    """Indices of learners that play but are never updated (e.g. the frozen step-1 agent that
+    a fresh agent learns to extort in the paper's step 2)."""
     hidden_size: int = 128
     """GRU hidden size (the paper: 128)."""
     embed_dim: int = 32
@@ -112,6 +115,10 @@ def validate(cfg: A2CConfig) -> None:
         need(isinstance(getattr(cfg, f), int) and getattr(cfg, f) >= 1, f,
              "must be an integer >= 1")
     need(cfg.num_learners in (1, 2), "num_learners", "must be 1 (self-play) or 2")
+    need(all(isinstance(i, int) and 0 <= i < cfg.num_learners for i in cfg.frozen_learners)
+         and len(set(cfg.frozen_learners)) < cfg.num_learners, "frozen_learners",
+         f"must be distinct learner indices below num_learners ({cfg.num_learners}), "
+         "with at least one learner left to train")
     need(0.0 <= cfg.tabular_fraction <= 1.0, "tabular_fraction", "must be in [0, 1]")
     need(cfg.learning_rate > 0, "learning_rate", "must be > 0")
     need(cfg.adam_eps > 0, "adam_eps", "must be > 0")
@@ -307,6 +314,12 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         metrics = UpdateMetrics(*pairing_metrics(traj, opponents.is_learner), ent, vl, pl,
                                 ent_coef)
         next_coef = next_entropy_coef(cfg, state.update, ent_coef, ent)
+        if cfg.frozen_learners:
+            frozen = jnp.isin(jnp.arange(cfg.num_learners), jnp.asarray(cfg.frozen_learners))
+            keep = lambda new, old: jnp.where(  # noqa: E731
+                frozen.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
+            params = jax.tree.map(keep, params, state.params)
+            opt_state = jax.tree.map(keep, opt_state, state.opt_state)
         return A2CState(params, opt_state, state.update + 1, next_coef), metrics
 
     @jax.jit

@@ -20,10 +20,11 @@ import numpy as np
 
 from coplay.algos import a2c
 from coplay.algos.a2c import A2CConfig, A2CState, ConfigError
-from coplay.runs import RunDir
+from coplay.runs import RunDir, RunError
 
 Preset = Literal["tiny", "default", "paper"]
 Ablation = Literal["none", "no-tabular", "opponent-id"]
+Stage = Literal["mixed", "step1", "step2", "step3"]
 
 # Why the default preset differs from the paper (see docs/ipd.md for the measurements):
 # the paper's A2C needs ~60-80k updates x 4096 episodes before cooperation appears, far beyond
@@ -66,13 +67,47 @@ class IPDTrainConfig:
     and second-half cooperation in metrics.jsonl (0: never). Does not touch training."""
     probe_episodes: int = 256
     """Episodes per probe for those checks."""
+    stage: Stage = "mixed"
+    """mixed: the paper's mixed pool (Fig. 1). The paper's three-step mechanism: step1, one
+    learner against random tabular agents only (in-context best response); step2, a fresh
+    learner against the frozen step-1 agent named in `init_from` (extortion); step3, the two
+    step-2 learners named in `init_from` trained against each other (cooperation)."""
+    init_from: tuple[str, ...] = ()
+    """Run folders whose trained learners start this run, `PATH` or `PATH:INDEX` (learner
+    INDEX of that run, default 0): step2 takes the victim, step3 the two extorters; mixed and
+    step1 may warm-start their learners (one entry each, '' = fresh)."""
+
+
+def learner_sources(cfg: IPDTrainConfig) -> tuple[str, ...]:
+    """Where each learner's initial parameters come from ('' = fresh), by stage."""
+    need = {"step2": 1, "step3": 2}.get(cfg.stage)
+    if need is not None and len(cfg.init_from) != need:
+        what = "the step-1 run (the victim)" if need == 1 else "the two step-2 runs"
+        raise ConfigError(f"init_from = {list(cfg.init_from)}: stage {cfg.stage} needs {what}")
+    if cfg.stage == "step2":
+        return ("", cfg.init_from[0])
+    return tuple(cfg.init_from)
+
+
+def resolve_stage(cfg: IPDTrainConfig, algo: A2CConfig) -> A2CConfig:
+    """The pool and learners of each stage of the mechanism experiments."""
+    if cfg.stage == "step1":
+        return dataclasses.replace(algo, num_learners=1, tabular_fraction=1.0)
+    if cfg.stage == "step2":  # learner 1 is the frozen victim
+        return dataclasses.replace(algo, num_learners=2, tabular_fraction=0.0,
+                                   frozen_learners=(1,))
+    if cfg.stage == "step3":
+        return dataclasses.replace(algo, num_learners=2, tabular_fraction=0.0)
+    if cfg.stage != "mixed":
+        raise ConfigError(f"stage = {cfg.stage!r}: unknown, choose mixed, step1, step2 or step3")
+    return algo
 
 
 def resolve(cfg: IPDTrainConfig) -> A2CConfig:
     """The A2C config this run trains with: preset, then overrides, then the ablation."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PRESETS)}")
-    algo = cfg.a2c if cfg.a2c is not None else PRESETS[cfg.preset]
+    algo = resolve_stage(cfg, cfg.a2c if cfg.a2c is not None else PRESETS[cfg.preset])
     if cfg.ablation == "no-tabular":
         algo = dataclasses.replace(algo, tabular_fraction=0.0)
     elif cfg.ablation == "opponent-id":
@@ -90,7 +125,45 @@ def resolve(cfg: IPDTrainConfig) -> A2CConfig:
     if cfg.probe_episodes < 1:
         raise ConfigError(f"probe_episodes = {cfg.probe_episodes}: must be >= 1")
     a2c.validate(algo)
+    sources = learner_sources(cfg)
+    if len(sources) > algo.num_learners:
+        raise ConfigError(f"init_from = {list(cfg.init_from)}: more runs than the "
+                          f"{algo.num_learners} learner(s) of stage {cfg.stage}")
+    for source in sources:
+        if source:
+            _split_source(source)  # the folder and index exist (checked before compiling)
     return algo
+
+
+def _split_source(source: str) -> tuple[Path, int]:
+    """``PATH[:INDEX]`` -> (run folder, learner index); errors name the problem."""
+    path, _, index = source.rpartition(":") if ":" in source else (source, "", "0")
+    if not index.isdigit():
+        path, index = source, "0"
+    folder = Path(path)
+    if not (folder / RunDir.CONFIG).is_file() or not (folder / RunDir.CHECKPOINT).is_file():
+        raise RunError(f"init_from {source!r}: {folder} is not a trained IPD run folder "
+                       "(needs config.json and a checkpoint)")
+    return folder, int(index)
+
+
+def load_learner(source: str, algo: A2CConfig):
+    """Parameters (no learner axis) of learner INDEX of the run in PATH, checked against the
+    architecture of ``algo``."""
+    from coplay.experiments.ipd_eval import load_run_config
+
+    folder, index = _split_source(source)
+    _, src_algo = load_run_config(folder)
+    for field in ("hidden_size", "embed_dim", "use_opponent_id", "critic_opponent_id"):
+        if getattr(src_algo, field) != getattr(algo, field):
+            raise ConfigError(f"init_from {source!r}: its {field} is {getattr(src_algo, field)}"
+                              f", this run's is {getattr(algo, field)}")
+    if index >= src_algo.num_learners:
+        raise ConfigError(f"init_from {source!r}: that run has {src_algo.num_learners} "
+                          f"learner(s), no learner {index}")
+    init, _ = a2c.make_train(src_algo)
+    state, _ = RunDir(folder).load_checkpoint(init(jax.random.PRNGKey(0)))
+    return jax.tree.map(lambda x: x[index], state.params)
 
 
 def chunk_metrics_row(metrics: a2c.UpdateMetrics, update: int, elapsed: float) -> dict:
@@ -122,6 +195,12 @@ def train_run(cfg: IPDTrainConfig, out: str | Path, resume: bool = False,
     key = jax.random.PRNGKey(cfg.seed)
     k_init, k_train = jax.random.split(key)
     state = init(k_init)
+    if not has_ckpt:  # a fresh start: learners may come from earlier runs (mechanism steps)
+        for i, source in enumerate(learner_sources(cfg)):
+            if source:
+                loaded = load_learner(source, algo)
+                state = state.replace(params=jax.tree.map(lambda a, b, i=i: a.at[i].set(b),
+                                                          state.params, loaded))
     if has_ckpt:
         state, meta = run.load_checkpoint(state)
         run.truncate_metrics(meta["metrics_lines"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import tyro
 
 from coplay.algos.a2c import A2CConfig, ConfigError
-from coplay.experiments.ipd import PRESETS, Ablation, IPDTrainConfig, Preset, resolve
+from coplay.experiments.ipd import PRESETS, Ablation, IPDTrainConfig, Preset, Stage, resolve
 from coplay.runs import RunError, default_run_dir
 
 
@@ -37,6 +37,12 @@ class TrainArgs:
     probe_every: int = 4
     """Every this many chunks, log reward and 2nd-half cooperation vs TFT / AllC / AllD in
     metrics.jsonl and the training plot (0: never)."""
+    stage: Stage = "mixed"
+    """mixed (the paper's mixed pool) | the three-step mechanism: step1 (tabular co-players
+    only), step2 (a fresh learner vs the frozen step-1 agent: --init-from STEP1_RUN), step3
+    (two step-2 agents vs each other: --init-from STEP2_RUN_A STEP2_RUN_B)."""
+    init_from: tuple[str, ...] = ()
+    """Run folders whose learners start this run, PATH or PATH:INDEX (see --stage)."""
 
 
 def parse_overrides(base: A2CConfig, items: tuple[str, ...]) -> A2CConfig:
@@ -86,9 +92,11 @@ def train(argv: list[str], prog: str = "coplay ipd train") -> int:
         algo = parse_overrides(base, args.set) if args.set else None
         cfg = IPDTrainConfig(preset=args.preset, seed=args.seed, ablation=args.ablation,
                              a2c=algo, eval_episodes=args.eval_episodes,
-                             probe_every=args.probe_every)
+                             probe_every=args.probe_every, stage=args.stage,
+                             init_from=args.init_from)
         resolve(cfg)  # every config error surfaces here, before anything compiles
-        exp = f"ipd-{args.preset}" + ("" if args.ablation == "none" else f"-{args.ablation}")
+        exp = (f"ipd-{args.preset}" + ("" if args.ablation == "none" else f"-{args.ablation}")
+               + ("" if args.stage == "mixed" else f"-{args.stage}"))
         out = args.out or default_run_dir(exp, f"seed{args.seed}")
         train_run(cfg, out, resume=args.resume)
     except (ConfigError, RunError) as e:

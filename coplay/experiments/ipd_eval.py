@@ -19,7 +19,9 @@ def load_run_config(path: Path) -> tuple[dict, A2CConfig]:
     if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
         raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
     try:
-        algo = A2CConfig(**cfg["resolved"])
+        resolved = dict(cfg["resolved"])
+        resolved["frozen_learners"] = tuple(resolved.get("frozen_learners", ()))  # JSON list
+        algo = A2CConfig(**resolved)
     except TypeError as e:
         raise RunError(f"{path}/config.json does not match this version of coplay: {e}") from None
     return cfg, algo

@@ -23,6 +23,7 @@ TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=1
     ("entropy_coef", -1.0), ("reward_scale", 0.0), ("num_minibatches", 3),
     ("update_epochs", 4), ("num_learners", 3), ("clip_eps", -0.2),
     ("entropy_decay_start", -1), ("entropy_target", 0.8), ("entropy_adapt_rate", 0.0),
+    ("frozen_learners", (2,)), ("frozen_learners", (0, 1)),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -108,6 +109,19 @@ def test_adapted_entropy_coef_is_carried_in_the_train_state():
     # a fresh policy's entropy (~log 2) is above the 0.05 target: c_e falls every update
     assert np.all(np.diff(coefs, axis=0) < 0)
     assert np.all(np.asarray(state.entropy_coef) < coefs[-1])
+
+
+def test_frozen_learner_plays_but_keeps_its_parameters():
+    cfg = dataclasses.replace(TINY, frozen_learners=(1,), tabular_fraction=0.0,
+                              num_updates=3, updates_per_chunk=3)
+    init, train_chunk = a2c.make_train(cfg)
+    state0 = init(jax.random.PRNGKey(0))
+    state, _ = train_chunk(state0, jax.random.PRNGKey(1))
+    moved = [not np.array_equal(a[0], b[0]) for a, b in
+             zip(jax.tree.leaves(state.params), jax.tree.leaves(state0.params), strict=True)]
+    assert any(moved)  # learner 0 trains
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state0.params), strict=True):
+        np.testing.assert_array_equal(a[1], b[1])  # learner 1 does not
 
 
 def test_pool_composition_follows_tabular_fraction():
