@@ -63,6 +63,9 @@ class A2CConfig:
     """Updates per jitted chunk; metrics, progress and checkpoints happen between chunks."""
     learning_rate: float = 1e-3
     """Adam learning rate (the paper: 1e-3)."""
+    learning_rate_final: float | None = None
+    """If set, the learning rate decays linearly to this value from `entropy_decay_start` to
+    the end of the run (the paper: constant)."""
     adam_eps: float = 1e-5
     """Adam epsilon (the paper: 1e-5)."""
     max_grad_norm: float = 1.0
@@ -121,6 +124,8 @@ def validate(cfg: A2CConfig) -> None:
          "with at least one learner left to train")
     need(0.0 <= cfg.tabular_fraction <= 1.0, "tabular_fraction", "must be in [0, 1]")
     need(cfg.learning_rate > 0, "learning_rate", "must be > 0")
+    need(cfg.learning_rate_final is None or cfg.learning_rate_final > 0, "learning_rate_final",
+         "must be > 0")
     need(cfg.adam_eps > 0, "adam_eps", "must be > 0")
     need(cfg.max_grad_norm > 0, "max_grad_norm", "must be > 0")
     need(0.0 <= cfg.gamma <= 1.0, "gamma", "must be in [0, 1]")
@@ -173,10 +178,23 @@ def make_agent(cfg: A2CConfig) -> GRUAgent:
     return GRUAgent(cfg.hidden_size, cfg.embed_dim, cfg.use_opponent_id, cfg.critic_opponent_id)
 
 
+def learning_rate_schedule(cfg: A2CConfig):
+    """Learning rate as a function of the optimiser's step count (one step per minibatch)."""
+    steps_per_update = cfg.update_epochs * cfg.num_minibatches
+    final = cfg.learning_rate if cfg.learning_rate_final is None else cfg.learning_rate_final
+    horizon = max(cfg.num_updates - cfg.entropy_decay_start, 1)
+
+    def schedule(count):
+        frac = jnp.clip((count // steps_per_update - cfg.entropy_decay_start) / horizon, 0.0, 1.0)
+        return cfg.learning_rate + frac * (final - cfg.learning_rate)
+
+    return schedule
+
+
 def make_optimizer(cfg: A2CConfig) -> optax.GradientTransformation:
     return optax.chain(
         optax.clip_by_global_norm(cfg.max_grad_norm),
-        optax.adam(cfg.learning_rate, eps=cfg.adam_eps),
+        optax.adam(learning_rate_schedule(cfg), eps=cfg.adam_eps),
     )
 
 

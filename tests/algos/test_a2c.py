@@ -23,7 +23,7 @@ TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=1
     ("entropy_coef", -1.0), ("reward_scale", 0.0), ("num_minibatches", 3),
     ("update_epochs", 4), ("num_learners", 3), ("clip_eps", -0.2),
     ("entropy_decay_start", -1), ("entropy_target", 0.8), ("entropy_adapt_rate", 0.0),
-    ("frozen_learners", (2,)), ("frozen_learners", (0, 1)),
+    ("frozen_learners", (2,)), ("frozen_learners", (0, 1)), ("learning_rate_final", 0.0),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -109,6 +109,17 @@ def test_adapted_entropy_coef_is_carried_in_the_train_state():
     # a fresh policy's entropy (~log 2) is above the 0.05 target: c_e falls every update
     assert np.all(np.diff(coefs, axis=0) < 0)
     assert np.all(np.asarray(state.entropy_coef) < coefs[-1])
+
+
+def test_learning_rate_is_held_then_decays_to_the_end():
+    cfg = dataclasses.replace(TINY, num_updates=100, learning_rate=1e-3,
+                              learning_rate_final=1e-4, entropy_decay_start=50,
+                              update_epochs=2, clip_eps=0.2)  # 2 optimiser steps per update
+    lr = a2c.learning_rate_schedule(cfg)
+    got = [float(lr(jnp.asarray(2 * u))) for u in (0, 50, 75, 100, 120)]
+    np.testing.assert_allclose(got, [1e-3, 1e-3, 5.5e-4, 1e-4, 1e-4], rtol=1e-5)
+    constant = a2c.learning_rate_schedule(TINY)(jnp.asarray(7))
+    assert float(constant) == pytest.approx(TINY.learning_rate)
 
 
 def test_frozen_learner_plays_but_keeps_its_parameters():
