@@ -1,0 +1,90 @@
+"""Feed-forward actor-critic networks for Overcooked PPO.
+
+Actor and critic are separate towers (no shared torso), each a *torso* on the grid observation
+followed by dense layers:
+
+- ``"cnn"``: ZSC-Eval's encoder — convolutions of 32, 64, 32 filters, 3x3, stride 1, SAME
+  padding, ReLU — flattened, then ``hidden_sizes`` dense layers.
+- ``"mlp"``: the observation flattened, then ``hidden_sizes`` dense layers (JaxMARL IPPO's
+  network is this with (64, 64) and tanh).
+
+The critic may see more than the actor (MAPPO-style centralised value): the caller passes its
+input separately, e.g. both cooks' observations concatenated on the channel axis.
+
+``ActorCritic.__call__(obs (B, H, W, C), critic_obs (B, H, W, C')) -> logits (B, A), value (B,)``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+
+
+class Torso(nn.Module):
+    """(B, H, W, C) -> (B, F) features: optional convolutions, flatten, dense layers."""
+
+    conv_filters: Sequence[int]  # () for an MLP
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+    kernel_size: int = 3
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = _ACTIVATIONS[self.activation]
+        for i, f in enumerate(self.conv_filters):
+            x = nn.Conv(f, (self.kernel_size, self.kernel_size), padding="SAME",
+                        kernel_init=nn.initializers.orthogonal(np.sqrt(2)), name=f"conv{i}")(x)
+            x = nn.relu(x)  # ZSC-Eval's CNN uses ReLU whatever the MLP activation
+        x = x.reshape(x.shape[0], -1)  # (B, H * W * C)
+        for i, h in enumerate(self.hidden_sizes):
+            x = act(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2)),
+                             name=f"dense{i}")(x))
+        return x
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic towers over grid observations."""
+
+    num_actions: int = 6
+    conv_filters: Sequence[int] = ()
+    """Convolution filters of each tower; () = MLP, (32, 64, 32) = ZSC-Eval's CNN."""
+    hidden_sizes: Sequence[int] = (64, 64)
+    """Dense layers after the (optional) convolutions."""
+    activation: str = "tanh"
+    """Activation of the dense layers: tanh or relu."""
+    kernel_size: int = 3
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, critic_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        tower = lambda name: Torso(self.conv_filters, self.hidden_sizes, self.activation,  # noqa: E731
+                                   self.kernel_size, name=name)
+        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01),
+                          name="policy")(tower("actor")(obs))  # (B, A)
+        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0),
+                         name="value")(tower("critic")(critic_obs))  # (B, 1)
+        return logits, value[:, 0]
+
+
+def critic_input(obs: jax.Array, centralised: bool, seat_axis: int) -> jax.Array:
+    """The critic's observation for each seat: own obs, or own + partner's (channels concat).
+
+    ``obs`` holds both seats' ego-centric observations on ``seat_axis`` (size 2), channels last.
+    """
+    if not centralised:
+        return obs
+    return jnp.concatenate([obs, jnp.flip(obs, axis=seat_axis)], axis=-1)
+
+
+def make_network(kind: str, hidden_sizes: Sequence[int], activation: str,
+                 cnn_filters: Sequence[int] = (32, 64, 32), num_actions: int = 6) -> ActorCritic:
+    """``kind`` "cnn" or "mlp"."""
+    if kind not in ("cnn", "mlp"):
+        raise ValueError(f"network kind {kind!r}: choose cnn or mlp")
+    filters = tuple(cnn_filters) if kind == "cnn" else ()
+    return ActorCritic(num_actions, filters, tuple(hidden_sizes), activation)
