@@ -14,6 +14,7 @@ from coplay.agents.gru import GRUAgent
 from coplay.agents.tabular import PROBES, random_memory1
 from coplay.algos.ipd_rollout import Opponents, rollout
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
+from coplay.eval.zd import fit_extortion, memory1_profile
 
 
 def pairing_stats(traj) -> dict:
@@ -21,6 +22,7 @@ def pairing_stats(traj) -> dict:
     coop = np.asarray(traj.action == COOPERATE, np.float32)
     opp_coop = np.asarray(traj.opponent_action == COOPERATE, np.float32)
     reward = np.asarray(traj.reward)
+    tokens, actions = np.asarray(traj.inputs.token), np.asarray(traj.action)
     half = coop.shape[0] // 2
     return {
         "reward": float(reward.mean()),
@@ -33,7 +35,17 @@ def pairing_stats(traj) -> dict:
         },
         "cooperation_curve": coop.mean(axis=(1, 2)).round(4).tolist(),
         "coplayer_cooperation_curve": opp_coop.mean(axis=(1, 2)).round(4).tolist(),
+        "memory1_second_half": [memory1_summary(tokens[:, i], actions[:, i], half)
+                                for i in range(actions.shape[1])],
     }
+
+
+def memory1_summary(tokens: np.ndarray, actions: np.ndarray, from_round: int) -> dict:
+    """One learner's P(C | cc, cd, dc, dd) from ``from_round`` on, and its ZD extortion fit."""
+    p, counts = memory1_profile(tokens, actions, from_round)
+    fit = fit_extortion(p, counts) if counts.sum() > 0 else None
+    return {"p": [None if np.isnan(x) else round(float(x), 4) for x in p],
+            "counts": counts.astype(int).tolist(), "zd_fit": fit}
 
 
 def make_evaluator(agent: GRUAgent, num_rounds: int, use_opponent_id: bool,

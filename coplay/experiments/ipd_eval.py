@@ -63,6 +63,22 @@ def _fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _memory1_table(pairings) -> list[str]:
+    """Each learner's P(C | previous outcome) over the 2nd half and its ZD extortion fit."""
+    out = ["## Memory-1 behaviour late in the episode (2nd half) and ZD fit", "",
+           "P(C | cc, cd, dc, dd) from the learner's seat; χ of the closest Press–Dyson "
+           "extortioner (χ = 1 fair / TFT-like, χ > 1 extortionate), rms = its distance.", "",
+           "| pairing | learner | P(C\\|cc) | P(C\\|cd) | P(C\\|dc) | P(C\\|dd) | χ | rms |",
+           "|---|---|---|---|---|---|---|---|"]
+    for name, stats in pairings:
+        for i, m in enumerate(stats.get("memory1_second_half", [])):
+            fit = m["zd_fit"] or {}
+            ps = " | ".join(_fmt(x) for x in m["p"])
+            out.append(f"| {name} | {i} | {ps} | {fit.get('chi', float('nan')):.2f} | "
+                       f"{fit.get('rms', float('nan')):.3f} |")
+    return out + [""]
+
+
 def render_report(cfg: dict, algo: A2CConfig, rows: list[dict], ev: dict | None) -> str:
     lines = [
         f"# IPD run — preset `{cfg['preset']}`, seed {cfg['seed']}, ablation `{cfg['ablation']}`",
@@ -88,6 +104,8 @@ def render_report(cfg: dict, algo: A2CConfig, rows: list[dict], ev: dict | None)
             lines.append(f"| {name} | {_fmt(s['reward'])} | {_fmt(s['cooperation'])} | "
                          f"{_fmt(s['cooperation_second_half'])} |")
         lines += ["", "![within episode](within_episode.png)", ""]
+        lines += _memory1_table(pairings[:2] + [(n, ev["probes"][k]) for n, k in
+                                               (("learner vs TFT", "TFT"),) if k in ev["probes"]])
     lines += ["## Training", "", "![training](training.png)", "", "## Config", "", "```"]
     lines += [f"{f.name} = {getattr(algo, f.name)!r}" for f in dataclasses.fields(algo)]
     lines += ["```", ""]

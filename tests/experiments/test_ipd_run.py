@@ -30,6 +30,9 @@ def test_tiny_run_writes_the_whole_folder(tiny_run):
         assert set(ev[pairing]) >= {"reward", "cooperation"}
     for probe in ("TFT", "AllC", "AllD"):
         assert set(ev["probes"][probe]) >= {"reward", "cooperation"}
+    memory1 = ev["learner_vs_learner"]["memory1_second_half"]  # per learner, with a ZD fit
+    assert len(memory1) == 2 and all(m["zd_fit"]["chi"] >= 1.0 for m in memory1)
+    assert "ZD fit" in (tiny_run / "report.md").read_text()
     assert ev["update"] == PRESETS["tiny"].num_updates
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows] == [2, 4, 6]
