@@ -17,6 +17,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("ipd", "report"): ("coplay.experiments.ipd_cli:report", "plots and report.md of IPD runs"),
     ("overcooked", "render"): ("coplay.envs.overcooked.cli:render", "episode -> GIF"),
     ("overcooked", "play"): ("coplay.envs.overcooked.cli:play", "steer a cook from the terminal"),
+    ("overcooked", "train"): ("coplay.experiments.overcooked_cli:train",
+                              "train a self-play pair by PPO on a layout"),
 }
 
 
