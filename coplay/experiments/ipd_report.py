@@ -22,6 +22,11 @@ CLAIMS = (
 )
 
 
+def _chis(stats: dict) -> str:
+    fits = [m.get("zd_fit") for m in stats.get("memory1_second_half", [])]
+    return " / ".join(f"{f['chi']:.2f}" for f in fits if f) or "–"
+
+
 def write_combined_report(run_dirs, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -33,8 +38,11 @@ def write_combined_report(run_dirs, out: str | Path) -> Path:
         cfg, _ = load_run_config(d)
         if not (d / "eval.json").exists():
             raise RunError(f"{d} has no eval.json: run `coplay ipd eval {d}` first")
-        label = f"{cfg['ablation']} seed {cfg['seed']}" if cfg["ablation"] != "none" \
-            else f"seed {cfg['seed']}"
+        label = f"seed {cfg['seed']}"
+        if cfg["ablation"] != "none":
+            label = f"{cfg['ablation']} {label}"
+        if cfg.get("stage", "mixed") != "mixed":
+            label = f"{cfg['stage']} {label}"
         labels.append(label)
         metrics[label] = RunDir(d).read_metrics()
         evals[label] = read_json(d / "eval.json")
@@ -43,8 +51,9 @@ def write_combined_report(run_dirs, out: str | Path) -> Path:
     plot_within_episode(evals, out / "within_episode.png")
 
     lines = ["# IPD runs", "", "| run | preset | updates | minutes | L-L coop | L-L reward | "
-             "L-tab reward | vs AllC reward | vs TFT coop (2nd half) | vs AllD coop |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "L-tab reward | vs AllC reward | vs TFT coop (2nd half) | vs AllD coop | "
+             "L-L ZD χ per learner |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in labels:
         e, rows = evals[label], metrics[label]
         minutes = rows[-1]["time_s"] / 60 if rows else float("nan")
@@ -54,7 +63,7 @@ def write_combined_report(run_dirs, out: str | Path) -> Path:
             f"{e['learner_vs_learner']['reward']:.3f} | {e['learner_vs_tabular']['reward']:.3f} | "
             f"{e['probes']['AllC']['reward']:.3f} | "
             f"{e['probes']['TFT']['cooperation_second_half']:.3f} | "
-            f"{e['probes']['AllD']['cooperation']:.3f} |"
+            f"{e['probes']['AllD']['cooperation']:.3f} | {_chis(e['learner_vs_learner'])} |"
         )
     lines += ["", "## Claims (per run)", "", "| claim | " + " | ".join(labels) + " | passing |",
               "|---" * (len(labels) + 2) + "|"]
