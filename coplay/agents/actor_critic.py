@@ -26,6 +26,33 @@ import numpy as np
 _ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
+def orthogonal(scale: float = 1.0):
+    """Orthogonal initialiser (as flax's: rows = all but the last axis) computed by NumPy.
+
+    jax 0.10.2's QR on this CPU took ~0.7-1.5 s per call under load (and a vmapped flax init
+    using it was seen to deadlock); NumPy's takes microseconds. The matrix comes from a seed
+    drawn from ``key``, through ``jax.pure_callback``, so the initialiser still works under
+    ``jit`` and ``vmap`` and is a deterministic function of the key.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        n_rows, n_cols = int(np.prod(shape[:-1])), shape[-1]
+        seed = jax.random.randint(key, (), 0, np.iinfo(np.int32).max)
+
+        def np_orthogonal(seed):
+            rng = np.random.default_rng(int(seed))
+            a = rng.standard_normal((max(n_rows, n_cols), min(n_rows, n_cols)))
+            q, r = np.linalg.qr(a)
+            q = q * np.sign(np.diag(r))  # a Haar-distributed orthogonal matrix
+            q = q if n_rows >= n_cols else q.T
+            return (scale * q).reshape(shape).astype(dtype)
+
+        return jax.pure_callback(np_orthogonal, jax.ShapeDtypeStruct(shape, dtype), seed,
+                                 vmap_method="sequential")
+
+    return init
+
+
 class Torso(nn.Module):
     """(B, H, W, C) -> (B, F) features: optional convolutions, flatten, dense layers."""
 
@@ -39,11 +66,11 @@ class Torso(nn.Module):
         act = _ACTIVATIONS[self.activation]
         for i, f in enumerate(self.conv_filters):
             x = nn.Conv(f, (self.kernel_size, self.kernel_size), padding="SAME",
-                        kernel_init=nn.initializers.orthogonal(np.sqrt(2)), name=f"conv{i}")(x)
+                        kernel_init=orthogonal(np.sqrt(2)), name=f"conv{i}")(x)
             x = nn.relu(x)  # ZSC-Eval's CNN uses ReLU whatever the MLP activation
         x = x.reshape(x.shape[0], -1)  # (B, H * W * C)
         for i, h in enumerate(self.hidden_sizes):
-            x = act(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2)),
+            x = act(nn.Dense(h, kernel_init=orthogonal(np.sqrt(2)),
                              name=f"dense{i}")(x))
         return x
 
@@ -64,9 +91,9 @@ class ActorCritic(nn.Module):
     def __call__(self, obs: jax.Array, critic_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         tower = lambda name: Torso(self.conv_filters, self.hidden_sizes, self.activation,  # noqa: E731
                                    self.kernel_size, name=name)
-        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01),
+        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01),
                           name="policy")(tower("actor")(obs))  # (B, A)
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0),
+        value = nn.Dense(1, kernel_init=orthogonal(1.0),
                          name="value")(tower("critic")(critic_obs))  # (B, 1)
         return logits, value[:, 0]
 

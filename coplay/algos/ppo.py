@@ -46,7 +46,8 @@ __all__ = ["PPOConfig", "ConfigError", "validate", "make_train", "ppo_losses", "
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO for Overcooked. Defaults follow JaxMARL's IPPO feed-forward Overcooked baseline."""
+    """PPO for Overcooked. Defaults follow JaxMARL's IPPO feed-forward Overcooked baseline,
+    except separate parameters per seat and ZSC-Eval's learning rate (docs/ppo.md)."""
 
     num_envs: int = 16
     """Parallel environments per member (JaxMARL IPPO: 16; ZSC-Eval: 100-200 threads)."""
@@ -60,8 +61,8 @@ class PPOConfig:
     """Passes over each rollout (JaxMARL IPPO: 4; ZSC-Eval: 15)."""
     num_minibatches: int = 4
     """Minibatches per pass; must divide the samples per policy and rollout."""
-    learning_rate: float = 2.5e-4
-    """Adam learning rate (JaxMARL IPPO: 2.5e-4; ZSC-Eval: 5e-4)."""
+    learning_rate: float = 5e-4
+    """Adam learning rate (ZSC-Eval: 5e-4; JaxMARL IPPO: 2.5e-4)."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over training (JaxMARL IPPO: yes)."""
     adam_eps: float = 1e-5
@@ -78,13 +79,17 @@ class PPOConfig:
     """Weight of the value loss (the loss itself is 0.5 * squared error, as JaxMARL)."""
     clip_value: bool = True
     """Clip value updates to +-clip_eps around the rollout's values (JaxMARL IPPO: yes)."""
+    huber_delta: float | None = None
+    """Huber loss with this delta instead of the squared value error (MAPPO / ZSC-Eval: 10);
+    None: squared error (JaxMARL IPPO)."""
     value_norm: bool = False
     """Normalise value targets by running statistics (MAPPO / ZSC-Eval's ValueNorm); the
     critic then predicts normalised values."""
     value_norm_beta: float = 0.99999
     """Decay of the value-normaliser statistics, per update (MAPPO: 0.99999)."""
-    normalize_advantages: bool = True
-    """Normalise advantages per minibatch."""
+    advantage_norm: Literal["minibatch", "batch", "none"] = "minibatch"
+    """Normalise advantages per minibatch (JaxMARL IPPO), over each policy's whole rollout
+    (MAPPO / ZSC-Eval), or not at all."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this before advantages and value targets."""
     entropy_coefs: tuple[float, ...] = (0.01,)
@@ -137,6 +142,7 @@ def validate(cfg: PPOConfig) -> None:
     need(0.0 <= cfg.gae_lambda <= 1.0, "gae_lambda", "must be in [0, 1]")
     need(cfg.clip_eps > 0, "clip_eps", "must be > 0")
     need(cfg.value_coef >= 0, "value_coef", "must be >= 0")
+    need(cfg.huber_delta is None or cfg.huber_delta > 0, "huber_delta", "must be > 0 or None")
     need(0.0 < cfg.value_norm_beta < 1.0, "value_norm_beta", "must be in (0, 1)")
     need(cfg.reward_scale > 0, "reward_scale", "must be > 0")
     need(len(cfg.entropy_coefs) >= 1 and all(c >= 0 for c in cfg.entropy_coefs),
@@ -151,6 +157,8 @@ def validate(cfg: PPOConfig) -> None:
     need(cfg.shaping_horizon is None or cfg.shaping_horizon >= 1, "shaping_horizon",
          "must be >= 1 or None")
     need(cfg.network in ("mlp", "cnn"), "network", "choose mlp or cnn")
+    need(cfg.advantage_norm in ("minibatch", "batch", "none"), "advantage_norm",
+         "choose minibatch, batch or none")
     need(cfg.activation in ("tanh", "relu"), "activation", "choose tanh or relu")
     need(len(cfg.hidden_sizes) >= 1 and all(int(x) >= 1 for x in cfg.hidden_sizes),
          "hidden_sizes", "needs at least one layer, all sizes >= 1")
@@ -295,11 +303,12 @@ class Batch(NamedTuple):
 # --- losses -----------------------------------------------------------------------------------
 def ppo_losses(logits: jax.Array, value: jax.Array, action: jax.Array, old_log_prob: jax.Array,
                old_value: jax.Array, advantage: jax.Array, target: jax.Array, clip_eps: float,
-               clip_value: bool, normalize_advantages: bool):
+               clip_value: bool, normalize_advantages: bool, huber_delta: float | None = None):
     """(policy_loss, value_loss, entropy) of a minibatch; logits (B, A), the rest (B,).
 
     policy: -mean(min(r A, clip(r, 1-eps, 1+eps) A)), r = pi(a)/pi_old(a);
-    value: 0.5 * mean((v - target)^2), or of the max with the clipped prediction's error.
+    value: 0.5 * mean((v - target)^2), or of the max with the clipped prediction's error;
+    with ``huber_delta`` the error is Huber's (quadratic within delta, then linear) instead.
     """
     log_probs = jax.nn.log_softmax(logits)  # (B, A)
     log_prob = jnp.take_along_axis(log_probs, action[:, None], axis=-1)[:, 0]
@@ -309,11 +318,15 @@ def ppo_losses(logits: jax.Array, value: jax.Array, action: jax.Array, old_log_p
     surrogate = jnp.minimum(ratio * advantage,
                             jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage)
     policy_loss = -surrogate.mean()
-    err = jnp.square(value - target)
+    if huber_delta is None:
+        loss = lambda e: 0.5 * jnp.square(e)  # noqa: E731
+    else:
+        loss = lambda e: optax.huber_loss(e, delta=huber_delta)  # noqa: E731
+    err = loss(value - target)
     if clip_value:
         clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
-        err = jnp.maximum(err, jnp.square(clipped - target))
-    value_loss = 0.5 * err.mean()
+        err = jnp.maximum(err, loss(clipped - target))
+    value_loss = err.mean()
     entropy = -(jnp.exp(log_probs) * log_probs).sum(-1).mean()
     return policy_loss, value_loss, entropy
 
@@ -401,9 +414,9 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         return env_params.replace(horizon=jnp.asarray(cfg.horizon, jnp.int32))
 
     critic_c = 2 * c if cfg.centralised_value else c
-    # One policy's parameters. Not vmapped: on jax 0.10.2 / CPU a vmapped flax init (batched
-    # QR of the orthogonal initialisers) was seen to deadlock; policies and members are
-    # initialised in a Python loop instead (init is not in the hot path).
+    # One policy's parameters. Not vmapped: on jax 0.10.2 / CPU a vmapped flax init with
+    # flax's orthogonal initialisers (batched QR) was seen to deadlock; policies and members
+    # are initialised in a Python loop instead (init is not in the hot path).
     net_init = jax.jit(lambda k: net.init(k, jnp.zeros((1, h, w, c)),
                                           jnp.zeros((1, h, w, critic_c))))
 
@@ -479,7 +492,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         logits, value = net.apply(params, mb.obs, critic_obs)
         pl, vl, ent = ppo_losses(logits, value, mb.action, mb.log_prob, mb.value, mb.advantage,
                                  mb.target, cfg.clip_eps, cfg.clip_value,
-                                 cfg.normalize_advantages)
+                                 cfg.advantage_norm == "minibatch", cfg.huber_delta)
         return pl + cfg.value_coef * vl - ent_coef * ent, (pl, vl, ent)
 
     def policy_update(params, opt_state, batch: Batch, key, ent_coef):
@@ -538,9 +551,12 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         if cfg.value_norm:
             value_norm = jax.vmap(lambda vn, t: vn.update(t, cfg.value_norm_beta))(value_norm, tgt)
             tgt = jax.vmap(ValueNorm.normalise)(value_norm, tgt)
+        adv = flat(advantages)  # (G, B)
+        if cfg.advantage_norm == "batch":
+            adv = (adv - adv.mean(1, keepdims=True)) / (adv.std(1, keepdims=True) + 1e-8)
         critic_obs = (flat(critic_input(traj.obs, True, 2)) if cfg.centralised_value else None)
         batch = Batch(flat(traj.obs), critic_obs, flat(traj.action), flat(traj.log_prob),
-                      flat(traj.value), flat(advantages), tgt)
+                      flat(traj.value), adv, tgt)
         params, opt_state, (pl, vl, ent) = jax.vmap(policy_update, in_axes=(0, 0, 0, 0, None))(
             state.params, state.opt_state, batch, jax.random.split(k_upd, G), ent_coef)
 

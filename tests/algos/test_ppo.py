@@ -23,7 +23,7 @@ TINY = PPOConfig(num_envs=4, num_steps=8, total_steps=64, updates_per_chunk=2, u
 
 # --- losses and GAE against NumPy --------------------------------------------------------------
 def np_losses(logits, value, action, old_log_prob, old_value, adv, target, eps, clip_value,
-              normalize):
+              normalize, huber=None):
     z = logits - logits.max(1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(1, keepdims=True))
     log_prob = log_probs[np.arange(len(action)), action]
@@ -31,11 +31,16 @@ def np_losses(logits, value, action, old_log_prob, old_value, adv, target, eps, 
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     ratio = np.exp(log_prob - old_log_prob)
     policy = -np.mean(np.minimum(ratio * adv, np.clip(ratio, 1 - eps, 1 + eps) * adv))
-    err = (value - target) ** 2
+    def loss(e):
+        if huber is None:
+            return 0.5 * e**2
+        return np.where(np.abs(e) <= huber, 0.5 * e**2, huber * (np.abs(e) - 0.5 * huber))
+
+    err = loss(value - target)
     if clip_value:
-        err = np.maximum(err, (old_value + np.clip(value - old_value, -eps, eps) - target) ** 2)
+        err = np.maximum(err, loss(old_value + np.clip(value - old_value, -eps, eps) - target))
     entropy = -(np.exp(log_probs) * log_probs).sum(1).mean()
-    return policy, 0.5 * err.mean(), entropy
+    return policy, err.mean(), entropy
 
 
 B = 7
@@ -46,15 +51,16 @@ vec = lambda lo, hi: arrays(np.float64, B, elements=st.floats(lo, hi))  # noqa: 
 @given(logits=arrays(np.float64, (B, 6), elements=st.floats(-4, 4)),
        value=vec(-5, 5), old_value=vec(-5, 5), target=vec(-5, 5), adv=vec(-3, 3),
        old_log_prob=vec(-3, -0.05), action=arrays(np.int32, B, elements=st.integers(0, 5)),
-       eps=st.floats(0.05, 0.5), clip_value=st.booleans(), normalize=st.booleans())
+       eps=st.floats(0.05, 0.5), clip_value=st.booleans(), normalize=st.booleans(),
+       huber=st.one_of(st.none(), st.floats(0.5, 5)))
 def test_ppo_losses_match_numpy(logits, value, old_value, target, adv, old_log_prob, action,
-                                eps, clip_value, normalize):
+                                eps, clip_value, normalize, huber):
     got = ppo_losses(jnp.asarray(logits, jnp.float32), jnp.asarray(value, jnp.float32),
                      jnp.asarray(action), jnp.asarray(old_log_prob, jnp.float32),
                      jnp.asarray(old_value, jnp.float32), jnp.asarray(adv, jnp.float32),
-                     jnp.asarray(target, jnp.float32), eps, clip_value, normalize)
+                     jnp.asarray(target, jnp.float32), eps, clip_value, normalize, huber)
     want = np_losses(logits, value, action, old_log_prob, old_value, adv, target, eps,
-                     clip_value, normalize)
+                     clip_value, normalize, huber)
     np.testing.assert_allclose(np.array(got), np.array(want), rtol=2e-4, atol=2e-4)
 
 
@@ -195,7 +201,7 @@ def test_vmap_over_members_equals_a_loop(population):
 def test_jit_equals_eager(env):
     cfg = dataclasses.replace(TINY, updates_per_chunk=1, num_envs=2, num_steps=4, horizon=3,
                               update_epochs=1, share_policy=True, centralised_value=True,
-                              value_norm=True)
+                              value_norm=True, advantage_norm="batch", huber_delta=1.0)
     params = env.default_params()
     trainer = make_train(cfg, env, stack_params([params]))
     state = trainer.init_member(jax.random.PRNGKey(3), params)
