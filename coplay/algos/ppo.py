@@ -283,7 +283,6 @@ class Transition(NamedTuple):
     obs: jax.Array  # (N, 2, H, W, C) ego obs of each seat's cook
     action: jax.Array  # (N, 2)
     log_prob: jax.Array  # (N, 2)
-    value: jax.Array  # (N, 2) critic output (normalised when value_norm)
     reward: jax.Array  # (N, 2) training reward per seat (scaled)
     done: jax.Array  # (N,)
 
@@ -358,10 +357,11 @@ def _by_seat(x: jax.Array, cook_of_seat: jax.Array) -> jax.Array:
 class Trainer(NamedTuple):
     """What :func:`make_train` builds.
 
-    - ``init(key) -> PPOState`` (leading member axis M);
+    - ``init(key) -> PPOState`` (leading member axis M), jitted;
     - ``train_chunk(state) -> (state, UpdateMetrics (M, updates_per_chunk, ...))``, jitted;
     - ``init_member(key, env_params)`` / ``member_chunk(state, env_params)``: the same for one
-      member, not vmapped (``member_chunk`` not jitted either; tests, custom drivers).
+      member, neither jitted nor vmapped (tests, custom drivers); member m of ``init(key)`` is
+      ``init_member(jax.random.split(key, M)[m], params_m)``.
     """
 
     init: object
@@ -398,12 +398,21 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
                             optax.adam(lr_schedule, eps=cfg.adam_eps))
 
-    def policy_apply(params, obs_seat):
-        """obs (N, 2, H, W, C) seat-ordered -> logits (N, 2, A), values (N, 2)."""
-        x = to_policies(obs_seat, 1, shared)
-        cx = to_policies(critic_input(obs_seat, cfg.centralised_value, 1), 1, shared)
-        logits, values = jax.vmap(net.apply)(params, x, cx)
-        return from_policies(logits, 1, shared), from_policies(values, 1, shared)
+    def policy_apply(params, obs_seat, seat_axis: int = 1):
+        """obs (..., 2, H, W, C) seat-ordered, seats on ``seat_axis`` -> logits (..., 2, A),
+        values (..., 2). (Callers that use one output only: XLA drops the other tower.)"""
+
+        def batch(x):  # (G, *lead, H, W, C) -> (G, B, H, W, C)
+            return x.reshape((x.shape[0], -1) + x.shape[-3:])
+
+        x = to_policies(obs_seat, seat_axis, shared)
+        lead = x.shape[:-3]
+        cx = to_policies(critic_input(obs_seat, cfg.centralised_value, seat_axis), seat_axis,
+                         shared)
+        logits, values = jax.vmap(net.apply)(params, batch(x), batch(cx))
+        logits = logits.reshape(lead + logits.shape[-1:])
+        return (from_policies(logits, seat_axis, shared),
+                from_policies(values.reshape(lead), seat_axis, shared))
 
     def draw_swap(key):
         if not cfg.randomise_seats:
@@ -414,14 +423,9 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         return env_params.replace(horizon=jnp.asarray(cfg.horizon, jnp.int32))
 
     critic_c = 2 * c if cfg.centralised_value else c
-    # One policy's parameters. Not vmapped: on jax 0.10.2 / CPU a vmapped flax init with
-    # flax's orthogonal initialisers (batched QR) was seen to deadlock; policies and members
-    # are initialised in a Python loop instead (init is not in the hot path).
-    net_init = jax.jit(lambda k: net.init(k, jnp.zeros((1, h, w, c)),
-                                          jnp.zeros((1, h, w, critic_c))))
 
-    @jax.jit
     def init_rest(params, key: jax.Array, env_params: EnvParams) -> PPOState:
+        """One member's state around its (G, ...) policy parameters."""
         env_params = env_params_for(env_params)
         k_env, k_swap, k_train = jax.random.split(key, 3)
         opt_state = jax.vmap(optimizer.init)(params)
@@ -432,11 +436,24 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         value_norm = jax.vmap(lambda _: ValueNorm.create())(jnp.arange(G))
         return PPOState(params, opt_state, value_norm, runner, k_train, jnp.zeros((), jnp.int32))
 
+    def policy_params(key: jax.Array):
+        """(G, ...) parameters. The G inits are unrolled, not vmapped: on jax 0.10.2 / CPU a
+        vmapped flax init with flax's own orthogonal initialisers (batched QR) deadlocked."""
+        params = [net.init(k, jnp.zeros((1, h, w, c)), jnp.zeros((1, h, w, critic_c)))
+                  for k in jax.random.split(key, G)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *params)
+
     def init_member(key: jax.Array, env_params: EnvParams) -> PPOState:
         k_net, k_rest = jax.random.split(key)
-        params = [net_init(k) for k in jax.random.split(k_net, G)]
-        params = jax.tree.map(lambda *xs: jnp.stack(xs), *params)
-        return init_rest(params, k_rest, env_params)
+        return init_rest(policy_params(k_net), k_rest, env_params)
+
+    @jax.jit
+    def init_all(key: jax.Array, member_params: EnvParams) -> PPOState:
+        keys = jax.random.split(key, num_members)
+        k_net, k_rest = jax.vmap(jax.random.split, out_axes=1)(keys)  # (M, 2) each
+        params = [policy_params(k_net[m]) for m in range(num_members)]
+        params = jax.tree.map(lambda *xs: jnp.stack(xs), *params)  # (M, G, ...)
+        return jax.vmap(init_rest)(params, k_rest, member_params)
 
     def rollout(key, params, runner: Runner, env_params: EnvParams):
         """T steps of N envs -> (runner, Transition (T, ...), per-step episode stats)."""
@@ -447,7 +464,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
             k_act, k_env, k_swap = jax.random.split(key, 3)
             cook_of_seat = jnp.where(runner.swap[:, None], jnp.array([1, 0]), jnp.array([0, 1]))
             obs_seat = _by_seat(runner.obs, cook_of_seat)  # (N, 2, H, W, C)
-            logits, value = policy_apply(params, obs_seat)
+            logits, _ = policy_apply(params, obs_seat)  # values: after the rollout
             action = jax.random.categorical(k_act, logits)  # (N, 2) per seat
             log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None],
                                            axis=-1)[..., 0]
@@ -479,8 +496,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
                 env_state, obs, jnp.where(done, draw_swap(k_swap), runner.swap),
                 ep_sparse * keep, ep_reward * keep[:, None],
                 jnp.where(done[:, None, None], 0, ep_events), last_return)
-            trans = Transition(obs_seat, action, log_prob, value, reward * cfg.reward_scale,
-                               done)
+            trans = Transition(obs_seat, action, log_prob, reward * cfg.reward_scale, done)
             return new_runner, (trans, stats)
 
         runner, (traj, stats) = jax.lax.scan(step, runner, jax.random.split(key, T),
@@ -527,16 +543,18 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         ent_coef = entropy_coef_at(cfg, env_steps)
 
         runner, traj, stats = rollout(k_roll, state.params, state.runner, env_params)
-        # --- advantages, per seat
+        # --- values of the whole rollout in one batched pass (the parameters did not change),
+        # then advantages per seat
+        _, raw_values = policy_apply(state.params, traj.obs, seat_axis=2)  # (T, N, 2)
         cook_of_seat = jnp.where(runner.swap[:, None], jnp.array([1, 0]), jnp.array([0, 1]))
         _, last_value = policy_apply(state.params, _by_seat(runner.obs, cook_of_seat))
         vn_seat = lambda v, seat_axis: from_policies(  # noqa: E731
             jax.vmap(ValueNorm.denormalise)(state.value_norm, to_policies(v, seat_axis, shared)),
             seat_axis, shared)
         if cfg.value_norm:
-            values, last_value = vn_seat(traj.value, 2), vn_seat(last_value, 1)
+            values, last_value = vn_seat(raw_values, 2), vn_seat(last_value, 1)
         else:
-            values = traj.value
+            values = raw_values
         dones = jnp.broadcast_to(traj.done[..., None], traj.reward.shape)  # (T, N, 2)
         advantages, targets = gae(traj.reward, values, dones, last_value, cfg.gamma,
                                   cfg.gae_lambda)  # (T, N, 2)
@@ -556,7 +574,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
             adv = (adv - adv.mean(1, keepdims=True)) / (adv.std(1, keepdims=True) + 1e-8)
         critic_obs = (flat(critic_input(traj.obs, True, 2)) if cfg.centralised_value else None)
         batch = Batch(flat(traj.obs), critic_obs, flat(traj.action), flat(traj.log_prob),
-                      flat(traj.value), adv, tgt)
+                      flat(raw_values), adv, tgt)
         params, opt_state, (pl, vl, ent) = jax.vmap(policy_update, in_axes=(0, 0, 0, 0, None))(
             state.params, state.opt_state, batch, jax.random.split(k_upd, G), ent_coef)
 
@@ -578,10 +596,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
     chunk_all = jax.jit(jax.vmap(member_chunk))
 
     def init(key: jax.Array) -> PPOState:
-        keys = jax.random.split(key, num_members)
-        states = [init_member(keys[m], jax.tree.map(lambda x: x[m], member_params))  # noqa: B023
-                  for m in range(num_members)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        return init_all(key, member_params)
 
     def train_chunk(state: PPOState):
         return chunk_all(state, member_params)

@@ -64,7 +64,8 @@ class OvercookedTrainConfig:
     ppo: PPOConfig | None = None
     """Overrides of the preset's PPO fields (None: the preset as it is)."""
     checkpoint_every: int = 10
-    """Write a checkpoint every this many chunks (and after the last)."""
+    """Write a checkpoint, and the metrics rows since the last one, every this many chunks
+    (and after the last)."""
     eval_envs: int = 32
     """Episodes of the final evaluation (half with each seat arrangement)."""
 
@@ -140,6 +141,8 @@ def train_run(cfg: OvercookedTrainConfig, out: str | Path, resume: bool = False,
     if has_ckpt:
         state, meta = run.load_checkpoint(state)
         run.truncate_metrics(meta["metrics_lines"])
+    else:  # a run killed before its first checkpoint starts again from scratch
+        run.truncate_metrics(0)
     num_chunks = ppo.num_updates(algo) // algo.updates_per_chunk
     done_chunks = int(state.update[0]) // algo.updates_per_chunk
     rows = run.read_metrics()
@@ -149,14 +152,17 @@ def train_run(cfg: OvercookedTrainConfig, out: str | Path, resume: bool = False,
 
     with progress_bar(f"overcooked ppo {Path(cfg.layout).stem} seed {cfg.seed}",
                       total=num_chunks, completed=done_chunks, enabled=progress) as bar:
+        pending: list[dict] = []  # rows reach the disk with each checkpoint (fewer fsyncs)
         for chunk in range(done_chunks, num_chunks):
             if stop_after_chunks is not None and chunk - done_chunks >= stop_after_chunks:
                 return state
             state, metrics = trainer.train_chunk(state)
             row = chunk_row(metrics, int(state.update[0]), algo,
                             elapsed0 + time.perf_counter() - t0, env.event_names)
-            run.append_metrics([row])
+            pending.append(row)
             if (chunk + 1) % cfg.checkpoint_every == 0 or chunk + 1 == num_chunks:
+                run.append_metrics(pending)
+                pending = []
                 run.save_checkpoint(state, {"update": int(state.update[0]),
                                             "metrics_lines": run.metrics_line_count()})
             bar.update(f"return {row['returned_return'][-1]:.1f}  "
