@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -55,6 +55,8 @@ vec = lambda lo, hi: arrays(np.float64, B, elements=st.floats(lo, hi))  # noqa: 
        huber=st.one_of(st.none(), st.floats(0.5, 5)))
 def test_ppo_losses_match_numpy(logits, value, old_value, target, adv, old_log_prob, action,
                                 eps, clip_value, normalize, huber):
+    # (near-)constant advantages: normalising divides float32 rounding noise by ~1e-8
+    assume(not normalize or adv.std() > 1e-2)
     got = ppo_losses(jnp.asarray(logits, jnp.float32), jnp.asarray(value, jnp.float32),
                      jnp.asarray(action), jnp.asarray(old_log_prob, jnp.float32),
                      jnp.asarray(old_value, jnp.float32), jnp.asarray(adv, jnp.float32),
