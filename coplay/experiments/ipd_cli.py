@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import typing
 from pathlib import Path
 
 import tyro
 
 from coplay.algos.a2c import A2CConfig, ConfigError
 from coplay.experiments.ipd import PRESETS, Ablation, IPDTrainConfig, Preset, Stage, resolve
+from coplay.experiments.overrides import parse_overrides as apply_overrides
 from coplay.runs import RunError, default_run_dir
 
 
@@ -47,33 +47,7 @@ class TrainArgs:
 
 def parse_overrides(base: A2CConfig, items: tuple[str, ...]) -> A2CConfig:
     """Apply ``FIELD=VALUE`` strings to an A2CConfig, converting to the field's type."""
-    hints = typing.get_type_hints(A2CConfig)
-    names = {f.name for f in dataclasses.fields(A2CConfig)}
-    changes = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
-        name, raw = item.split("=", 1)
-        name = name.strip().replace("-", "_")
-        if name not in names:
-            raise ConfigError(f"--set {item!r}: a2c has no field {name!r} "
-                              f"(fields: {', '.join(sorted(names))})")
-        hint = hints[name]
-        try:
-            if raw.lower() == "none" and type(None) in typing.get_args(hint):
-                value = None
-            elif hint is bool:
-                if raw.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(raw)
-                value = raw.lower() in ("true", "1")
-            else:
-                kinds = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-                kind = kinds[0]
-                value = int(float(raw)) if kind is int and float(raw).is_integer() else kind(raw)
-        except ValueError:
-            raise ConfigError(f"--set {item!r}: {raw!r} is not a valid {hint}") from None
-        changes[name] = value
-    return dataclasses.replace(base, **changes)
+    return apply_overrides(base, items, "a2c")
 
 
 def _fail(e: Exception) -> int:
