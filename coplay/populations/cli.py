@@ -1,0 +1,194 @@
+"""`coplay populations train|select|show` — hidden-utility populations on disk.
+
+    coplay populations train --layout random1 --preset default --out runs/pop-ring
+    coplay populations train --out runs/pop-ring --resume          # continue a killed run
+    coplay populations select --pop runs/pop-ring --eval-size 5 --train-size 8
+    coplay populations show --pop runs/pop-ring
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+from coplay.algos.ppo import ConfigError
+from coplay.experiments.overrides import parse_overrides
+from coplay.runs import RunError, default_run_dir, read_json, write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train a population of hidden-utility pairs (biased policy + best response) by PPO."""
+
+    layout: str = "random1"
+    """Layout with an HSP weight grid (random1 = Coord. Ring, random0, random3, ...)."""
+    preset: str = "default"
+    """tiny (seconds, for tests) or default (16 pairs on this 2-core CPU)."""
+    seed: int = 0
+    """Seed of the candidate draw, training and evaluation."""
+    num_members: int | None = None
+    """Pairs to train (default: the preset's)."""
+    candidates: tuple[int, ...] | None = None
+    """Indices into the layout's HSP candidates instead of a seeded draw."""
+    out: Path | None = None
+    """Population folder (default: runs/populations-<preset>/<layout>-seed<seed>)."""
+    resume: bool = False
+    """Continue the population in --out from its last checkpoint."""
+    set: tuple[str, ...] = ()
+    """Override population fields (checkpoint_every, snapshot_every, eval_envs,
+    crossplay_envs, gif_steps) or PPO fields as ppo.FIELD=VALUE, e.g.
+    --set ppo.total_steps=2000000 snapshot_every=5."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectArgs:
+    """Choose evaluation partners (k-DPP) and a disjoint training pool (greedy max-L1)."""
+
+    pop: Path
+    """Population folder (with manifest.json)."""
+    eval_size: int = 5
+    """Evaluation partners (the paper: 10 per layout, 15 for multi-recipe layouts)."""
+    train_size: int = 8
+    """Training-pool pairs, chosen among the pairs not in the evaluation set."""
+    eval_min_return: float = 10.0
+    """Evaluation partners need a pair return above this (ZSC-Eval: 10)."""
+    train_min_return: float = 0.1
+    """Training-pool pairs need a pair return above this (spec: 0.1)."""
+    dpp_exact_limit: int = 100_000
+    """Enumerate all subsets when C(n, k) is at most this; otherwise sample the k-DPP."""
+    dpp_samples: int = 2000
+    """k-DPP samples when not enumerating (the best determinant is kept)."""
+    seed: int = 0
+    """Seed of the k-DPP sampler."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ShowArgs:
+    """Print a population's members, returns and selection."""
+
+    pop: Path
+    """Population folder (with manifest.json)."""
+
+
+def build_config(args: TrainArgs):
+    from coplay.populations.train import PRESETS, PopulationConfig, preset_config, resolve
+
+    base = preset_config(args.preset)
+    changes: dict = {"layout": args.layout, "seed": args.seed}
+    if args.num_members is not None:
+        changes["num_members"] = args.num_members
+    if args.candidates is not None:
+        changes["candidates"] = tuple(args.candidates)
+        changes.setdefault("num_members", len(args.candidates))
+    ppo_items = tuple(x[len("ppo."):] for x in args.set if x.startswith("ppo."))
+    pop_items = tuple(x for x in args.set if not x.startswith("ppo."))
+    for item in pop_items:
+        name = item.split("=", 1)[0].strip()
+        if name in ("layout", "preset", "seed", "num_members", "candidates", "ppo"):
+            raise ConfigError(f"--set {item!r}: use --{name.replace('_', '-')} instead")
+    cfg = dataclasses.replace(base, **changes)
+    cfg = parse_overrides(cfg, pop_items, "population") if pop_items else cfg
+    algo = cfg.ppo if cfg.ppo is not None else PRESETS[cfg.preset].ppo
+    if ppo_items:
+        cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
+    if not isinstance(cfg, PopulationConfig):  # pragma: no cover
+        raise TypeError(cfg)
+    resolve(cfg)
+    return cfg
+
+
+def train(argv: list[str], prog: str = "coplay populations train") -> int:
+    args = tyro.cli(TrainArgs, args=argv, prog=prog)
+    try:
+        if args.resume and args.out is None:
+            raise ConfigError("--resume needs --out (the population folder to continue)")
+        if args.resume:
+            from coplay.populations.train import load_run
+
+            cfg, _, _ = load_run(args.out)
+        else:
+            cfg = build_config(args)
+        out = args.out or default_run_dir(f"populations-{args.preset}",
+                                          f"{Path(args.layout).stem}-seed{args.seed}")
+        from coplay.populations.train import train_population
+
+        train_population(cfg, out, resume=args.resume)
+    except (ConfigError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    _print_members(Path(out))
+    return 0
+
+
+def select(argv: list[str], prog: str = "coplay populations select") -> int:
+    args = tyro.cli(SelectArgs, args=argv, prog=prog)
+    from coplay.populations.selection import select_sets
+
+    try:
+        for f in ("eval_size", "train_size", "dpp_exact_limit", "dpp_samples"):
+            if getattr(args, f) < 0 or (f.startswith("dpp") and getattr(args, f) < 1):
+                raise ConfigError(f"{f} = {getattr(args, f)}: must be >= "
+                                  f"{1 if f.startswith('dpp') else 0}")
+        man = read_json(args.pop / "manifest.json")
+        feats = np.array([m["features"] for m in man["members"]])
+        rets = np.array([m["return"] for m in man["members"]])
+        sel = select_sets(feats, rets, args.train_size, args.eval_size, args.train_min_return,
+                          args.eval_min_return, args.dpp_exact_limit, args.dpp_samples,
+                          args.seed)
+        sel["args"] = {k: (str(v) if isinstance(v, Path) else v)
+                       for k, v in dataclasses.asdict(args).items()}
+        if len(sel["eval"]) < args.eval_size or len(sel["train"]) < args.train_size:
+            print(f"note: only {len(sel['eval'])} evaluation partners and {len(sel['train'])} "
+                  "training pairs were eligible", file=sys.stderr)
+        write_json(args.pop / "selection.json", sel)
+    except (ConfigError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"evaluation partners (k-DPP, {sel['eval_method']}, log det "
+          f"{sel['eval_log_det']:.2f}): {sel['eval']}")
+    print(f"training pool (greedy max-L1): {sel['train']}")
+    print(f"diversity: all {sel['diversity_all']:.2f}, train {sel['diversity_train']:.2f}, "
+          f"eval {sel['diversity_eval']:.2f}  -> {args.pop / 'selection.json'}")
+    return 0
+
+
+def show(argv: list[str], prog: str = "coplay populations show") -> int:
+    args = tyro.cli(ShowArgs, args=argv, prog=prog)
+    try:
+        _print_members(args.pop)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_members(path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    man = read_json(path / "manifest.json")
+    sel = read_json(path / "selection.json") if (path / "selection.json").exists() else None
+    s = man["summary"]
+    table = Table(title=f"{path}: {man['num_members']} pairs on {man['layout']}, "
+                        f"{s['env_steps_per_member']:,} steps each")
+    for col in ("member", "hidden utility", "return", "mid-skill", "role"):
+        table.add_column(col)
+    fixed = {"USEFUL_DISH_PICKUP", "SOUP_PICKUP", "PLACEMENT_IN_POT"}
+    for e in man["members"]:
+        role = ""
+        if sel:
+            role = "eval" if e["member"] in sel["eval"] else \
+                "train" if e["member"] in sel["train"] else ""
+        table.add_row(str(e["member"]),
+                      ", ".join(f"{k} {v:g}" for k, v in e["weights"].items() if k not in fixed),
+                      f"{e['return']:.1f}", str(e.get("mid_skill", {}).get("update", "-")), role)
+    Console().print(table)
+    print(f"best-response return >= 40: {s['members_with_br_return_ge_40']}/{man['num_members']}"
+          f"  diversity score {s['diversity_score']:.2f}  "
+          f"cross-play own {s['crossplay_diagonal_mean']:.1f} / "
+          f"others {s['crossplay_off_diagonal_mean']:.1f}")
+    print(f"report: {path / 'report.md'}")

@@ -1,0 +1,88 @@
+"""A tiny population end to end through the CLI: folder, manifest, selection, resume."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from coplay.cli import main
+from coplay.populations.finish import load_params, member_policies
+from coplay.populations.train import preset_config, snapshot_path, train_population
+from coplay.runs import RunDir
+
+
+@pytest.fixture(scope="module")
+def tiny_pop(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pop") / "tiny"
+    assert main(["populations", "train", "--preset", "tiny", "--seed", "3",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_tiny_population_writes_the_whole_folder(tiny_pop):
+    for name in ("config.json", "checkpoint.msgpack", "metrics.jsonl", "manifest.json",
+                 "crossplay.json", "crossplay.png", "pairs.gif", "report.md",
+                 "members/m00.msgpack", "members/m02.msgpack"):
+        assert (tiny_pop / name).is_file(), name
+    man = json.loads((tiny_pop / "manifest.json").read_text())
+    assert man["num_members"] == 3 and len(man["members"]) == 3
+    e = man["members"][1]
+    for k in ("candidate", "weights", "checkpoint", "return", "events_biased", "events_br",
+              "features", "snapshots", "mid_skill"):
+        assert k in e, k
+    assert len(e["features"]) == 2 * len(man["event_names"])
+    assert [s["update"] for s in e["snapshots"]] == [4, 8]  # every 2 chunks of 2 updates
+    rows = RunDir(tiny_pop).read_metrics()
+    assert len(rows) == 4 and len(rows[-1]["episode_return"]) == 3
+    xp = json.loads((tiny_pop / "crossplay.json").read_text())["sparse_return"]
+    assert np.shape(xp) == (3, 3)
+    biased, br = member_policies(tiny_pop, 1, "final")
+    _, br_mid = member_policies(tiny_pop, 1, "mid")
+    assert jax.tree.structure(biased) == jax.tree.structure(br_mid)
+
+
+def test_select_and_show(tiny_pop, capsys):
+    assert main(["populations", "select", "--pop", str(tiny_pop), "--eval-size", "1",
+                 "--train-size", "2", "--eval-min-return", "-1",
+                 "--train-min-return", "-1"]) == 0
+    sel = json.loads((tiny_pop / "selection.json").read_text())
+    assert len(sel["eval"]) == 1 and len(sel["train"]) == 2
+    assert not set(sel["eval"]) & set(sel["train"])
+    assert main(["populations", "show", "--pop", str(tiny_pop)]) == 0
+    assert "eval" in capsys.readouterr().out
+
+
+def test_fresh_run_refuses_to_overwrite(tiny_pop, capsys):
+    assert main(["populations", "train", "--preset", "tiny", "--out", str(tiny_pop)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--set", "ppo.learning_rate=-1"], "learning_rate"),
+    (["--set", "ppo.shaping_factor=1.0"], "shaping_factor"),
+    (["--set", "ppo.share_policy=true"], "share_policy"),
+    (["--set", "eval_envs=3"], "eval_envs"),
+    (["--set", "snapshot_every=0"], "snapshot_every"),
+    (["--num-members", "60"], "num_members"),
+    (["--candidates", "1", "99"], "candidates"),
+    (["--layout", "cramped_room"], "layout"),
+    (["--preset", "huge"], "preset"),
+])
+def test_bad_config_fails_before_compiling_and_names_the_field(args, field, tmp_path, capsys):
+    assert main(["populations", "train", "--preset", "tiny", "--out", str(tmp_path / "x"),
+                 *args]) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_killed_and_resumed_population_ends_with_the_same_parameters(tiny_pop, tmp_path):
+    cfg = preset_config("tiny", seed=3)
+    out = tmp_path / "killed"
+    train_population(cfg, out, stop_after_chunks=3, progress=False, finish=False)
+    assert json.loads((out / "checkpoint.json").read_text())["update"] == 4  # chunk 3 lost
+    state = train_population(cfg, out, resume=True, progress=False, finish=False)
+    want = load_params(snapshot_path(tiny_pop, 8))
+    for x, y in zip(jax.tree.leaves(want), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    assert len(RunDir(out).read_metrics()) == 4
