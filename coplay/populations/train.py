@@ -74,8 +74,8 @@ _TINY_PPO = PPOConfig(num_envs=4, num_steps=16, total_steps=512, updates_per_chu
                       shaping_factor=None, shaping_horizon=512)
 # this 2-core CPU: the PPO default (JaxMARL IPPO values, separate policies, lr 5e-4) with
 # the shaping of the best response annealed over the whole run (ZSC-Eval's HSP horizon = run)
-_DEFAULT_PPO = PPOConfig(total_steps=2_500_000, shaping_factor=None,
-                         shaping_horizon=2_500_000)
+_DEFAULT_PPO = PPOConfig(total_steps=2_000_000, shaping_factor=None,
+                         shaping_horizon=2_000_000)
 
 PRESETS: dict[str, PopulationConfig] = {
     "tiny": PopulationConfig(preset="tiny", num_members=3, ppo=_TINY_PPO, checkpoint_every=2,
