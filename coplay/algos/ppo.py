@@ -121,6 +121,11 @@ class PPOConfig:
     """Episode length in steps (ZSC-Eval: 400)."""
     scan_unroll: int = 1
     """Unroll factor of the rollout scan (speed only)."""
+    population_entropy_coef: float = 0.0
+    """MEP's population-entropy bonus (Zhao et al. 2023; spec: 0.01): each seat's reward gets
+    + coef * -log pi_bar(a|s), pi_bar the mean over population members of the same seat's
+    policy at the state (members see each other through the vmapped member axis; the
+    un-vmapped ``member_chunk`` then needs ``jax.vmap(..., axis_name="member")``). 0: off."""
 
 
 def validate(cfg: PPOConfig) -> None:
@@ -145,6 +150,7 @@ def validate(cfg: PPOConfig) -> None:
     need(cfg.huber_delta is None or cfg.huber_delta > 0, "huber_delta", "must be > 0 or None")
     need(0.0 < cfg.value_norm_beta < 1.0, "value_norm_beta", "must be in (0, 1)")
     need(cfg.reward_scale > 0, "reward_scale", "must be > 0")
+    need(cfg.population_entropy_coef >= 0, "population_entropy_coef", "must be >= 0")
     need(len(cfg.entropy_coefs) >= 1 and all(c >= 0 for c in cfg.entropy_coefs),
          "entropy_coefs", "needs at least one value, all >= 0")
     need(len(cfg.entropy_horizons) == len(cfg.entropy_coefs), "entropy_horizons",
@@ -202,6 +208,9 @@ def learning_rate_at(cfg: PPOConfig, update: jax.Array) -> jax.Array:
     if not cfg.anneal_lr:
         return jnp.asarray(cfg.learning_rate, jnp.float32)
     return cfg.learning_rate * (1.0 - update / num_updates(cfg))
+
+
+MEMBER_AXIS = "member"  # name of the vmapped population axis (MEP's collective)
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -458,6 +467,16 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
     def rollout(key, params, runner: Runner, env_params: EnvParams):
         """T steps of N envs -> (runner, Transition (T, ...), per-step episode stats)."""
         step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+        # MEP: every member's policies (gathered over the vmapped member axis), fixed during
+        # the rollout, for the population-mean policy pi_bar
+        population = (jax.lax.all_gather(params, MEMBER_AXIS)
+                      if cfg.population_entropy_coef > 0 else None)  # (M, G, ...)
+
+        def surprise(obs_seat, action):
+            """-log pi_bar(a|s) (N, 2) of the seats' actions."""
+            probs = jax.vmap(lambda p: jax.nn.softmax(policy_apply(p, obs_seat)[0]))(population)
+            p_a = jnp.take_along_axis(probs.mean(0), action[..., None], axis=-1)[..., 0]
+            return -jnp.log(jnp.maximum(p_a, 1e-8))
         reward_fn = jax.vmap(agent_rewards, in_axes=(0, 0, 0, None, None, None))
 
         def step(runner: Runner, key):
@@ -479,6 +498,8 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
             reward = reward_fn(sparse, shaped, events.astype(jnp.float32),
                                env_params.event_weights, env_params.sparse_weight,
                                env_params.shaping_factor)  # (N, 2)
+            if population is not None:
+                reward = reward + cfg.population_entropy_coef * surprise(obs_seat, action)
             ep_sparse = runner.ep_sparse + sparse
             ep_reward = runner.ep_reward + reward
             ep_events = runner.ep_events + events
@@ -593,7 +614,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         return jax.lax.scan(lambda s, _: one_update(s, env_params), state, None,
                             length=cfg.updates_per_chunk)
 
-    chunk_all = jax.jit(jax.vmap(member_chunk))
+    chunk_all = jax.jit(jax.vmap(member_chunk, axis_name=MEMBER_AXIS))
 
     def init(key: jax.Array) -> PPOState:
         return init_all(key, member_params)

@@ -22,8 +22,11 @@ from coplay.runs import RunError, default_run_dir, read_json, write_json
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Train a population of hidden-utility pairs (biased policy + best response) by PPO."""
+    """Train a population of hidden-utility pairs (biased policy + best response) by PPO,
+    or MEP stage 1 (--kind mep)."""
 
+    kind: str = "hsp"
+    """hsp (hidden-utility pairs) or mep (self-play agents + population-entropy bonus)."""
     layout: str = "random1"
     """Layout with an HSP weight grid (random1 = Coord. Ring, random0, random3, ...)."""
     preset: str = "default"
@@ -75,10 +78,10 @@ class ShowArgs:
 
 
 def build_config(args: TrainArgs):
-    from coplay.populations.train import PRESETS, PopulationConfig, preset_config, resolve
+    from coplay.populations.train import PopulationConfig, default_ppo, preset_config, resolve
 
     base = preset_config(args.preset)
-    changes: dict = {"layout": args.layout, "seed": args.seed}
+    changes: dict = {"kind": args.kind, "layout": args.layout, "seed": args.seed}
     if args.num_members is not None:
         changes["num_members"] = args.num_members
     if args.candidates is not None:
@@ -88,11 +91,13 @@ def build_config(args: TrainArgs):
     pop_items = tuple(x for x in args.set if not x.startswith("ppo."))
     for item in pop_items:
         name = item.split("=", 1)[0].strip()
-        if name in ("layout", "preset", "seed", "num_members", "candidates", "ppo"):
+        if name in ("kind", "layout", "preset", "seed", "num_members", "candidates", "ppo"):
             raise ConfigError(f"--set {item!r}: use --{name.replace('_', '-')} instead")
     cfg = dataclasses.replace(base, **changes)
     cfg = parse_overrides(cfg, pop_items, "population") if pop_items else cfg
-    algo = cfg.ppo if cfg.ppo is not None else PRESETS[cfg.preset].ppo
+    if cfg.kind not in ("hsp", "mep"):
+        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp or mep")
+    algo = cfg.ppo if cfg.ppo is not None else default_ppo(cfg.preset, cfg.kind)
     if ppo_items:
         cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
     if not isinstance(cfg, PopulationConfig):  # pragma: no cover
@@ -112,7 +117,7 @@ def train(argv: list[str], prog: str = "coplay populations train") -> int:
             cfg, _, _ = load_run(args.out)
         else:
             cfg = build_config(args)
-        out = args.out or default_run_dir(f"populations-{args.preset}",
+        out = args.out or default_run_dir(f"populations-{args.kind}-{args.preset}",
                                           f"{Path(args.layout).stem}-seed{args.seed}")
         from coplay.populations.train import train_population
 

@@ -23,8 +23,8 @@ from coplay.populations.selection import l1_distances
 
 
 def _seat(params, g: int):
-    """(M, G, ...) -> (M, ...) policy g of every member."""
-    return jax.tree.map(lambda x: x[:, g], params)
+    """(M, G, ...) -> (M, ...) policy g of every member (the only one when G = 1: shared)."""
+    return jax.tree.map(lambda x: x[:, min(g, x.shape[1] - 1)], params)
 
 
 def take(tree, i: int):
@@ -130,7 +130,9 @@ def write_pairs_gif(env: Overcooked, algo, net: ActorCritic, params, members: tu
     panels = []
     for m in members:
         p = take(params, m)
-        states, sparse = episode_states(env, env_params, net, take(p, BIASED), take(p, BR),
+        g = len(jax.tree.leaves(p)[0])  # policies: 2, or 1 shared by both seats
+        states, sparse = episode_states(env, env_params, net, take(p, BIASED),
+                                        take(p, min(BR, g - 1)),
                                         key, steps, algo.centralised_value)
         ret = np.concatenate([[0.0], np.cumsum(np.asarray(sparse))])
         frames = []

@@ -51,7 +51,7 @@ def member_policies(path: str | Path, member: int, which: str = "final") -> tupl
         p = take(load_params(Path(path) / entry["mid_skill"]["file"]), member)
     else:
         raise ValueError(f"which = {which!r}: final or mid")
-    return take(p, BIASED), take(p, BR)
+    return take(p, BIASED), take(p, min(BR, len(jax.tree.leaves(p)[0]) - 1))
 
 
 def _snapshots(path: Path) -> list[int]:
@@ -148,11 +148,12 @@ def finish_population(path: str | Path, state: PPOState | None = None,
         "env_steps_per_member": rows[-1]["env_steps"] if rows else 0,
     }
     manifest = {
-        "kind": "hsp-population",
+        "kind": f"{cfg.kind}-population",
         "layout": cfg.layout,
         "num_members": M,
-        "seats": {"0": "biased policy pi_w (hidden utility r_w)",
-                  "1": "best response (sparse + annealed shaping)"},
+        "seats": ({"0": "biased policy pi_w (hidden utility r_w)",
+                   "1": "best response (sparse + annealed shaping)"} if cfg.kind == "hsp" else
+                  {"0": "MEP agent (self-play)", "1": "the same agent"}),
         "event_names": list(env.event_names),
         "feature_names": [f"biased:{n}" for n in env.event_names]
                          + [f"br:{n}" for n in env.event_names],
@@ -168,8 +169,9 @@ def finish_population(path: str | Path, state: PPOState | None = None,
 
 def write_report(path: Path, cfg, manifest: dict, xp: np.ndarray) -> None:
     s = manifest["summary"]
+    kind = "Hidden-utility" if cfg.kind == "hsp" else "MEP (stage 1)"
     lines = [
-        f"# Hidden-utility population — {cfg.layout}, preset `{cfg.preset}`, seed {cfg.seed}",
+        f"# {kind} population — {cfg.layout}, preset `{cfg.preset}`, seed {cfg.seed}",
         "",
         f"- {manifest['num_members']} pairs, {s['env_steps_per_member']:,} env steps each, "
         f"trained in {s['train_time_s'] or 0:.0f} s (wall clock, compile included)",

@@ -36,12 +36,17 @@ from coplay.populations.hsp import choose_candidates, population_params
 from coplay.runs import RunDir, atomic_write_bytes, read_json, write_json
 
 Preset = Literal["tiny", "default"]
+Kind = Literal["hsp", "mep"]
 
 
 @dataclasses.dataclass(frozen=True)
 class PopulationConfig:
-    """A population of hidden-utility pairs on one layout, trained jointly per pair."""
+    """A population on one layout: hidden-utility pairs trained jointly per pair (hsp), or
+    MEP stage 1 (self-play agents with the population-entropy bonus)."""
 
+    kind: Kind = "hsp"
+    """hsp: biased policy + best response per member; mep: self-play members rewarded with
+    the population-entropy bonus (ppo.population_entropy_coef)."""
     layout: str = "random1"
     """Layout with an HSP weight grid (random0, random0_medium, small_corridor, random1,
     random3, unident_s, *_m)."""
@@ -50,13 +55,14 @@ class PopulationConfig:
     seed: int = 0
     """Seed of the candidate draw, parameters, environments and evaluation."""
     num_members: int = 16
-    """Pairs to train, drawn without replacement from the layout's HSP candidates."""
+    """Members to train (hsp: drawn without replacement from the layout's HSP candidates)."""
     candidates: tuple[int, ...] | None = None
     """Indices into hsp_candidates(layout) to train instead of a seeded draw (length must
     equal num_members)."""
     ppo: PPOConfig | None = None
-    """PPO hyperparameters (None: the preset's). shaping_factor must be None: the per-seat
-    shaping factors (biased 0, best response 1) live in the members' EnvParams."""
+    """PPO hyperparameters (None: :func:`default_ppo` of preset and kind). shaping_factor must
+    be None: the per-seat shaping factors (hsp: biased 0, best response 1) live in the
+    members' EnvParams."""
     checkpoint_every: int = 10
     """Chunks between checkpoints (and metrics flushes); also after the last chunk."""
     snapshot_every: int = 10
@@ -77,11 +83,21 @@ _TINY_PPO = PPOConfig(num_envs=4, num_steps=16, total_steps=512, updates_per_chu
 _DEFAULT_PPO = PPOConfig(total_steps=2_000_000, shaping_factor=None,
                          shaping_horizon=2_000_000)
 
+PPO_PRESETS: dict[str, PPOConfig] = {"tiny": _TINY_PPO, "default": _DEFAULT_PPO}
 PRESETS: dict[str, PopulationConfig] = {
-    "tiny": PopulationConfig(preset="tiny", num_members=3, ppo=_TINY_PPO, checkpoint_every=2,
+    "tiny": PopulationConfig(preset="tiny", num_members=3, checkpoint_every=2,
                              snapshot_every=2, eval_envs=4, crossplay_envs=2, gif_steps=6),
-    "default": PopulationConfig(preset="default", ppo=_DEFAULT_PPO),
+    "default": PopulationConfig(preset="default"),
 }
+
+
+def default_ppo(preset: str, kind: str) -> PPOConfig:
+    """The PPO config of a preset; for MEP with the spec's bonus 0.01 and one policy per
+    member shared by both seats (MEP trains self-play agents)."""
+    algo = PPO_PRESETS[preset]
+    if kind == "mep":
+        algo = dataclasses.replace(algo, population_entropy_coef=0.01, share_policy=True)
+    return algo
 
 
 def preset_config(preset: str, **changes) -> PopulationConfig:
@@ -95,7 +111,9 @@ def resolve(cfg: PopulationConfig) -> PPOConfig:
     """Validate everything (before compiling) and return the PPO config of the run."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PRESETS)}")
-    algo = cfg.ppo if cfg.ppo is not None else PRESETS[cfg.preset].ppo
+    if cfg.kind not in ("hsp", "mep"):
+        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp or mep")
+    algo = cfg.ppo if cfg.ppo is not None else default_ppo(cfg.preset, cfg.kind)
     for f in ("num_members", "checkpoint_every", "snapshot_every", "gif_steps"):
         v = getattr(cfg, f)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -106,10 +124,18 @@ def resolve(cfg: PopulationConfig) -> PPOConfig:
             raise ConfigError(f"{f} = {v!r}: must be an even integer >= 2")
     try:
         Overcooked(cfg.layout)
-        w, _ = hsp_candidates(cfg.layout)
+        w, _ = hsp_candidates(cfg.layout) if cfg.kind == "hsp" else (None, None)
     except (LayoutError, FileNotFoundError, OSError, KeyError) as e:
         raise ConfigError(f"layout = {cfg.layout!r}: {e}") from None
-    if cfg.candidates is not None:
+    if cfg.kind == "mep":
+        if cfg.candidates is not None:
+            raise ConfigError("candidates: only for kind = hsp")
+        if algo.population_entropy_coef <= 0:
+            raise ConfigError("ppo.population_entropy_coef = "
+                              f"{algo.population_entropy_coef!r}: MEP needs a bonus > 0")
+        if cfg.num_members < 2:
+            raise ConfigError(f"num_members = {cfg.num_members}: MEP needs >= 2 members")
+    elif cfg.candidates is not None:
         if len(cfg.candidates) != cfg.num_members:
             raise ConfigError(f"candidates = {cfg.candidates!r}: needs num_members = "
                               f"{cfg.num_members} indices")
@@ -121,9 +147,9 @@ def resolve(cfg: PopulationConfig) -> PPOConfig:
         raise ConfigError(f"num_members = {cfg.num_members}: {cfg.layout} has only {len(w)} "
                           "HSP candidates")
     if algo.shaping_factor is not None:
-        raise ConfigError(f"ppo.shaping_factor = {algo.shaping_factor!r}: must be None for "
-                          "hidden-utility pairs (per-seat factors live in the members' EnvParams)")
-    if algo.share_policy:
+        raise ConfigError(f"ppo.shaping_factor = {algo.shaping_factor!r}: must be None "
+                          "(per-seat factors live in the members' EnvParams)")
+    if algo.share_policy and cfg.kind == "hsp":
         raise ConfigError("ppo.share_policy = True: a biased policy and its best response need "
                           "separate parameters")
     ppo.validate(algo)
@@ -136,14 +162,19 @@ def ppo_config_from_json(d: dict) -> PPOConfig:
 
 
 def member_weights(cfg: PopulationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(candidate indices (M,), event weights (M, E), sparse weights (M,))."""
+    """(candidate indices (M,), event weights (M, E), sparse weights (M,)); MEP: index -1,
+    no event weights, sparse 1."""
+    if cfg.kind == "mep":
+        n_events = Overcooked(cfg.layout).num_events
+        return (np.full(cfg.num_members, -1), np.zeros((cfg.num_members, n_events), np.float32),
+                np.ones(cfg.num_members, np.float32))
     idx = choose_candidates(cfg.layout, cfg.num_members, cfg.seed, cfg.candidates)
     w, s = hsp_candidates(cfg.layout)
     return idx, w[idx], s[idx]
 
 
 def _run_config(cfg: PopulationConfig, algo: PPOConfig, idx: np.ndarray) -> dict:
-    return {"experiment": "hsp-population", **dataclasses.asdict(cfg), "resolved": algo,
+    return {"experiment": f"{cfg.kind}-population", **dataclasses.asdict(cfg), "resolved": algo,
             "candidate_indices": [int(i) for i in idx]}
 
 
@@ -170,6 +201,12 @@ def chunk_row(metrics: ppo.UpdateMetrics, update: int, algo: PPOConfig, elapsed:
     }
 
 
+def mep_params(env: Overcooked, num_members: int, horizon: int):
+    """MEP members: both seats on the sparse reward plus the annealed standard shaping."""
+    p = env.default_params(horizon=horizon, shaping_factor=np.ones(2, np.float32))
+    return ppo.stack_params([p] * num_members)
+
+
 def snapshot_path(path: Path, update: int) -> Path:
     return Path(path) / "snapshots" / f"update_{update:07d}.msgpack"
 
@@ -186,7 +223,8 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
     run = RunDir(out)
     has_ckpt = run.start(_run_config(cfg, algo, idx), resume)
     t0 = time.perf_counter()
-    members = population_params(env, w, s, algo.horizon)
+    members = (mep_params(env, cfg.num_members, algo.horizon) if cfg.kind == "mep"
+               else population_params(env, w, s, algo.horizon))
     trainer = ppo.make_train(algo, env, members)
     state = trainer.init(jax.random.PRNGKey(cfg.seed))
     if has_ckpt:
@@ -201,7 +239,7 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
 
     from coplay.experiments.progress import progress_bar
 
-    with progress_bar(f"hsp population {Path(cfg.layout).stem} x{cfg.num_members}",
+    with progress_bar(f"{cfg.kind} population {Path(cfg.layout).stem} x{cfg.num_members}",
                       total=num_chunks, completed=done, enabled=progress) as bar:
         pending: list[dict] = []
         for chunk in range(done, num_chunks):

@@ -16,9 +16,9 @@ from coplay.populations.hsp import (
     pair_params,
     population_params,
 )
-from coplay.populations.train import PRESETS
+from coplay.populations.train import PPO_PRESETS
 
-TINY = dataclasses.replace(PRESETS["tiny"].ppo, total_steps=64, num_steps=8, horizon=6,
+TINY = dataclasses.replace(PPO_PRESETS["tiny"], total_steps=64, num_steps=8, horizon=6,
                            shaping_horizon=None, hidden_sizes=(8,))
 
 
