@@ -1,7 +1,10 @@
 """Speed of the JAX Overcooked env vs JaxMARL 0.2.0 and vs the Python reference.
 
-Coord. Ring (random1), uniformly random actions, observations computed and consumed (summed
-into the carry so XLA cannot drop them), batch sizes 64 and 512, one run on this machine:
+Coord. Ring (random1), uniformly random actions, observations computed and consumed, batch
+sizes 64 and 512, one run on this machine. Two consumers (``--consume``), the same for every
+contender: ``accumulate`` adds each step's observations into a buffer carried by the scan (the
+observation is materialised and every element read, as a learner does), ``sum`` adds their sum
+to a scalar (XLA then fuses the observation into a reduction and may never materialise it).
 
     python bench/bench_overcooked.py [--jaxmarl-python /tmp/jaxmarl-venv/bin/python]
     python bench/bench_overcooked.py --kernels   # XLA kernels of the compiled vmapped step
@@ -24,6 +27,7 @@ import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 
 from coplay.envs.overcooked import Overcooked
 
@@ -33,7 +37,7 @@ import json, sys, time
 import jax, jax.numpy as jnp
 import jaxmarl
 from jaxmarl.environments.overcooked import overcooked_layouts
-batch, steps = int(sys.argv[1]), int(sys.argv[2])
+batch, steps, consume = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 env = jaxmarl.make("overcooked", layout=overcooked_layouts["coord_ring"])
 def run(key):
     keys = jax.random.split(key, batch)
@@ -44,27 +48,34 @@ def run(key):
         a = jax.random.randint(ka, (2, batch), 0, 6)
         acts = {"agent_0": a[0], "agent_1": a[1]}
         obs, state, rew, dones, info = jax.vmap(env.step)(jax.random.split(ks, batch), state, acts)
-        acc = acc + obs["agent_0"].sum() + obs["agent_1"].sum() + rew["agent_0"].sum()
+        if consume == "sum":
+            acc = acc + obs["agent_0"].sum() + obs["agent_1"].sum() + rew["agent_0"].sum()
+        else:
+            acc = (acc[0] + obs["agent_0"], acc[1] + obs["agent_1"], acc[2] + rew["agent_0"])
         return (state, acc), None
-    (state, acc), _ = jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))
+    acc = 0.0 if consume == "sum" else (jnp.zeros_like(obs["agent_0"], jnp.float32),
+                                        jnp.zeros_like(obs["agent_1"], jnp.float32),
+                                        jnp.zeros((batch,), jnp.float32))
+    (state, acc), _ = jax.lax.scan(body, (state, acc), jax.random.split(key, steps))
     return acc
 f = jax.jit(run)
-f(jax.random.PRNGKey(0)).block_until_ready()
+jax.block_until_ready(f(jax.random.PRNGKey(0)))
 best = 0.0
 for rep in range(3):
-    t = time.perf_counter(); f(jax.random.PRNGKey(rep + 1)).block_until_ready()
+    t = time.perf_counter(); jax.block_until_ready(f(jax.random.PRNGKey(rep + 1)))
     best = max(best, batch * steps / (time.perf_counter() - t))
 print(json.dumps({"steps_per_s": best, "jax": jax.__version__}))
 """
 
 
-def bench_ours(batch: int, steps: int, layout: str = "random1") -> float:
+def our_loop(batch: int, steps: int, layout: str = "random1", consume: str = "accumulate"):
+    """The jitted bench loop on our env: ``steps`` vmapped steps with random actions."""
     env = Overcooked(layout)
     params = env.default_params()
 
     def run(key):
         keys = jax.random.split(key, batch)
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
         step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
         def body(carry, k):
@@ -72,25 +83,32 @@ def bench_ours(batch: int, steps: int, layout: str = "random1") -> float:
             ka, ks = jax.random.split(k)
             a = jax.random.randint(ka, (batch, 2), 0, 6)
             obs, state, rew, _, _ = step(jax.random.split(ks, batch), state, a, params)
-            return (state, acc + obs.sum() + rew.sum()), None
+            if consume == "sum":
+                return (state, acc + obs.sum() + rew.sum()), None
+            return (state, (acc[0] + obs, acc[1] + rew)), None
 
-        (_, acc), _ = jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))
+        acc = 0.0 if consume == "sum" else (jnp.zeros_like(obs), jnp.zeros((batch, 2)))
+        (_, acc), _ = jax.lax.scan(body, (state, acc), jax.random.split(key, steps))
         return acc
 
     f = jax.jit(run)
-    f(jax.random.PRNGKey(0)).block_until_ready()
+    jax.block_until_ready(f(jax.random.PRNGKey(0)))  # compile outside the timing
+    return f
+
+
+def bench_ours(batch: int, steps: int, layout: str = "random1",
+               consume: str = "accumulate") -> float:
+    f = our_loop(batch, steps, layout, consume)
     best = 0.0
     for rep in range(3):
         t = time.perf_counter()
-        f(jax.random.PRNGKey(rep + 1)).block_until_ready()
+        jax.block_until_ready(f(jax.random.PRNGKey(rep + 1)))
         best = max(best, batch * steps / (time.perf_counter() - t))
     return best
 
 
 def count_kernels(batch: int, layout: str = "random1") -> dict[str, int]:
     """Ops of the compiled, vmapped ``step`` (entry computation) that launch a kernel on CPU."""
-    import jax.numpy as jnp
-
     env = Overcooked(layout)
     params = env.default_params()
     keys = jax.random.split(jax.random.PRNGKey(0), batch)
@@ -104,8 +122,8 @@ def count_kernels(batch: int, layout: str = "random1") -> dict[str, int]:
     return {k: v for k, v in ops.items() if k not in free}
 
 
-def profile_kernels(batch: int, steps: int = 50, top: int = 15,
-                    layout: str = "random1") -> list[tuple[str, float]]:
+def profile_kernels(batch: int, steps: int = 50, top: int = 15, layout: str = "random1",
+                    consume: str = "accumulate") -> list[tuple[str, float]]:
     """Per-step time of each XLA kernel of the bench loop, from a ``jax.profiler`` trace.
 
     Shows where a step's time goes (e.g. which fusion builds the observation); the absolute
@@ -115,29 +133,12 @@ def profile_kernels(batch: int, steps: int = 50, top: int = 15,
     import tempfile
     from pathlib import Path
 
-    env = Overcooked(layout)
-    params = env.default_params()
-
-    def run(key):
-        keys = jax.random.split(key, batch)
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-        step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-        def body(carry, k):
-            state, acc = carry
-            a = jax.random.randint(k, (batch, 2), 0, 6)
-            obs, state, rew, _, _ = step(jax.random.split(k, batch), state, a, params)
-            return (state, acc + obs.sum() + rew.sum()), None
-
-        return jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))[0][1]
-
-    f = jax.jit(run)
-    f(jax.random.PRNGKey(0)).block_until_ready()
+    f = our_loop(batch, steps, layout, consume)
     reps = 3
     with tempfile.TemporaryDirectory() as tmp:
         jax.profiler.start_trace(tmp)
         for rep in range(reps):
-            f(jax.random.PRNGKey(rep + 1)).block_until_ready()
+            jax.block_until_ready(f(jax.random.PRNGKey(rep + 1)))
         jax.profiler.stop_trace()
         trace = next(Path(tmp).rglob("*.trace.json.gz"))
         events = json.load(gzip.open(trace))["traceEvents"]
@@ -174,10 +175,11 @@ def bench_reference(n_steps: int) -> float | None:
     return n_steps / (time.perf_counter() - t)
 
 
-def bench_jaxmarl(python: str | None, batch: int, steps: int) -> dict | None:
+def bench_jaxmarl(python: str | None, batch: int, steps: int,
+                  consume: str = "accumulate") -> dict | None:
     if not python or not os.path.exists(python):
         return None
-    proc = subprocess.run([python, "-c", JAXMARL_SNIPPET, str(batch), str(steps)],
+    proc = subprocess.run([python, "-c", JAXMARL_SNIPPET, str(batch), str(steps), consume],
                           capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         print("JaxMARL run failed:\n" + proc.stderr[-2000:])
@@ -193,6 +195,9 @@ def main() -> None:
     ap.add_argument("--jaxmarl-python", default=os.environ.get("JAXMARL_PYTHON"))
     ap.add_argument("--rounds", type=int, default=2,
                     help="interleaved rounds (ours, JaxMARL, reference); best of each is kept")
+    ap.add_argument("--consume", choices=["accumulate", "sum", "both"], default="both",
+                    help="how the loop consumes each step's observations: added into a "
+                         "running buffer (materialised, as a learner reads them) or summed")
     ap.add_argument("--kernels", action="store_true",
                     help="only print the XLA kernel count of the compiled vmapped step")
     ap.add_argument("--profile", action="store_true",
@@ -201,7 +206,7 @@ def main() -> None:
     if args.profile:
         for b in args.batch:
             print(f"batch {b}: microseconds per step of the slowest kernels")
-            for name, us in profile_kernels(b):
+            for name, us in profile_kernels(b, consume=args.consume.replace("both", "accumulate")):
                 print(f"  {us:8.1f}  {name}")
         return
     if args.kernels:
@@ -210,28 +215,30 @@ def main() -> None:
             print(f"batch {b:4d}: {sum(ops.values())} kernels {ops}")
         return
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, layout random1 (Coord. Ring)")
+    consumers = ["accumulate", "sum"] if args.consume == "both" else [args.consume]
     # Interleave the contenders and keep each one's best round: the machine is shared.
-    ref, ours, jms = None, {b: 0.0 for b in args.batch}, {b: None for b in args.batch}
+    runs = [(c, b) for c in consumers for b in args.batch]
+    ref, ours, jms = None, {r: 0.0 for r in runs}, {r: None for r in runs}
     for _ in range(args.rounds):
         r = bench_reference(args.ref_steps)
         ref = r if ref is None or (r and r > ref) else ref
-        for b in args.batch:
-            ours[b] = max(ours[b], bench_ours(b, args.steps))
-            jm = bench_jaxmarl(args.jaxmarl_python, b, args.steps)
-            if jm and (jms[b] is None or jm["steps_per_s"] > jms[b]["steps_per_s"]):
-                jms[b] = jm
+        for c, b in runs:
+            ours[c, b] = max(ours[c, b], bench_ours(b, args.steps, consume=c))
+            jm = bench_jaxmarl(args.jaxmarl_python, b, args.steps, consume=c)
+            if jm and (jms[c, b] is None or jm["steps_per_s"] > jms[c, b]["steps_per_s"]):
+                jms[c, b] = jm
     if ref is None:
         print("Python reference: `overcooked` not installed, skipped")
     else:
         print(f"Python reference (1 env): {ref:,.0f} steps/s")
-    for b in args.batch:
-        line = f"batch {b:4d}: coplay {ours[b]:,.0f} steps/s"
+    for c, b in runs:
+        line = f"obs {c:10s} batch {b:4d}: coplay {ours[c, b]:,.0f} steps/s"
         if ref:
-            line += f" | x{ours[b] / ref:,.0f} the Python reference"
-        jm = jms[b]
+            line += f" | x{ours[c, b] / ref:,.0f} the Python reference"
+        jm = jms[c, b]
         if jm:
             line += (f" | JaxMARL 0.2.0 (jax {jm['jax']}) {jm['steps_per_s']:,.0f} steps/s,"
-                     f" ratio x{ours[b] / jm['steps_per_s']:.2f}")
+                     f" ratio x{ours[c, b] / jm['steps_per_s']:.2f}")
         else:
             line += " | JaxMARL: skipped (no --jaxmarl-python)"
         print(line, flush=True)

@@ -70,23 +70,19 @@ class _Carry:
 
 
 def materialise(*arrays: jnp.ndarray) -> tuple[jnp.ndarray, ...]:
-    """The arrays themselves (small ints), packed through one identity matmul.
+    """The arrays themselves, each passed through a two-way max with its dtype's minimum.
 
     A compile hint: XLA on CPU fuses cheap elementwise producers into every consumer, so a
     per-env value computed by a long chain and then broadcast over the grid is recomputed for
-    every cell (and every channel of the obs). A dot is never fused into its consumers, so the
-    values are computed once. Exact for |values| < 2**24.
+    every cell (and every channel of the obs). A reduction's result is not fused into its
+    consumers, so the values are computed once. (``optimization_barrier`` is removed by
+    XLA:CPU; an identity matmul also works but costs a kernel ≈ the whole obs at batch 512.)
     """
-    flat = jnp.concatenate([a.reshape(-1).astype(jnp.float32) for a in arrays])
-    out = flat @ jnp.eye(flat.shape[0], dtype=jnp.float32)
-    res, k = [], 0
-    for a in arrays:
-        part = out[k:k + a.size].reshape(a.shape)
-        if not jnp.issubdtype(a.dtype, jnp.floating):
-            part = jnp.round(part)
-        res.append(part.astype(a.dtype))
-        k += a.size
-    return tuple(res)
+    def once(a):
+        low = jnp.finfo(a.dtype).min if jnp.issubdtype(a.dtype, jnp.floating) else (
+            jnp.iinfo(a.dtype).min if a.dtype != jnp.bool_ else False)
+        return jnp.max(jnp.stack([a, jnp.full_like(a, low)]), axis=0)
+    return tuple(once(a) for a in arrays)
 
 
 def select(conds, values, default):
