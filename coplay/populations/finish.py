@@ -54,6 +54,22 @@ def member_policies(path: str | Path, member: int, which: str = "final") -> tupl
     return take(p, BIASED), take(p, min(BR, len(jax.tree.leaves(p)[0]) - 1))
 
 
+def evaluate_snapshot(path: str | Path, update: int, episodes: int | None = None,
+                      seed: int | None = None) -> dict:
+    """Evaluate every pair of one parameter snapshot as the final evaluation does (biased
+    policy with its own best response, team sparse reward, sampled actions): ``returns``
+    (M,) mean sparse return per episode, ``events`` (M, 2, E) mean counts per seat."""
+    path = Path(path)
+    cfg, algo, _ = load_run(path)
+    env = Overcooked(cfg.layout)
+    params = load_params(snapshot_path(path, update))
+    seed = cfg.seed if seed is None else seed
+    ev = evaluate_pairs(env, algo, network_of(algo, env), params,
+                        jax.random.PRNGKey(seed + 10_000), episodes or cfg.eval_envs)
+    return {"update": update, "returns": ev["sparse_return"].mean(1),
+            "events": ev["events"].mean(1)}
+
+
 def _snapshots(path: Path) -> list[int]:
     return sorted(int(f.stem.split("_")[1]) for f in (path / "snapshots").glob("update_*.msgpack"))
 

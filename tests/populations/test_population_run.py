@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from coplay.cli import main
-from coplay.populations.finish import load_params, member_policies
+from coplay.populations.finish import evaluate_snapshot, load_params, member_policies
 from coplay.populations.train import preset_config, snapshot_path, train_population
 from coplay.runs import RunDir
 
@@ -37,6 +37,8 @@ def test_tiny_population_writes_the_whole_folder(tiny_pop):
     assert len(rows) == 4 and len(rows[-1]["episode_return"]) == 3
     xp = json.loads((tiny_pop / "crossplay.json").read_text())["sparse_return"]
     assert np.shape(xp) == (3, 3)
+    ev = evaluate_snapshot(tiny_pop, 4, episodes=2)
+    assert ev["returns"].shape == (3,) and ev["events"].shape == (3, 2, 17)
     biased, br = member_policies(tiny_pop, 1, "final")
     _, br_mid = member_policies(tiny_pop, 1, "mid")
     assert jax.tree.structure(biased) == jax.tree.structure(br_mid)
