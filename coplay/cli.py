@@ -12,7 +12,8 @@ import sys
 
 # (system, command) -> "module:function"; the function takes the remaining argv.
 COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
-    ("ipd", "train"): ("coplay.experiments.ipd_cli:train", "train GRU agents by A2C in the IPD"),
+    ("ipd", "train"): ("coplay.experiments.ipd_cli:train",
+                       "train GRU agents by A2C or PPI in the IPD"),
     ("ipd", "eval"): ("coplay.experiments.ipd_cli:evaluate", "evaluate a trained IPD run"),
     ("ipd", "report"): ("coplay.experiments.ipd_cli:report", "plots and report.md of IPD runs"),
     ("overcooked", "render"): ("coplay.envs.overcooked.cli:render", "episode -> GIF"),

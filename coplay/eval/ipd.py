@@ -63,14 +63,17 @@ def make_evaluator(agent: GRUAgent, num_rounds: int, use_opponent_id: bool,
 
 def evaluate_learners(key: jax.Array, agent: GRUAgent, params, num_rounds: int,
                       num_episodes: int, use_opponent_id: bool = False,
-                      probes: dict[str, np.ndarray] | None = None) -> dict:
+                      probes: dict[str, np.ndarray] | None = None, play=None) -> dict:
     """Learner vs learner, learner vs fresh random tabular agents, learner vs each probe.
 
     ``params`` has a leading learner axis; with one learner, learner-vs-learner is self-play.
+    ``play`` replaces the GRU agent's rollout (same signature as :func:`make_evaluator`'s
+    result), e.g. PPI's improved policy.
     """
     probes = PROBES if probes is None else probes
     num_learners = jax.tree.leaves(params)[0].shape[0]
-    play = make_evaluator(agent, num_rounds, use_opponent_id)
+    if play is None:
+        play = make_evaluator(agent, num_rounds, use_opponent_id)
     shape = (num_learners, num_episodes)
     all_learner = jnp.ones((num_episodes,), bool)
     no_learner = jnp.zeros((num_episodes,), bool)
@@ -89,14 +92,17 @@ def evaluate_learners(key: jax.Array, agent: GRUAgent, params, num_rounds: int,
 
 
 def make_probe_summary(agent: GRUAgent, num_rounds: int, num_episodes: int,
-                       use_opponent_id: bool, probes: tuple[str, ...] = ("TFT", "AllC", "AllD")):
+                       use_opponent_id: bool, probes: tuple[str, ...] = ("TFT", "AllC", "AllD"),
+                       play=None):
     """A cheap probe check for use during training (one compile, reused every call).
 
     Returns ``summary(key, params) -> dict`` with, per probe and per learner, the reward per
     round (``vs_<probe>_reward``) and the cooperation over the second half of the episode
     (``vs_<probe>_coop_2nd_half``), as lists over learners like the training metrics.
+    ``play`` replaces the GRU agent's rollout, as in :func:`evaluate_learners`.
     """
-    play = make_evaluator(agent, num_rounds, use_opponent_id)
+    if play is None:
+        play = make_evaluator(agent, num_rounds, use_opponent_id)
     tables = {name: jnp.asarray(PROBES[name], jnp.float32) for name in probes}
 
     def summary(key: jax.Array, params) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -16,8 +17,12 @@ from coplay.runs import RunError, default_run_dir
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Train two GRU learners by decentralised A2C in the mixed pool of the IPD paper."""
+    """Train two GRU learners by decentralised A2C (or PPI) in the mixed pool of the IPD paper."""
 
+    algo: Literal["a2c", "ppi"] = "a2c"
+    """a2c (independent A2C) | ppi (Predictive Policy Improvement: a sequence model per learner
+    retrained in phases on its cumulative dataset, acting by planning inside it; see the PPI
+    section of docs/ipd.md). --set then overrides PPIConfig fields."""
     preset: Preset = "default"
     """tiny (seconds, for tests), default (2-core CPU budget; shows the cooperation claim on 1 of
     4 seeds so far, see docs/ipd.md), paper (the paper's values, GPU scale)."""
@@ -32,11 +37,12 @@ class TrainArgs:
     """Continue the run in --out from its last checkpoint."""
     set: tuple[str, ...] = ()
     """Override A2C fields of the preset, e.g. --set learning_rate=1e-3 hidden_size=128."""
-    eval_episodes: int = 1024
-    """Episodes per pairing in the final evaluation."""
-    probe_every: int = 4
-    """Every this many chunks, log reward and 2nd-half cooperation vs TFT / AllC / AllD in
-    metrics.jsonl and the training plot (0: never)."""
+    eval_episodes: int | None = None
+    """Episodes per pairing in the final evaluation (default: 1024 for a2c, 512 for ppi)."""
+    probe_every: int | None = None
+    """Every this many chunks (a2c, default 4) or phases (ppi, default 1), log reward and
+    2nd-half cooperation vs TFT / AllC / AllD in metrics.jsonl and the training plot
+    (0: never)."""
     stage: Stage = "mixed"
     """mixed (the paper's mixed pool) | the three-step mechanism: step1 (tabular co-players
     only), step2 (a fresh learner vs the frozen step-1 agent: --init-from STEP1_RUN), step3
@@ -57,6 +63,8 @@ def _fail(e: Exception) -> int:
 
 def train(argv: list[str], prog: str = "coplay ipd train") -> int:
     args = tyro.cli(TrainArgs, args=argv, prog=prog)
+    if args.algo == "ppi":
+        return _train_ppi(args)
     from coplay.experiments.ipd import train_run
 
     try:
@@ -65,14 +73,44 @@ def train(argv: list[str], prog: str = "coplay ipd train") -> int:
             raise ConfigError(f"preset = {args.preset!r}: unknown")
         algo = parse_overrides(base, args.set) if args.set else None
         cfg = IPDTrainConfig(preset=args.preset, seed=args.seed, ablation=args.ablation,
-                             a2c=algo, eval_episodes=args.eval_episodes,
-                             probe_every=args.probe_every, stage=args.stage,
+                             a2c=algo, eval_episodes=_default(args.eval_episodes, 1024),
+                             probe_every=_default(args.probe_every, 4), stage=args.stage,
                              init_from=args.init_from)
         resolve(cfg)  # every config error surfaces here, before anything compiles
-        exp = (f"ipd-{args.preset}" + ("" if args.ablation == "none" else f"-{args.ablation}")
-               + ("" if args.stage == "mixed" else f"-{args.stage}"))
-        out = args.out or default_run_dir(exp, f"seed{args.seed}")
+        out = args.out or default_run_dir(_experiment_name(args), f"seed{args.seed}")
         train_run(cfg, out, resume=args.resume)
+    except (ConfigError, RunError) as e:
+        return _fail(e)
+    _print_summary(Path(out))
+    return 0
+
+
+def _default(value, default):
+    return default if value is None else value
+
+
+def _experiment_name(args: TrainArgs) -> str:
+    return (f"ipd-{'ppi-' if args.algo == 'ppi' else ''}{args.preset}"
+            + ("" if args.ablation == "none" else f"-{args.ablation}")
+            + ("" if args.stage == "mixed" else f"-{args.stage}"))
+
+
+def _train_ppi(args: TrainArgs) -> int:
+    from coplay.experiments import ipd_ppi
+
+    try:
+        base = ipd_ppi.PRESETS.get(args.preset)
+        if base is None:
+            raise ConfigError(f"preset = {args.preset!r}: unknown")
+        algo = apply_overrides(base, args.set, "ppi") if args.set else None
+        cfg = ipd_ppi.PPITrainConfig(
+            preset=args.preset, seed=args.seed, ablation=args.ablation, ppi=algo,
+            eval_episodes=_default(args.eval_episodes, 512),
+            probe_every=_default(args.probe_every, 1), stage=args.stage,
+            init_from=args.init_from)
+        ipd_ppi.resolve(cfg)  # every config error surfaces here, before anything compiles
+        out = args.out or default_run_dir(_experiment_name(args), f"seed{args.seed}")
+        ipd_ppi.train_run(cfg, out, resume=args.resume)
     except (ConfigError, RunError) as e:
         return _fail(e)
     _print_summary(Path(out))

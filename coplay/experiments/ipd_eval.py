@@ -15,9 +15,14 @@ from coplay.runs import RunDir, RunError, atomic_write_text, read_json, write_js
 
 
 def load_run_config(path: Path) -> tuple[dict, A2CConfig]:
+    """(config.json, resolved algorithm config): an A2CConfig, or a PPIConfig for PPI runs."""
     cfg = read_json(Path(path) / RunDir.CONFIG)
     if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
         raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
+    if cfg.get("algo") == "ppi":
+        from coplay.experiments.ipd_ppi import load_run
+
+        return load_run(path)
     try:
         resolved = dict(cfg["resolved"])
         resolved["frozen_learners"] = tuple(resolved.get("frozen_learners", ()))  # JSON list
@@ -31,6 +36,10 @@ def evaluate_run(path: str | Path, state=None, episodes: int | None = None) -> d
     """Evaluate the run's final (or given) state; write eval.json, plots and report.md."""
     path = Path(path)
     cfg, algo = load_run_config(path)
+    if cfg.get("algo") == "ppi":
+        from coplay.experiments.ipd_ppi import evaluate_run as evaluate_ppi_run
+
+        return evaluate_ppi_run(path, state=state, episodes=episodes)
     run = RunDir(path)
     init, _ = a2c.make_train(algo)
     if state is None:
@@ -86,7 +95,8 @@ def render_report(cfg: dict, algo: A2CConfig, rows: list[dict], ev: dict | None)
     ]
     if rows:
         last = rows[-1]
-        lines += [f"Trained {last['update']} updates in {last['time_s'] / 60:.1f} min "
+        unit = "PPI phases" if cfg.get("algo") == "ppi" else "updates"
+        lines += [f"Trained {last['update']} {unit} in {last['time_s'] / 60:.1f} min "
                   f"(wall clock, this machine).", ""]
     if ev is not None:
         lines += [

@@ -39,6 +39,8 @@ def write_combined_report(run_dirs, out: str | Path) -> Path:
         if not (d / "eval.json").exists():
             raise RunError(f"{d} has no eval.json: run `coplay ipd eval {d}` first")
         label = f"seed {cfg['seed']}"
+        if cfg.get("algo") == "ppi":
+            label = f"ppi {label}"
         if cfg["ablation"] != "none":
             label = f"{cfg['ablation']} {label}"
         if cfg.get("stage", "mixed") != "mixed":

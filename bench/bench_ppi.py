@@ -1,0 +1,97 @@
+"""PPI planning cost, measured against named anchors in the same process; prints ratios.
+
+1. Improved-policy actions per second: whole games (``num_rounds`` rounds, 2 learners in the
+   mixed pool) played with π ∝ p·exp(β·Q̂), every decision planning 2 x K rollouts of H rounds
+   inside the model, against the same games played by the model's prior alone (no planning).
+   The ratio is the price of planning; 2·K·H model steps per decision bound it from above.
+2. One PPI phase of the chosen preset, split into model training (gradient steps on the
+   cumulative dataset) and collection (games with planning): seconds and shares.
+
+Usage: python bench/bench_ppi.py [--preset default] [--quick]
+Machines here are shared and noisy: read the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+
+import jax
+
+from coplay.algos import ppi
+from coplay.data.shards import ShardStore
+from coplay.envs.matrix_games import MatrixGameParams
+from coplay.experiments.ipd_ppi import PRESETS, PhaseRunner
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # compile / warm up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def actions_per_s(cfg: ppi.PPIConfig, games: int, plan: bool, repeats: int) -> float:
+    params = ppi.init_learners(cfg, jax.random.PRNGKey(0), cfg.num_learners)
+    opponents = ppi.sample_opponents(jax.random.PRNGKey(1), cfg, games)
+    play = jax.jit(lambda key: ppi.rollout(key, cfg, params, opponents, MatrixGameParams(),
+                                           plan=plan).action)
+    t = best_time(lambda: play(jax.random.PRNGKey(2)).block_until_ready(), repeats)
+    return cfg.num_learners * games * cfg.num_rounds / t
+
+
+def phase_split(cfg: ppi.PPIConfig) -> dict:
+    """Run phases 1 and 2 of ``cfg`` in a scratch folder; report phase 2 (compiled)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ShardStore(tmp)
+        d0 = ppi.make_random_pairs(cfg.num_rounds)(jax.random.PRNGKey(0),
+                                                   cfg.d0_trajectories // 2)
+        store.write("d0", d0._asdict())
+        runner = PhaseRunner(cfg, store)
+        params = ppi.init_learners(cfg, jax.random.PRNGKey(0), cfg.num_learners)
+        no = [False] * cfg.num_learners
+        params, _ = runner.run_phase(jax.random.PRNGKey(1), 1, params, no)
+        _, row = runner.run_phase(jax.random.PRNGKey(2), 2, params, no)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    parser.add_argument("--quick", action="store_true", help="smaller batches, one repeat")
+    args = parser.parse_args()
+    cfg = PRESETS[args.preset]
+    repeats = 1 if args.quick else 3
+    print(f"== PPI improved-policy actions/s (preset {args.preset}: hidden {cfg.hidden_size}, "
+          f"K = {cfg.num_rollouts} rollouts x H = {cfg.planning_horizon} rounds per action, "
+          f"{cfg.num_learners} learners, {cfg.num_rounds} rounds) ==")
+    print(f"{'games':>6} {'improved π':>12} {'prior only':>12} {'ratio':>7} "
+          f"{'model steps/action':>19}")
+    for games in ((50,) if args.quick else (100, cfg.collect_batch)):
+        improved = actions_per_s(cfg, games, True, repeats)
+        prior = actions_per_s(cfg, games, False, repeats)
+        steps = 2 * cfg.num_rollouts * cfg.planning_horizon
+        print(f"{games:>6} {improved:>12.4g} {prior:>12.4g} {prior / improved:>6.1f}x "
+              f"{steps:>19}")
+    if args.quick:
+        cfg = dataclasses.replace(cfg, d0_trajectories=1000, trajectories_per_phase=100,
+                                  collect_batch=50, max_steps_per_phase=50, first_phase_steps=50)
+    print(f"== one PPI phase (phase 2 of preset {args.preset}: "
+          f"{cfg.trajectories_per_phase} games per learner) ==")
+    row = phase_split(cfg)
+    total = row["train_s"] + row["collect_s"]
+    print(f"model training : {row['train_s']:7.1f} s  ({row['train_s'] / total:5.1%})  "
+          f"{row['train_steps']} steps on {max(row['dataset_size'])} trajectories")
+    print(f"planning games : {row['collect_s']:7.1f} s  ({row['collect_s'] / total:5.1%})  "
+          f"{cfg.num_learners * cfg.trajectories_per_phase * cfg.num_rounds / row['collect_s']:.4g}"
+          " improved-policy actions/s")
+    print(f"planning / training time: {row['collect_s'] / row['train_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

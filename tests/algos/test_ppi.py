@@ -1,0 +1,140 @@
+"""PPI pieces: tokenisation, the improved policy against NumPy, planning jit == eager,
+D0 games, and rollouts."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from coplay.algos import ppi
+from coplay.algos.ipd_rollout import Opponents
+from coplay.envs.matrix_games import MatrixGameParams
+
+CFG = ppi.PPIConfig(num_rounds=6, hidden_size=8, embed_dim=4, planning_horizon=3,
+                    num_rollouts=2, collect_batch=4, trajectories_per_phase=4,
+                    d0_trajectories=8, batch_size=4)
+
+
+def test_tokenize_hand_made_episode():
+    # own C, D, D; co-player C, C, D  -> rewards 1, 2, 0
+    ep = ppi.Episodes(np.array([[0, 1, 1]], np.int8), np.array([[0, 0, 1]], np.int8),
+                      np.array([[1, 2, 0]], np.float16), np.zeros((1, 10), np.float16))
+    inputs, actions, next_tokens, rewards = ppi.tokenize(ep)
+    assert inputs.token[:, 0].tolist() == [0, 1, 3]  # start, cc, dc
+    assert inputs.prev_action[:, 0].tolist() == [-1, 0, 1]
+    assert inputs.prev_reward[:, 0].tolist() == [0, 1, 2]
+    assert actions[:, 0].tolist() == [0, 1, 1]
+    assert next_tokens[:, 0].tolist() == [1, 3, 4]  # cc, dc, dd
+    assert rewards[:, 0].tolist() == [1, 2, 0]
+
+
+def _numpy_improved(prior_logits, q, beta):
+    p = np.exp(prior_logits - prior_logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    w = p * np.exp(beta * (q - q.max(-1, keepdims=True)))
+    return w / w.sum(-1, keepdims=True)
+
+
+def test_improved_policy_matches_numpy_and_its_limits():
+    prior = np.array([[0.3, -0.2], [2.0, 0.0], [-1.0, 1.0]], np.float32)
+    q = np.array([[1.5, 0.5], [-1.0, 3.0], [4.0, 4.5]], np.float32)
+    for beta in (0.01, 0.5, 2.0):
+        got = np.exp(np.asarray(ppi.improved_logits(jnp.asarray(prior), jnp.asarray(q), beta)))
+        np.testing.assert_allclose(got, _numpy_improved(prior, q, beta), rtol=1e-5, atol=1e-6)
+    prior_p = _numpy_improved(prior, np.zeros_like(q), 0.0)
+    np.testing.assert_allclose(np.exp(ppi.improved_logits(prior, q, 1e-7)), prior_p, atol=1e-5)
+    greedy = np.exp(np.asarray(ppi.improved_logits(prior, q, 1e3)))
+    np.testing.assert_array_equal(greedy.argmax(-1), q.argmax(-1))
+    assert greedy.max(-1).min() > 0.999
+
+
+def _learner_params(cfg, n=2):
+    return ppi.init_learners(cfg, jax.random.PRNGKey(1), n)
+
+
+def test_planning_jit_equals_eager():
+    params = ppi.init_params(CFG, jax.random.PRNGKey(0))
+    hidden = jax.random.normal(jax.random.PRNGKey(2), (2, CFG.hidden_size))
+    feat = jax.nn.swish(hidden)
+    z = jnp.zeros((2, 10))
+    plan = lambda p, h, f, t, k: ppi.plan_q(CFG, p, h, f, z, t, k)  # noqa: E731
+    args = (params, hidden, feat, jnp.asarray(1), jax.random.PRNGKey(4))
+    with jax.disable_jit():
+        eager = np.asarray(plan(*args))
+    jitted = np.asarray(jax.jit(plan)(*args))
+    assert eager.shape == (2, 2)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_plan_q_counts_only_the_remaining_rounds_exactly():
+    """A model whose reward head is a constant c: Q = c x min(horizon, rounds left), or
+    c x horizon everywhere with `plan_past_episode_end`."""
+    params = ppi.init_params(CFG, jax.random.PRNGKey(0))
+
+    def constant_reward(path, x):
+        name = jax.tree_util.keystr(path)
+        if "reward_head" not in name:
+            return x
+        return jnp.full_like(x, 0.5) if "bias" in name else jnp.zeros_like(x)
+
+    params = jax.tree_util.tree_map_with_path(constant_reward, params)
+    hidden = jnp.zeros((2, CFG.hidden_size))
+    z = jnp.zeros((2, 10))
+    for past_end in (False, True):
+        cfg = dataclasses.replace(CFG, plan_past_episode_end=past_end)
+        plan = jax.jit(lambda t, cfg=cfg: ppi.plan_q(cfg, params, hidden, hidden, z, t,
+                                                      jax.random.PRNGKey(0)))
+        for t, left in ((0, 3), (CFG.num_rounds - 2, 2), (CFG.num_rounds - 1, 1)):
+            want = 0.5 * (CFG.planning_horizon if past_end else left)
+            np.testing.assert_allclose(plan(jnp.asarray(t)), want, rtol=1e-6)
+
+
+def test_random_pairs_are_one_game_seen_from_both_seats():
+    eps = ppi.make_random_pairs(CFG.num_rounds)(jax.random.PRNGKey(0), 5)
+    assert eps.action.shape == (10, CFG.num_rounds)
+    np.testing.assert_array_equal(eps.opponent_action[:5], eps.action[5:])
+    np.testing.assert_array_equal(eps.opponent_action[5:], eps.action[:5])
+    payoff = np.asarray(MatrixGameParams().payoff)
+    np.testing.assert_array_equal(eps.reward, payoff[eps.action, eps.opponent_action])
+
+
+def test_rollout_beta_zero_plays_the_prior_and_learner_games_are_shared():
+    params = _learner_params(CFG)
+    n = 4
+    opp = Opponents(jnp.full((2, n, 5), 0.5), jnp.arange(n) < 2)
+    play = jax.jit(lambda beta: ppi.rollout(jax.random.PRNGKey(0), CFG, params, opp,
+                                            MatrixGameParams(), beta=beta))
+    traj = play(0.0)
+    assert traj.action.shape == (CFG.num_rounds, 2, n) and traj.q.shape == (6, 2, n, 2)
+    np.testing.assert_allclose(traj.coop_prob, traj.prior_coop, atol=1e-6)
+    # learner games: each learner's co-player action is the other learner's action
+    np.testing.assert_array_equal(traj.opponent_action[:, 0, :2], traj.action[:, 1, :2])
+    tilted = play(5.0)
+    expect = jax.nn.sigmoid(jnp.log(tilted.prior_coop / (1 - tilted.prior_coop))
+                            + 5.0 * (tilted.q[..., 0] - tilted.q[..., 1]))
+    np.testing.assert_allclose(tilted.coop_prob, expect, atol=1e-4)
+
+
+def test_training_steps_lower_the_loss():
+    cfg = dataclasses.replace(CFG, learning_rate=3e-3)
+    data = ppi.make_random_pairs(cfg.num_rounds)(jax.random.PRNGKey(0), 32)
+    stacked = jax.tree.map(lambda x: jnp.asarray(x)[None], data)
+    params = _learner_params(cfg, 1)
+    train_steps, optimizer = ppi.make_train_steps(cfg)
+    opt_state = jax.vmap(optimizer.init)(params)
+    idx = jnp.asarray(ppi.batch_indices(np.random.default_rng(0), 64, 60, 16))[None]
+    losses = []
+    for c in range(3):
+        params, opt_state, parts = train_steps(params, opt_state, stacked,
+                                               idx[:, 20 * c:20 * (c + 1)])
+        losses.append(float(parts.total[0]))
+    assert losses[2] < losses[0], losses
+
+
+@pytest.mark.parametrize("field, value", [("beta", -1.0), ("collect_batch", 3),
+                                          ("d0_trajectories", 7), ("action_loss_weight", 0.0)])
+def test_validate_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        ppi.validate(dataclasses.replace(CFG, **{field: value}))
