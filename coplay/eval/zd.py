@@ -16,6 +16,7 @@ import numpy as np
 from coplay.envs.matrix_games import COOPERATE, START
 
 OUTCOMES = ("cc", "cd", "dc", "dd")
+MIN_INFORMATIVE_WEIGHT = 0.05  # share of rounds after cc / cd / dc needed to identify χ
 
 
 def memory1_profile(tokens: np.ndarray, actions: np.ndarray, from_round: int = 0):
@@ -46,7 +47,9 @@ def fit_extortion(p: np.ndarray, counts: np.ndarray | None = None,
     For a fixed χ the strategy is affine in φ, so φ has a closed form (clipped to the
     admissible (0, 1/(1+2χ)]); χ is scanned on a grid (default 1 … 20 in steps of 0.01).
     Outcomes never seen (NaN) get weight 0. Returns chi, phi, the fitted vector and the
-    weighted RMS error.
+    weighted RMS error. Every extortioner has P(C | dd) = 0, so a profile seen (almost) only
+    after mutual defection fits every χ equally well: when cc, cd and dc together carry less
+    than ``MIN_INFORMATIVE_WEIGHT`` of the weight, chi and phi are None (not identifiable).
     """
     p = np.asarray(p, np.float64)
     w = np.ones(4) if counts is None else np.asarray(counts, np.float64)
@@ -63,5 +66,7 @@ def fit_extortion(p: np.ndarray, counts: np.ndarray | None = None,
     fitted = a + phi[:, None] * b
     err = ((fitted - q) ** 2 * w).sum(-1)
     best = int(np.argmin(err))
+    if w[:3].sum() < MIN_INFORMATIVE_WEIGHT:
+        return {"chi": None, "phi": None, "fitted": None, "rms": None}
     return {"chi": float(chis[best]), "phi": float(phi[best]),
             "fitted": fitted[best].round(4).tolist(), "rms": float(np.sqrt(err[best]))}

@@ -68,8 +68,8 @@ def write_run_report(path: Path) -> None:
     atomic_write_text(path / "report.md", render_report(cfg, algo, rows, ev))
 
 
-def _fmt(x) -> str:
-    return "–" if x is None else f"{x:.3f}"
+def _fmt(x, spec: str = ".3f") -> str:
+    return "–" if x is None else format(x, spec)
 
 
 def _memory1_table(pairings) -> list[str]:
@@ -83,8 +83,9 @@ def _memory1_table(pairings) -> list[str]:
         for i, m in enumerate(stats.get("memory1_second_half", [])):
             fit = m["zd_fit"] or {}
             ps = " | ".join(_fmt(x) for x in m["p"])
-            out.append(f"| {name} | {i} | {ps} | {fit.get('chi', float('nan')):.2f} | "
-                       f"{fit.get('rms', float('nan')):.3f} |")
+            chi, rms = fit.get("chi"), fit.get("rms")
+            chi = "– (only dd seen)" if fit and chi is None else _fmt(chi, ".2f")
+            out.append(f"| {name} | {i} | {ps} | {chi} | {_fmt(rms, '.3f')} |")
     return out + [""]
 
 

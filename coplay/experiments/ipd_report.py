@@ -24,7 +24,7 @@ CLAIMS = (
 
 def _chis(stats: dict) -> str:
     fits = [m.get("zd_fit") for m in stats.get("memory1_second_half", [])]
-    return " / ".join(f"{f['chi']:.2f}" for f in fits if f) or "–"
+    return " / ".join("–" if f["chi"] is None else f"{f['chi']:.2f}" for f in fits if f) or "–"
 
 
 def write_combined_report(run_dirs, out: str | Path) -> Path:

@@ -53,3 +53,12 @@ def test_profile_of_a_played_memory1_agent_recovers_its_policy():
     np.testing.assert_allclose(p, policy[1:], atol=0.02)
     p_first, counts_first = memory1_profile(tokens, actions, from_round=0)
     assert counts_first.sum() == (t - 1) * n  # round 0 sees the start token
+
+
+def test_fit_of_a_profile_seen_only_after_mutual_defection_is_not_identifiable():
+    # Always-Defect vs Always-Defect: every extortioner has P(C|dd) = 0, so any chi fits.
+    fit = fit_extortion(np.array([np.nan, np.nan, np.nan, 0.0]), np.array([0, 0, 0, 99]))
+    assert fit["chi"] is None and fit["phi"] is None
+    # A little information about the other outcomes makes it identifiable again.
+    p = zd_extortioner(3.0, 0.05)[1:]
+    assert fit_extortion(p, np.array([5, 5, 5, 85]))["chi"] == pytest.approx(3.0, abs=0.05)
