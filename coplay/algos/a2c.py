@@ -89,6 +89,12 @@ class A2CConfig:
     instead of scheduled: c_e <- c_e * exp(`entropy_adapt_rate` * (target - H)), H the mean
     policy entropy of its last batch (dual ascent on a minimum-entropy constraint, as SAC's
     temperature). Keeps exploration alive without fixing how much bonus that takes."""
+    entropy_target_final: float | None = None
+    """If set, the entropy target anneals linearly to this value over the last
+    `entropy_target_anneal_updates` updates: exploration that survives learning, then is let
+    go, so the final policies are not held at the target's randomness when evaluated."""
+    entropy_target_anneal_updates: int = 1000
+    """Updates at the end of the run over which the target anneals to `entropy_target_final`."""
     entropy_adapt_rate: float = 0.02
     """Step size of that adaptation (in log c_e per nat of entropy error, per update)."""
     reward_scale: float = 0.02
@@ -139,6 +145,11 @@ def validate(cfg: A2CConfig) -> None:
          "entropy_decay_updates", "must be >= 1")
     need(cfg.entropy_target is None or 0.0 < cfg.entropy_target < 0.6931, "entropy_target",
          "must be in (0, log 2) nats: the entropy of a two-action policy")
+    need(cfg.entropy_target_final is None or (cfg.entropy_target is not None
+                                              and 0.0 < cfg.entropy_target_final < 0.6931),
+         "entropy_target_final", "needs entropy_target, and must be in (0, log 2) nats")
+    need(cfg.entropy_target_anneal_updates >= 1, "entropy_target_anneal_updates",
+         "must be >= 1")
     need(cfg.entropy_adapt_rate > 0, "entropy_adapt_rate", "must be > 0")
     need(cfg.reward_scale > 0, "reward_scale", "must be > 0")
     need(cfg.clip_eps >= 0, "clip_eps", "must be >= 0")
@@ -209,13 +220,23 @@ def entropy_schedule(cfg: A2CConfig, update: jax.Array) -> jax.Array:
 ENTROPY_COEF_BOUNDS = (1e-4, 1.0)
 
 
+def entropy_target_at(cfg: A2CConfig, update: jax.Array) -> jax.Array:
+    """The entropy target (nats) at ``update``: constant, then annealed over the run's end."""
+    if cfg.entropy_target_final is None:
+        return jnp.asarray(cfg.entropy_target, jnp.float32)
+    start = cfg.num_updates - cfg.entropy_target_anneal_updates
+    frac = jnp.clip((update - start) / cfg.entropy_target_anneal_updates, 0.0, 1.0)
+    return cfg.entropy_target + frac * (cfg.entropy_target_final - cfg.entropy_target)
+
+
 def next_entropy_coef(cfg: A2CConfig, update: jax.Array, coef: jax.Array,
                       entropy: jax.Array) -> jax.Array:
     """c_e (L,) for update ``update`` + 1, given this update's c_e and policy entropy (L,)."""
     scheduled = jnp.broadcast_to(entropy_schedule(cfg, update + 1), coef.shape)
     if cfg.entropy_target is None:
         return scheduled
-    adapted = jnp.clip(coef * jnp.exp(cfg.entropy_adapt_rate * (cfg.entropy_target - entropy)),
+    adapted = jnp.clip(coef * jnp.exp(cfg.entropy_adapt_rate * (entropy_target_at(cfg, update)
+                                                                 - entropy)),
                        *ENTROPY_COEF_BOUNDS)
     return jnp.where(update + 1 > cfg.entropy_decay_start, adapted, scheduled)
 

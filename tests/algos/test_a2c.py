@@ -98,6 +98,20 @@ def test_entropy_target_adapts_each_learner_after_the_hold():
                                [TINY.entropy_coef] * 2)
 
 
+def test_entropy_target_anneals_over_the_end_of_the_run():
+    cfg = dataclasses.replace(TINY, num_updates=100, entropy_target=0.2,
+                              entropy_target_final=0.04, entropy_target_anneal_updates=40)
+    got = [float(a2c.entropy_target_at(cfg, jnp.asarray(u))) for u in (0, 60, 80, 100)]
+    np.testing.assert_allclose(got, [0.2, 0.2, 0.12, 0.04], atol=1e-6)
+    # the adaptation follows the annealed target: at entropy 0.12 it holds c_e at update 80
+    coef = jnp.array([0.1, 0.1])
+    np.testing.assert_allclose(
+        a2c.next_entropy_coef(cfg, jnp.asarray(80), coef, jnp.array([0.12, 0.2])),
+        [0.1, 0.1 * np.exp(cfg.entropy_adapt_rate * -0.08)], rtol=1e-5)
+    with pytest.raises(ValueError, match="entropy_target_final"):
+        a2c.validate(dataclasses.replace(TINY, entropy_target_final=0.05))  # no target
+
+
 def test_adapted_entropy_coef_is_carried_in_the_train_state():
     cfg = dataclasses.replace(TINY, entropy_coef=0.2, entropy_decay_start=0,
                               entropy_target=0.05, num_updates=4, updates_per_chunk=4)
