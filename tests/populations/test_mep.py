@@ -1,29 +1,31 @@
-"""MEP stage 1: a tiny population through the CLI; the population-entropy bonus is paid."""
+"""MEP stage 1: a tiny population; the population-entropy bonus is paid; CLI errors."""
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 
 from coplay.cli import main
-from coplay.populations.train import PPO_PRESETS
+from coplay.envs.overcooked import Overcooked
+from coplay.populations.finish import evaluate_snapshot
+from coplay.populations.train import PPO_PRESETS, default_ppo, preset_config, train_population
 from coplay.runs import RunDir
 
 
 def test_tiny_mep_population_pays_the_entropy_bonus(tmp_path):
     out = tmp_path / "mep"
-    assert main(["populations", "train", "--kind", "mep", "--preset", "tiny",
-                 "--layout", "cramped_room", "--out", str(out),
-                 "--set", "ppo.shaping_horizon=none", "ppo.population_entropy_coef=0.5"]) == 0
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["resolved"]["share_policy"] and cfg["kind"] == "mep"
-    man = json.loads((out / "manifest.json").read_text())
-    assert man["kind"] == "mep-population" and man["num_members"] == 3
-    assert np.shape(json.loads((out / "crossplay.json").read_text())["sparse_return"]) == (3, 3)
+    algo = dataclasses.replace(default_ppo("tiny", "mep"), shaping_horizon=None,
+                               population_entropy_coef=0.5)
+    cfg = preset_config("tiny", kind="mep", layout="cramped_room", ppo=algo)
+    train_population(cfg, out, progress=False, finish=False)
+    assert algo.share_policy and json.loads((out / "config.json").read_text())["kind"] == "mep"
+    ev = evaluate_snapshot(out, 8, episodes=2)  # one policy per member plays both seats
+    assert ev["returns"].shape == (3,)
+    names = Overcooked("cramped_room").event_names
     # per episode and seat: reward = sparse + shaped + 0.5 * sum_t -log pi_bar(a_t|s_t); the
     # policies are still near uniform, so the bonus is about 0.5 * log(6) per step
     horizon = PPO_PRESETS["tiny"].horizon
-    names = man["event_names"]
     rows = [r for r in RunDir(out).read_metrics() if min(r["episodes"]) > 0]
     assert rows
     for r in rows:
