@@ -38,7 +38,7 @@ class TrainArgs:
     candidates: tuple[int, ...] | None = None
     """Indices into the layout's HSP candidates instead of a seeded draw."""
     out: Path | None = None
-    """Population folder (default: runs/populations-<preset>/<layout>-seed<seed>)."""
+    """Population folder (default: runs/populations-<kind>-<preset>/<layout>-seed<seed>)."""
     resume: bool = False
     """Continue the population in --out from its last checkpoint."""
     set: tuple[str, ...] = ()

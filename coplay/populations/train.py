@@ -275,7 +275,9 @@ def load_run(path: str | Path) -> tuple[PopulationConfig, PPOConfig, dict]:
     kw = {k: v for k, v in raw.items() if k in fields and k != "ppo"}
     if kw.get("candidates") is not None:
         kw["candidates"] = tuple(kw["candidates"])
-    return PopulationConfig(**kw, ppo=algo), algo, raw
+    stored = raw.get("ppo")  # None when the run used its preset's PPO config
+    ppo_cfg = None if stored is None else ppo_config_from_json(stored)
+    return PopulationConfig(**kw, ppo=ppo_cfg), algo, raw
 
 
 def write_manifest(path: str | Path, manifest: dict) -> None:

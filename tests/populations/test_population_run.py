@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from coplay.cli import main
-from coplay.populations.finish import evaluate_snapshot, load_params, member_policies
-from coplay.populations.train import preset_config, snapshot_path, train_population
+from coplay.populations.finish import load_params, member_policies
+from coplay.populations.train import (
+    _run_config,
+    load_run,
+    member_weights,
+    preset_config,
+    resolve,
+    snapshot_path,
+    train_population,
+)
 from coplay.runs import RunDir
 
 
@@ -37,8 +45,6 @@ def test_tiny_population_writes_the_whole_folder(tiny_pop):
     assert len(rows) == 4 and len(rows[-1]["episode_return"]) == 3
     xp = json.loads((tiny_pop / "crossplay.json").read_text())["sparse_return"]
     assert np.shape(xp) == (3, 3)
-    ev = evaluate_snapshot(tiny_pop, 4, episodes=2)
-    assert ev["returns"].shape == (3,) and ev["events"].shape == (3, 2, 17)
     biased, br = member_policies(tiny_pop, 1, "final")
     _, br_mid = member_policies(tiny_pop, 1, "mid")
     assert jax.tree.structure(biased) == jax.tree.structure(br_mid)
@@ -53,6 +59,13 @@ def test_select_and_show(tiny_pop, capsys):
     assert not set(sel["eval"]) & set(sel["train"])
     assert main(["populations", "show", "--pop", str(tiny_pop)]) == 0
     assert "eval" in capsys.readouterr().out
+
+
+def test_a_finished_folder_reloads_to_the_config_it_was_started_with(tiny_pop):
+    cfg, algo, raw = load_run(tiny_pop)
+    assert cfg.ppo is None and cfg.preset == "tiny" and cfg.seed == 3
+    assert RunDir(tiny_pop).start(_run_config(cfg, resolve(cfg), member_weights(cfg)[0]),
+                                  resume=True)  # what `--resume` checks: no difference
 
 
 def test_fresh_run_refuses_to_overwrite(tiny_pop, capsys):
