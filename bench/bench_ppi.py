@@ -3,11 +3,13 @@
 1. Improved-policy actions per second: whole games (``num_rounds`` rounds, 2 learners in the
    mixed pool) played with π ∝ p·exp(β·Q̂), every decision planning 2 x K rollouts of H rounds
    inside the model, against the same games played by the model's prior alone (no planning).
-   The ratio is the price of planning; 2·K·H model steps per decision bound it from above.
+   The ratio is the price of planning: 2·K·H simulated rounds per decision, each a GRU step
+   plus the observation and reward heads and two samples (an acting step is a GRU step and
+   the action head), so the ratio can exceed 2·K·H.
 2. One PPI phase of the chosen preset, split into model training (gradient steps on the
    cumulative dataset) and collection (games with planning): seconds and shares.
 
-Usage: python bench/bench_ppi.py [--preset default] [--quick]
+Usage: python bench/bench_ppi.py [--preset default] [--repeats N] [--quick]
 Machines here are shared and noisy: read the ratios, not the absolute numbers.
 """
 
@@ -64,9 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--quick", action="store_true", help="smaller batches, one repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best kept)")
     args = parser.parse_args()
     cfg = PRESETS[args.preset]
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else args.repeats
     print(f"== PPI improved-policy actions/s (preset {args.preset}: hidden {cfg.hidden_size}, "
           f"K = {cfg.num_rollouts} rollouts x H = {cfg.planning_horizon} rounds per action, "
           f"{cfg.num_learners} learners, {cfg.num_rounds} rounds) ==")
@@ -78,6 +81,8 @@ def main() -> None:
         steps = 2 * cfg.num_rollouts * cfg.planning_horizon
         print(f"{games:>6} {improved:>12.4g} {prior:>12.4g} {prior / improved:>6.1f}x "
               f"{steps:>19}")
+    # phase 1 only prepares phase 2 (its pre-training length is not what a phase costs)
+    cfg = dataclasses.replace(cfg, first_phase_steps=cfg.max_steps_per_phase)
     if args.quick:
         cfg = dataclasses.replace(cfg, d0_trajectories=1000, trajectories_per_phase=100,
                                   collect_batch=50, max_steps_per_phase=50, first_phase_steps=50)

@@ -423,20 +423,6 @@ def sample_opponents(key: jax.Array, cfg: PPIConfig, n: int) -> Opponents:
     return Opponents(tabular, jnp.arange(n) < num_learner_games(cfg, n))
 
 
-def make_collect(cfg: PPIConfig, env_params: MatrixGameParams | None = None):
-    """Jitted ``collect(key, params (L, ...)) -> PPITrajectory`` of ``collect_batch`` games per
-    learner in the mixed pool of ``cfg``."""
-    env_params = MatrixGameParams() if env_params is None else env_params
-
-    @jax.jit
-    def collect(key, params):
-        k_opp, k_play = jax.random.split(key)
-        opponents = sample_opponents(k_opp, cfg, cfg.collect_batch)
-        return rollout(k_play, cfg, params, opponents, env_params), opponents
-
-    return collect
-
-
 def episodes_of(traj: PPITrajectory, opponents: Opponents, learner: int) -> Episodes:
     """One learner's games of a rollout as dataset rows (N, T); the co-player's z is stored
     always (whether the model reads it is the config's `use_opponent_id`)."""
