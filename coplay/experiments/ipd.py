@@ -106,9 +106,16 @@ def resolve_stage(cfg: IPDTrainConfig, algo: A2CConfig) -> A2CConfig:
 
 def resolve(cfg: IPDTrainConfig) -> A2CConfig:
     """The A2C config this run trains with: preset, then overrides, then the ablation."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PRESETS)}")
-    algo = resolve_stage(cfg, cfg.a2c if cfg.a2c is not None else PRESETS[cfg.preset])
+    return resolve_algo(cfg, PRESETS, cfg.a2c, a2c.validate)
+
+
+def resolve_algo(cfg, presets: dict, override, validate_algo):
+    """Preset (or the `override` config), stage, ablation, the run's own fields, then the
+    algorithm's validation: shared by A2C and PPI runs (both configs have `num_learners`,
+    `tabular_fraction`, `frozen_learners`, `use_opponent_id`)."""
+    if cfg.preset not in presets:
+        raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(presets)}")
+    algo = resolve_stage(cfg, override if override is not None else presets[cfg.preset])
     if cfg.ablation == "no-tabular":
         algo = dataclasses.replace(algo, tabular_fraction=0.0)
     elif cfg.ablation == "opponent-id":
@@ -119,13 +126,13 @@ def resolve(cfg: IPDTrainConfig) -> A2CConfig:
         )
     if cfg.eval_episodes < 1:
         raise ConfigError(f"eval_episodes = {cfg.eval_episodes}: must be >= 1")
-    if cfg.checkpoint_every < 1:
+    if getattr(cfg, "checkpoint_every", 1) < 1:
         raise ConfigError(f"checkpoint_every = {cfg.checkpoint_every}: must be >= 1")
     if cfg.probe_every < 0:
         raise ConfigError(f"probe_every = {cfg.probe_every}: must be >= 0 (0 disables)")
     if cfg.probe_episodes < 1:
         raise ConfigError(f"probe_episodes = {cfg.probe_episodes}: must be >= 1")
-    a2c.validate(algo)
+    validate_algo(algo)
     sources = learner_sources(cfg)
     if len(sources) > algo.num_learners:
         raise ConfigError(f"init_from = {list(cfg.init_from)}: more runs than the "

@@ -28,7 +28,14 @@ from coplay.algos.ipd_rollout import Opponents
 from coplay.algos.ppi import Episodes, PPIConfig
 from coplay.data.shards import ShardStore
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
-from coplay.experiments.ipd import Ablation, Preset, Stage, _split_source, learner_sources
+from coplay.experiments.ipd import (
+    Ablation,
+    Preset,
+    Stage,
+    _split_source,
+    learner_sources,
+    resolve_algo,
+)
 from coplay.runs import RunDir, RunError
 
 # The default preset fits the issue's 60-minute budget on 2 shared CPU cores; each difference
@@ -85,46 +92,9 @@ class PPIState(struct.PyTreeNode):
     phase: jax.Array  # () int32, phases finished
 
 
-def resolve_stage(cfg: PPITrainConfig, algo: PPIConfig) -> PPIConfig:
-    if cfg.stage == "step1":
-        return dataclasses.replace(algo, num_learners=1, tabular_fraction=1.0)
-    if cfg.stage == "step2":
-        return dataclasses.replace(algo, num_learners=2, tabular_fraction=0.0,
-                                   frozen_learners=(1,))
-    if cfg.stage == "step3":
-        return dataclasses.replace(algo, num_learners=2, tabular_fraction=0.0)
-    if cfg.stage != "mixed":
-        raise ConfigError(f"stage = {cfg.stage!r}: unknown, choose mixed, step1, step2 or step3")
-    return algo
-
-
 def resolve(cfg: PPITrainConfig) -> PPIConfig:
     """The PPI config this run trains with: preset, overrides, stage, ablation."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PRESETS)}")
-    algo = resolve_stage(cfg, cfg.ppi if cfg.ppi is not None else PRESETS[cfg.preset])
-    if cfg.ablation == "no-tabular":
-        algo = dataclasses.replace(algo, tabular_fraction=0.0)
-    elif cfg.ablation == "opponent-id":
-        algo = dataclasses.replace(algo, use_opponent_id=True)
-    elif cfg.ablation != "none":
-        raise ConfigError(
-            f"ablation = {cfg.ablation!r}: unknown, choose none, no-tabular or opponent-id")
-    if cfg.eval_episodes < 1:
-        raise ConfigError(f"eval_episodes = {cfg.eval_episodes}: must be >= 1")
-    if cfg.probe_every < 0:
-        raise ConfigError(f"probe_every = {cfg.probe_every}: must be >= 0 (0 disables)")
-    if cfg.probe_episodes < 1:
-        raise ConfigError(f"probe_episodes = {cfg.probe_episodes}: must be >= 1")
-    ppi.validate(algo)
-    sources = learner_sources(cfg)
-    if len(sources) > algo.num_learners:
-        raise ConfigError(f"init_from = {list(cfg.init_from)}: more runs than the "
-                          f"{algo.num_learners} learner(s) of stage {cfg.stage}")
-    for source in sources:
-        if source:
-            _split_source(source)
-    return algo
+    return resolve_algo(cfg, PRESETS, cfg.ppi, ppi.validate)
 
 
 def load_run(path: Path) -> tuple[dict, PPIConfig]:
