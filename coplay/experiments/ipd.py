@@ -36,11 +36,13 @@ PRESETS: dict[str, A2CConfig] = {
         num_updates=6, updates_per_chunk=2, scan_unroll=1,
     ),
     # Entropy 0.2 held for 1,000 updates, then each learner's bonus adapted to keep its policy
-    # entropy near 0.2 nats while the learning rate decays 3e-3 -> 3e-4 (docs/ipd.md).
+    # entropy near a target of 0.2 nats, annealed to 0.02 over the last 1,000 updates, while
+    # the learning rate decays 3e-3 -> 3e-4 (docs/ipd.md).
     "default": A2CConfig(
         hidden_size=32, episodes_per_update=512, num_updates=4000, updates_per_chunk=25,
         learning_rate=3e-3, learning_rate_final=3e-4, gae_lambda=0.95, critic_opponent_id=True,
-        entropy_coef=0.2, entropy_decay_start=1000, entropy_target=0.2, scan_unroll=1,
+        entropy_coef=0.2, entropy_decay_start=1000, entropy_target=0.2,
+        entropy_target_final=0.02, entropy_target_anneal_updates=1000, scan_unroll=1,
     ),
     "paper": A2CConfig(),
 }
