@@ -16,24 +16,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import best_time  # bench/timing.py (scripts run from bench/)
 
 from coplay.algos import a2c
 from coplay.envs.matrix_games import IteratedMatrixGame, MatrixGameParams
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def jax_env_steps_per_s(batch: int, rounds: int, repeats: int) -> float:

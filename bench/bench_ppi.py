@@ -18,24 +18,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tempfile
-import time
 
 import jax
+from timing import best_time  # bench/timing.py (scripts run from bench/)
 
 from coplay.algos import ppi
 from coplay.data.shards import ShardStore
 from coplay.envs.matrix_games import MatrixGameParams
 from coplay.experiments.ipd_ppi import PRESETS, PhaseRunner
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def actions_per_s(cfg: ppi.PPIConfig, games: int, plan: bool, repeats: int) -> float:
