@@ -14,6 +14,9 @@ over ``updates_per_chunk`` updates of
     rollout (lax.scan over num_steps of num_envs vmapped envs) -> GAE (reverse scan)
     -> update_epochs x num_minibatches clipped-surrogate steps (per policy, vmapped)
 
+With a :class:`FrozenPartner` (MEP stage 2) seat 1 is steered by frozen policies instead and
+one learner is trained on seat 0's data only.
+
 Everything in :class:`PPOState` has a leading member axis M; parameters, optimiser states and
 value normalisers have a further policy axis G (2 separate, 1 shared). Update u of a member
 uses ``fold_in(member_key, u)``, so chunking and resumption do not change the result.
@@ -25,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal, NamedTuple
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +45,7 @@ from coplay.envs.overcooked.rewards import agent_rewards
 from coplay.envs.overcooked.state import EnvParams, State
 
 __all__ = ["PPOConfig", "ConfigError", "validate", "make_train", "ppo_losses", "PPOState",
-           "UpdateMetrics", "Trainer", "entropy_coef_at", "shaping_scale_at"]
+           "UpdateMetrics", "Trainer", "FrozenPartner", "entropy_coef_at", "shaping_scale_at"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,13 +367,30 @@ def _by_seat(x: jax.Array, cook_of_seat: jax.Array) -> jax.Array:
 
 
 # --- training ---------------------------------------------------------------------------------
+class FrozenPartner(NamedTuple):
+    """Frozen policies that steer seat 1 instead of the trained policy (MEP stage 2).
+
+    The learner is then one policy (``share_policy=True``) trained on seat 0's data only.
+    ``params`` is an argument of the jitted chunk (not train state: nothing updates it);
+    ``logits(params, runner, obs_seat (N, 2, H, W, C)) -> (N, A)`` gives seat 1's logits, and
+    ``after_step(runner, done (N,), sparse_return (N,) of the episodes ending, key) -> runner``
+    runs after every step (e.g. draws the next partner of each finished episode). The runner
+    may be a subclass of :class:`Runner` with the partner's fields.
+    """
+
+    params: Any
+    logits: Callable
+    after_step: Callable
+
+
 class Trainer(NamedTuple):
     """What :func:`make_train` builds.
 
     - ``init(key) -> PPOState`` (leading member axis M), jitted;
     - ``train_chunk(state) -> (state, UpdateMetrics (M, updates_per_chunk, ...))``, jitted;
-    - ``init_member(key, env_params)`` / ``member_chunk(state, env_params)``: the same for one
-      member, neither jitted nor vmapped (tests, custom drivers); member m of ``init(key)`` is
+    - ``init_member(key, env_params)`` / ``member_chunk(state, env_params, partner_params=None)``:
+      the same for one member, neither jitted nor vmapped (tests, custom drivers; with a
+      :class:`FrozenPartner` pass its ``params``); member m of ``init(key)`` is
       ``init_member(jax.random.split(key, M)[m], params_m)``.
     """
 
@@ -381,9 +402,17 @@ class Trainer(NamedTuple):
     num_members: int
 
 
-def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Trainer:
-    """Build the trainer of a population whose EnvParams are stacked on a leading axis M."""
+def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams,
+               partner: FrozenPartner | None = None) -> Trainer:
+    """Build the trainer of a population whose EnvParams are stacked on a leading axis M
+    (with ``partner``: every member's seat 1 is steered by the frozen partner)."""
     validate(cfg)
+    if partner is not None and not cfg.share_policy:
+        raise ConfigError("ppo.share_policy = False: a frozen partner needs share_policy = "
+                          "True (one learner, trained on seat 0)")
+    if partner is not None and (cfg.num_steps * cfg.num_envs) % cfg.num_minibatches:
+        raise ConfigError(f"ppo.num_minibatches = {cfg.num_minibatches}: must divide the "
+                          f"{cfg.num_steps * cfg.num_envs} samples of the learner's seat")
     num_members = int(np.shape(member_params.horizon)[0]) if np.ndim(member_params.horizon) \
         else None
     if num_members is None:
@@ -464,7 +493,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         params = jax.tree.map(lambda *xs: jnp.stack(xs), *params)  # (M, G, ...)
         return jax.vmap(init_rest)(params, k_rest, member_params)
 
-    def rollout(key, params, runner: Runner, env_params: EnvParams):
+    def rollout(key, params, runner: Runner, env_params: EnvParams, partner_params):
         """T steps of N envs -> (runner, Transition (T, ...), per-step episode stats)."""
         step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
         # MEP: every member's policies (gathered over the vmapped member axis), fixed during
@@ -484,6 +513,8 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
             cook_of_seat = jnp.where(runner.swap[:, None], jnp.array([1, 0]), jnp.array([0, 1]))
             obs_seat = _by_seat(runner.obs, cook_of_seat)  # (N, 2, H, W, C)
             logits, _ = policy_apply(params, obs_seat)  # values: after the rollout
+            if partner is not None:
+                logits = logits.at[:, 1].set(partner.logits(partner_params, runner, obs_seat))
             action = jax.random.categorical(k_act, logits)  # (N, 2) per seat
             log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None],
                                            axis=-1)[..., 0]
@@ -513,10 +544,13 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
                 last_return.mean(),
             )
             keep = 1.0 - d
-            new_runner = Runner(
-                env_state, obs, jnp.where(done, draw_swap(k_swap), runner.swap),
-                ep_sparse * keep, ep_reward * keep[:, None],
-                jnp.where(done[:, None, None], 0, ep_events), last_return)
+            new_runner = runner.replace(
+                env_state=env_state, obs=obs, swap=jnp.where(done, draw_swap(k_swap), runner.swap),
+                ep_sparse=ep_sparse * keep, ep_reward=ep_reward * keep[:, None],
+                ep_events=jnp.where(done[:, None, None], 0, ep_events), last_return=last_return)
+            if partner is not None:
+                new_runner = partner.after_step(new_runner, done, ep_sparse,
+                                                jax.random.fold_in(k_swap, 1))
             trans = Transition(obs_seat, action, log_prob, reward * cfg.reward_scale, done)
             return new_runner, (trans, stats)
 
@@ -553,7 +587,7 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
                                                 jax.random.split(key, cfg.update_epochs))
         return params, opt_state, jax.tree.map(lambda a: a[-1, -1], aux)
 
-    def one_update(state: PPOState, env_params: EnvParams):
+    def one_update(state: PPOState, env_params: EnvParams, partner_params):
         key = jax.random.fold_in(state.key, state.update)
         k_roll, k_upd = jax.random.split(key)
         env_steps = state.update * (N * T)
@@ -563,7 +597,8 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         env_params = env_params.replace(shaping_factor=shaping)
         ent_coef = entropy_coef_at(cfg, env_steps)
 
-        runner, traj, stats = rollout(k_roll, state.params, state.runner, env_params)
+        runner, traj, stats = rollout(k_roll, state.params, state.runner, env_params,
+                                      partner_params)
         # --- values of the whole rollout in one batched pass (the parameters did not change),
         # then advantages per seat
         _, raw_values = policy_apply(state.params, traj.obs, seat_axis=2)  # (T, N, 2)
@@ -581,8 +616,8 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
                                   cfg.gae_lambda)  # (T, N, 2)
 
         # --- per-policy batches (G, B, ...)
-        def flat(x):  # (T, N, 2, ...) -> (G, B, ...)
-            x = to_policies(x, 2, shared)
+        def flat(x):  # (T, N, 2, ...) -> (G, B, ...); with a partner: the learner's seat 0
+            x = x[:, :, 0][None] if partner is not None else to_policies(x, 2, shared)
             return x.reshape((x.shape[0], -1) + x.shape[3:])
 
         value_norm = state.value_norm
@@ -609,18 +644,19 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams) -> Tra
         new_state = PPOState(params, opt_state, value_norm, runner, state.key, state.update + 1)
         return new_state, metrics
 
-    def member_chunk(state: PPOState, env_params: EnvParams):
+    def member_chunk(state: PPOState, env_params: EnvParams, partner_params=None):
         env_params = env_params_for(env_params)
-        return jax.lax.scan(lambda s, _: one_update(s, env_params), state, None,
+        return jax.lax.scan(lambda s, _: one_update(s, env_params, partner_params), state, None,
                             length=cfg.updates_per_chunk)
 
-    chunk_all = jax.jit(jax.vmap(member_chunk, axis_name=MEMBER_AXIS))
+    chunk_all = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, None), axis_name=MEMBER_AXIS))
+    partner_params = None if partner is None else partner.params
 
     def init(key: jax.Array) -> PPOState:
         return init_all(key, member_params)
 
     def train_chunk(state: PPOState):
-        return chunk_all(state, member_params)
+        return chunk_all(state, member_params, partner_params)
 
     return Trainer(init, train_chunk, init_member, member_chunk, net, num_members)
 

@@ -32,6 +32,8 @@ def _convert(hint, raw: str, item: str):
     try:
         if raw.lower() == "none" and type(None) in args:
             return None
+        if type(None) in args and len(args) == 2:  # X | None: the value as an X
+            return _convert(next(t for t in args if t is not type(None)), raw, item)
         if hint is bool:
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(raw)

@@ -4,6 +4,8 @@
     coplay populations train --out runs/pop-ring --resume          # continue a killed run
     coplay populations select --pop runs/pop-ring --eval-size 5 --train-size 8
     coplay populations show --pop runs/pop-ring
+    coplay populations train --kind mep --layout random1 --out runs/mep-ring        # MEP 1
+    coplay populations train --kind mep-adaptive --pop runs/mep-ring --out runs/mep2  # MEP 2
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ import tyro
 
 from coplay.algos.ppo import ConfigError
 from coplay.experiments.overrides import parse_overrides
-from coplay.runs import RunError, default_run_dir, read_json, write_json
+from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
     """Train a population of hidden-utility pairs (biased policy + best response) by PPO,
-    or MEP stage 1 (--kind mep)."""
+    MEP stage 1 (--kind mep), or MEP stage 2 (--kind mep-adaptive --pop STAGE1_FOLDER)."""
 
     kind: str = "hsp"
-    """hsp (hidden-utility pairs) or mep (self-play agents + population-entropy bonus)."""
+    """hsp (hidden-utility pairs), mep (self-play agents + population-entropy bonus) or
+    mep-adaptive (one learner against the frozen MEP population --pop, partners drawn with
+    p ∝ rank(1/return)^alpha)."""
+    pop: Path | None = None
+    """--kind mep-adaptive: the finished MEP stage-1 population folder (its layout is used)."""
     layout: str = "random1"
     """Layout with an HSP weight grid (random1 = Coord. Ring, random0, random3, ...)."""
     preset: str = "default"
@@ -43,8 +49,9 @@ class TrainArgs:
     """Continue the population in --out from its last checkpoint."""
     set: tuple[str, ...] = ()
     """Override population fields (checkpoint_every, snapshot_every, eval_envs,
-    crossplay_envs, gif_steps) or PPO fields as ppo.FIELD=VALUE, e.g.
-    --set ppo.total_steps=2000000 snapshot_every=5."""
+    crossplay_envs, gif_steps; mep-adaptive: alpha, return_decay, partners, checkpoint_every,
+    eval_envs) or PPO fields as ppo.FIELD=VALUE, e.g.
+    --set ppo.total_steps=2000000 snapshot_every=5, or --set alpha=1 partners=0,3,5."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +84,18 @@ class ShowArgs:
     """Population folder (with manifest.json)."""
 
 
+def _split_set(items: tuple[str, ...], flags: tuple[str, ...]):
+    """--set items -> (PPO items without the ``ppo.`` prefix, the other items); fields that
+    have their own flag are refused."""
+    ppo_items = tuple(x[len("ppo."):] for x in items if x.startswith("ppo."))
+    other = tuple(x for x in items if not x.startswith("ppo."))
+    for item in other:
+        name = item.split("=", 1)[0].strip()
+        if name in flags:
+            raise ConfigError(f"--set {item!r}: use --{name.replace('_', '-')} instead")
+    return ppo_items, other
+
+
 def build_config(args: TrainArgs):
     from coplay.populations.train import PopulationConfig, default_ppo, preset_config, resolve
 
@@ -87,16 +106,12 @@ def build_config(args: TrainArgs):
     if args.candidates is not None:
         changes["candidates"] = tuple(args.candidates)
         changes.setdefault("num_members", len(args.candidates))
-    ppo_items = tuple(x[len("ppo."):] for x in args.set if x.startswith("ppo."))
-    pop_items = tuple(x for x in args.set if not x.startswith("ppo."))
-    for item in pop_items:
-        name = item.split("=", 1)[0].strip()
-        if name in ("kind", "layout", "preset", "seed", "num_members", "candidates", "ppo"):
-            raise ConfigError(f"--set {item!r}: use --{name.replace('_', '-')} instead")
+    ppo_items, pop_items = _split_set(args.set, ("kind", "layout", "preset", "seed",
+                                                 "num_members", "candidates", "ppo"))
     cfg = dataclasses.replace(base, **changes)
     cfg = parse_overrides(cfg, pop_items, "population") if pop_items else cfg
     if cfg.kind not in ("hsp", "mep"):
-        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp or mep")
+        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp, mep or mep-adaptive")
     algo = cfg.ppo if cfg.ppo is not None else default_ppo(cfg.preset, cfg.kind)
     if ppo_items:
         cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
@@ -106,26 +121,70 @@ def build_config(args: TrainArgs):
     return cfg
 
 
+def build_adaptive_config(args: TrainArgs):
+    """The MEP stage-2 config of ``--kind mep-adaptive`` (validated)."""
+    from coplay.populations import adaptive
+
+    if args.pop is None:
+        raise ConfigError("--kind mep-adaptive needs --pop, a finished MEP stage-1 population "
+                          "folder (coplay populations train --kind mep)")
+    if args.num_members is not None or args.candidates is not None:
+        raise ConfigError("--num-members / --candidates: not for --kind mep-adaptive (the "
+                          "partners are the population's members; --set partners=0,2 picks)")
+    ppo_items, items = _split_set(args.set, ("population", "preset", "seed", "ppo"))
+    cfg = adaptive.preset_config(args.preset, population=str(args.pop), seed=args.seed)
+    cfg = parse_overrides(cfg, items, "mep-adaptive") if items else cfg
+    if ppo_items:
+        pop = adaptive.load_population(cfg)
+        algo = cfg.ppo or adaptive.default_learner_ppo(cfg.preset, pop.algo)
+        cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
+    adaptive.resolve(cfg)
+    return cfg
+
+
+def train_adaptive(args: TrainArgs) -> Path:
+    """``--kind mep-adaptive`` (or resuming such a run): train, then print the evaluation."""
+    from coplay.populations import adaptive
+
+    cfg = adaptive.load_config(args.out) if args.resume else build_adaptive_config(args)
+    out = args.out or default_run_dir(f"populations-mep-adaptive-{cfg.preset}",
+                                      f"{Path(cfg.population).name}-seed{cfg.seed}")
+    adaptive.train_adaptive(cfg, out, resume=args.resume)
+    return Path(out)
+
+
+def _print_adaptive(path: Path) -> None:
+    ev = read_json(path / "eval.json")
+    s = ev["summary"]
+    print(f"{path}: MEP stage-2 learner, {s['env_steps']:,} env steps; return with each "
+          f"partner ({ev['episodes_per_partner']} episodes):")
+    for p in ev["partners"]:
+        print(f"  member {p['member']:>3}: {p['return']:7.1f}   (partner self-play "
+              f"{p['partner_self_play_return']:.1f}, final p {p['final_prob']})")
+    print(f"mean {s['mean_return']:.1f}, worst partner {s['worst_partner_return']:.1f}  "
+          f"report: {path / 'report.md'}")
+
+
 def train(argv: list[str], prog: str = "coplay populations train") -> int:
     args = tyro.cli(TrainArgs, args=argv, prog=prog)
     try:
         if args.resume and args.out is None:
             raise ConfigError("--resume needs --out (the population folder to continue)")
-        if args.resume:
-            from coplay.populations.train import load_run
-
-            cfg, _, _ = load_run(args.out)
+        adaptive = (read_json(args.out / RunDir.CONFIG).get("experiment") == "mep-adaptive"
+                    if args.resume else args.kind == "mep-adaptive")
+        if adaptive:
+            out = train_adaptive(args)
         else:
-            cfg = build_config(args)
-        out = args.out or default_run_dir(f"populations-{args.kind}-{args.preset}",
-                                          f"{Path(args.layout).stem}-seed{args.seed}")
-        from coplay.populations.train import train_population
+            from coplay.populations.train import load_run, train_population
 
-        train_population(cfg, out, resume=args.resume)
+            cfg = load_run(args.out)[0] if args.resume else build_config(args)
+            out = args.out or default_run_dir(f"populations-{args.kind}-{args.preset}",
+                                              f"{Path(args.layout).stem}-seed{args.seed}")
+            train_population(cfg, out, resume=args.resume)
     except (ConfigError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _print_members(Path(out))
+    (_print_adaptive if adaptive else _print_members)(Path(out))
     return 0
 
 

@@ -211,6 +211,45 @@ def snapshot_path(path: Path, update: int) -> Path:
     return Path(path) / "snapshots" / f"update_{update:07d}.msgpack"
 
 
+def drive_chunks(run: RunDir, state: PPOState, has_ckpt: bool, algo: PPOConfig, step,
+                 t0: float, label: str, checkpoint_every: int, progress: bool = True,
+                 stop_after_chunks: int | None = None) -> tuple[PPOState, bool]:
+    """The chunk loop of a run folder (populations, MEP stage 2). Reloads the checkpoint into
+    ``state`` (a template) when ``has_ckpt``, then for every remaining chunk calls
+    ``step(state, chunk, last, elapsed) -> (state, metrics row, status text)`` (``elapsed()``:
+    seconds since ``t0`` plus the time of the runs before a resume) and appends the rows and
+    checkpoints every ``checkpoint_every`` chunks and after the last. Returns (state,
+    finished); ``stop_after_chunks`` ends the loop early as a kill would (tests)."""
+    if has_ckpt:
+        state, meta = run.load_checkpoint(state)
+        run.truncate_metrics(meta["metrics_lines"])
+    else:
+        run.truncate_metrics(0)
+    num_chunks = ppo.num_updates(algo) // algo.updates_per_chunk
+    done = int(state.update[0]) // algo.updates_per_chunk
+    rows = run.read_metrics()
+    elapsed0 = rows[-1]["time_s"] if rows else 0.0
+
+    from coplay.experiments.progress import progress_bar
+
+    with progress_bar(label, total=num_chunks, completed=done, enabled=progress) as bar:
+        pending: list[dict] = []
+        for chunk in range(done, num_chunks):
+            if stop_after_chunks is not None and chunk - done >= stop_after_chunks:
+                return state, False
+            last = chunk + 1 == num_chunks
+            state, row, status = step(state, chunk, last,
+                                      lambda: elapsed0 + time.perf_counter() - t0)
+            pending.append(row)
+            if (chunk + 1) % checkpoint_every == 0 or last:
+                run.append_metrics(pending)
+                pending = []
+                run.save_checkpoint(state, {"update": int(state.update[0]),
+                                            "metrics_lines": run.metrics_line_count()})
+            bar.update(status)
+    return state, True
+
+
 def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = False,
                      stop_after_chunks: int | None = None, progress: bool = True,
                      finish: bool = True) -> PPOState:
@@ -226,40 +265,24 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
     members = (mep_params(env, cfg.num_members, algo.horizon) if cfg.kind == "mep"
                else population_params(env, w, s, algo.horizon))
     trainer = ppo.make_train(algo, env, members)
-    state = trainer.init(jax.random.PRNGKey(cfg.seed))
-    if has_ckpt:
-        state, meta = run.load_checkpoint(state)
-        run.truncate_metrics(meta["metrics_lines"])
-    else:
-        run.truncate_metrics(0)
-    num_chunks = ppo.num_updates(algo) // algo.updates_per_chunk
-    done = int(state.update[0]) // algo.updates_per_chunk
-    rows = run.read_metrics()
-    elapsed0 = rows[-1]["time_s"] if rows else 0.0
 
-    from coplay.experiments.progress import progress_bar
+    def step(state: PPOState, chunk: int, last: bool, elapsed):
+        state, metrics = trainer.train_chunk(state)
+        update = int(state.update[0])
+        row = chunk_row(metrics, update, algo, elapsed())
+        if (chunk + 1) % cfg.snapshot_every == 0 or last:
+            atomic_write_bytes(snapshot_path(run.path, update),
+                               serialization.to_bytes(state.params))
+        r = np.array([x for x in row["episode_return"] if x is not None] or [0.0])
+        return state, row, f"return mean {r.mean():.1f}  >=40: {(r >= 40).sum()}/{len(r)}"
 
-    with progress_bar(f"{cfg.kind} population {Path(cfg.layout).stem} x{cfg.num_members}",
-                      total=num_chunks, completed=done, enabled=progress) as bar:
-        pending: list[dict] = []
-        for chunk in range(done, num_chunks):
-            if stop_after_chunks is not None and chunk - done >= stop_after_chunks:
-                return state
-            state, metrics = trainer.train_chunk(state)
-            update = int(state.update[0])
-            row = chunk_row(metrics, update, algo, elapsed0 + time.perf_counter() - t0)
-            pending.append(row)
-            last = chunk + 1 == num_chunks
-            if (chunk + 1) % cfg.snapshot_every == 0 or last:
-                atomic_write_bytes(snapshot_path(run.path, update),
-                                   serialization.to_bytes(state.params))
-            if (chunk + 1) % cfg.checkpoint_every == 0 or last:
-                run.append_metrics(pending)
-                pending = []
-                run.save_checkpoint(state, {"update": update,
-                                            "metrics_lines": run.metrics_line_count()})
-            r = np.array([x for x in row["episode_return"] if x is not None] or [0.0])
-            bar.update(f"return mean {r.mean():.1f}  >=40: {(r >= 40).sum()}/{len(r)}")
+    state, finished = drive_chunks(
+        run, trainer.init(jax.random.PRNGKey(cfg.seed)), has_ckpt, algo, step, t0,
+        label=f"{cfg.kind} population {Path(cfg.layout).stem} x{cfg.num_members}",
+        checkpoint_every=cfg.checkpoint_every, progress=progress,
+        stop_after_chunks=stop_after_chunks)
+    if not finished:
+        return state
     if finish:
         from coplay.populations.finish import finish_population
 
