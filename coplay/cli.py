@@ -21,7 +21,7 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("overcooked", "train"): ("coplay.experiments.overcooked_cli:train",
                               "train a self-play pair by PPO on a layout"),
     ("populations", "train"): ("coplay.populations.cli:train",
-                               "train hidden-utility pairs (biased policy + best response)"),
+                               "train hidden-utility pairs, MEP stage 1 or stage 2"),
     ("populations", "select"): ("coplay.populations.cli:select",
                                 "k-DPP evaluation partners and a greedy training pool"),
     ("populations", "show"): ("coplay.populations.cli:show", "a population's members"),

@@ -72,7 +72,8 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
 
 
 def plot_training(rows: list[dict], members: list[int], path: Path, title: str = "") -> None:
-    """Running-mean return per partner (top) and sampling probabilities (bottom) per chunk."""
+    """Return per partner (top: running mean, and each chunk's mean) and the sampling
+    probabilities set after each chunk (bottom, stacked)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,9 +85,11 @@ def plot_training(rows: list[dict], members: list[int], path: Path, title: str =
     probs = np.array([r["probs"] for r in rows]).reshape(len(rows), -1)
     fig, (ax_r, ax_p) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(members), 1)))
+    chunk = np.array([nan(r["partner_return"]) for r in rows]).reshape(len(rows), -1)
     for k, m in enumerate(members):
         ax_r.plot(steps, running[:, k], color=colours[k], lw=1.2, label=f"member {m}")
-    ax_r.set_ylabel("running-mean sparse return\nwith the partner")
+        ax_r.plot(steps, chunk[:, k], ".", color=colours[k], ms=2, alpha=0.5)
+    ax_r.set_ylabel("sparse return with the partner\n(line: running mean, dots: chunk)")
     ax_r.legend(fontsize=6, ncol=4)
     if len(rows):
         ax_p.stackplot(steps, probs.T, colors=colours, step="post")

@@ -143,6 +143,22 @@ def test_frozen_partners_stay_frozen(one_chunk):
     assert hashes == [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
 
 
+def test_refresh_priorities_folds_a_chunk_into_the_probabilities(one_chunk):
+    state = one_chunk[4]
+    runner = state.runner.replace(partner_episodes=jnp.array([[2.0, 4.0]]),
+                                  partner_return_sum=jnp.array([[40.0, 0.0]]),
+                                  running_return=jnp.array([[jnp.nan, 10.0]]))
+    cfg = dataclasses.replace(preset_config("tiny"), alpha=2.0, return_decay=0.5)
+    new, row = adaptive.refresh_priorities(state.replace(runner=runner), cfg)
+    # partner 0: first episodes -> 40 / 2 = 20; partner 1: 0.5 x 10 + 0.5 x 0 = 5
+    # -> ranks of 1/R: 1, 2 -> p = 1, 4 (alpha 2) / 5; the chunk's sums start again at 0
+    np.testing.assert_allclose(np.asarray(new.runner.running_return[0]), [20.0, 5.0])
+    np.testing.assert_allclose(np.asarray(new.runner.probs[0]), [0.2, 0.8], rtol=1e-6)
+    assert not np.asarray(new.runner.partner_episodes).any()
+    assert not np.asarray(new.runner.partner_return_sum).any()
+    assert row["partner_return"] == [20.0, 0.0] and row["probs"] == [0.2, 0.8]
+
+
 # --- a tiny run end to end --------------------------------------------------------------------
 def test_tiny_stage2_run_writes_the_whole_folder(stage2, stage1):
     for name in ("config.json", "checkpoint.msgpack", "metrics.jsonl", "agent.msgpack",
@@ -164,8 +180,18 @@ def test_tiny_stage2_run_writes_the_whole_folder(stage2, stage1):
     assert jax.tree.leaves(agent)[0].shape[0] == 1
 
 
-def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(stage2, stage1, tmp_path):
+def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(stage2, tmp_path, monkeypatch):
     cfg = adaptive.load_config(stage2)
+    # the resumed run reuses the killed one's compiled trainer (a new process would build the
+    # same program again; this keeps the test to one compilation)
+    built, make = {}, adaptive.make_trainer
+
+    def make_once(algo, pop):
+        if algo not in built:
+            built[algo] = make(algo, pop)
+        return built[algo]
+
+    monkeypatch.setattr(adaptive, "make_trainer", make_once)
     out = tmp_path / "killed"
     adaptive.train_adaptive(cfg, out, stop_after_chunks=3, progress=False)
     assert json.loads((out / "checkpoint.json").read_text())["update"] == 4  # chunk 3 lost
@@ -178,6 +204,15 @@ def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(stage2, stage1, t
     untimed = lambda rows: [{k: v for k, v in r.items() if k != "time_s"}  # noqa: E731
                             for r in rows]
     assert untimed(RunDir(out).read_metrics()) == untimed(RunDir(stage2).read_metrics())
+
+
+def test_cli_resume_of_a_finished_stage2_run(stage2, capsys):
+    # the stored config reloads unchanged (RunDir.start compares it) and nothing is left to
+    # train, so only the evaluation runs again
+    rows = RunDir(stage2).read_metrics()
+    assert main(["populations", "train", "--out", str(stage2), "--resume"]) == 0
+    assert "worst partner" in capsys.readouterr().out
+    assert RunDir(stage2).read_metrics() == rows
 
 
 # --- errors -----------------------------------------------------------------------------------
