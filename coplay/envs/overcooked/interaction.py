@@ -187,6 +187,18 @@ def _interact_one(
     dishes_held = (c.held[0] == DISH).astype(jnp.int32) + (c.held[1] == DISH)
     useful_dish = take_dish & (dishes_on_counters == 0) & (dishes_held < n_useful_pots)
 
+    # Every rule flag packed into one integer and computed once (see materialise): the
+    # kitchen updates, events and rewards below all read them, and XLA would otherwise
+    # recompute the whole chain above inside each of their kernels.
+    flags = (put, take, idle_counter, take_onion, take_tomato, take_dish, pick_soup, add,
+             start_cook, deliver, idle_other, useful_dish, optimal, viable, catastrophic,
+             useless)
+    packed = sum(flag.astype(jnp.int32) << k for k, flag in enumerate(flags))
+    (packed,) = materialise(packed)
+    (put, take, idle_counter, take_onion, take_tomato, take_dish, pick_soup, add, start_cook,
+     deliver, idle_other, useful_dish, optimal, viable, catastrophic, useless) = (
+        ((packed >> k) & 1) != 0 for k in range(len(flags)))
+
     # Rewards.
     value = table_lookup(params.recipe_value, held_soup)
     sparse = jnp.where(deliver, value, 0.0)
@@ -255,9 +267,11 @@ def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old
     """Apply both cooks' interacts in order -> carry (kitchen, events, rewards)."""
     ev = EventIndex(old_dynamics)
     is_pot = params.terrain == POT
-    _, idle, ready, cooking, n = pot_status(state.obj, state.soup, state.tick, params)
-    partial = (state.obj == SOUP) & idle & (n > 0) & (n < 3)
-    n_useful_pots = jnp.sum(is_pot & (ready | cooking | partial))
+    # ready | cooking = a soup whose timer runs (no cook-time lookup per cell needed)
+    has_soup, idle = state.obj == SOUP, state.tick < 0
+    n = state.soup[..., 0] + state.soup[..., 1]
+    partial = has_soup & idle & (n > 0) & (n < 3)
+    n_useful_pots = jnp.sum(is_pot & ((has_soup & ~idle) | partial))
     opt_value = optimal_value_table(params.recipe_value)
     c = _Carry(
         held=state.held,

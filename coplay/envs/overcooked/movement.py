@@ -13,6 +13,30 @@ from coplay.envs.overcooked.layouts import FLOOR
 from coplay.envs.overcooked.state import EnvParams
 
 
+def floor_bits(terrain: jnp.ndarray) -> jnp.ndarray:
+    """The floor cells of an (H, W) terrain as bits of ceil(H*W / 32) uint32 words, row-major.
+
+    Depends on the params only, so in a rollout XLA computes it once outside the loop; each
+    step then reads a cell with a shift instead of a masked reduction over the grid.
+    """
+    flat = (terrain == FLOOR).reshape(-1).astype(jnp.uint32)
+    n_words = -(-flat.shape[0] // 32)
+    flat = jnp.pad(flat, (0, 32 * n_words - flat.shape[0])).reshape(n_words, 32)
+    return jnp.sum(flat << jnp.arange(32, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+
+
+def is_floor_at(terrain: jnp.ndarray, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Whether cell (x, y) is floor (False outside the grid); x, y int arrays of one shape."""
+    h, w = terrain.shape
+    words = floor_bits(terrain)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    idx = jnp.clip(y * w + x, 0, h * w - 1).astype(jnp.uint32)
+    word = words[0]
+    for k in range(1, words.shape[0]):  # a where-chain: a gather is slow under vmap on CPU
+        word = jnp.where(idx // 32 == k, words[k], word)
+    return inside & (((word >> (idx % 32)) & 1) != 0)
+
+
 def resolve_movement(
     pos: jnp.ndarray, direction: jnp.ndarray, actions: jnp.ndarray, params: EnvParams
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
@@ -26,9 +50,7 @@ def resolve_movement(
     delta = jnp.stack([dx, dy], axis=-1)  # (2, 2), zero for STAY / INTERACT
     h, w = params.terrain.shape
     target = pos + delta
-    at_target = (jnp.arange(h)[None, :, None] == target[:, 1, None, None]) & (
-        jnp.arange(w)[None, None, :] == target[:, 0, None, None])  # (2, H, W) one-hot
-    walkable = jnp.any(at_target & (params.terrain == FLOOR)[None], axis=(1, 2))  # (2,)
+    walkable = is_floor_at(params.terrain, target[:, 0], target[:, 1])  # (2,)
     proposed = jnp.where((is_dir & walkable)[:, None], target, pos)  # (2, 2)
     eq = lambda a, b: (a[0] == b[0]) & (a[1] == b[1])  # noqa: E731
     same_cell = eq(proposed[0], proposed[1])

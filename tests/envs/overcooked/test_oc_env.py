@@ -138,3 +138,23 @@ def test_zsceval_old_obs_quirk_flag():
     s = s.replace(held=jnp.array([4, 0]), held_soup=jnp.array([[3, 0], [0, 0]]))
     quirky = np.asarray(env.get_obs(s, p.replace(zsceval_old_obs=jnp.asarray(True))))
     assert quirky[0, 2, 3, 15] == 0 and quirky[0, 1, 1, 17] == 1  # pot soup hidden
+
+
+@pytest.mark.parametrize("name", ["random1", "unident_s", "random3_m"])
+def test_floor_bits_lookup_matches_the_grid(name):
+    """Movement reads floor cells from packed bits: same answer as the terrain grid, and
+    False off the grid (more than 32 cells, so several words, on the larger layouts)."""
+    from coplay.envs.overcooked.layouts import FLOOR, get_layout
+    from coplay.envs.overcooked.movement import is_floor_at
+
+    terrain = np.asarray(get_layout(name).terrain)
+    h, w = terrain.shape
+    ys, xs = np.meshgrid(np.arange(-1, h + 1), np.arange(-1, w + 1), indexing="ij")
+    got = np.asarray(jax.jit(is_floor_at)(jnp.asarray(terrain), jnp.asarray(xs),
+                                          jnp.asarray(ys)))
+    inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    want = np.zeros_like(inside)
+    want[inside] = terrain[ys[inside], xs[inside]] == FLOOR
+    np.testing.assert_array_equal(got, want)
+    assert want.any()
+    assert name == "random1" or h * w > 32  # the others span several 32-bit words
