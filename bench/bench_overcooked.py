@@ -3,10 +3,11 @@
 Coord. Ring (random1), uniformly random actions, observations computed and consumed, batch
 sizes 64 and 512, one run on this machine. The actions of a whole timed call are drawn in one
 ``randint`` before its scan (inside the timing, for every contender): drawn step by step,
-threefry's 5-round loop on a (batch, 2) array was ≈10 % of our step at batch 512. Two
-consumers (``--consume``), the same for every contender: ``accumulate`` adds each step's observations into a buffer carried by the scan (the
-observation is materialised and every element read, as a learner does), ``sum`` adds their sum
-to a scalar (XLA then fuses the observation into a reduction and may never materialise it).
+threefry's 5-round loop on a (batch, 2) array was ≈10 % of our step at batch 512. Two consumers
+(``--consume``), the same for every contender: ``accumulate`` adds each step's observations
+into a buffer carried by the scan (the observation is materialised and every element read, as a
+learner does), ``sum`` adds their sum to a scalar (XLA then fuses the observation into a
+reduction and may never materialise it).
 
     python bench/bench_overcooked.py [--jaxmarl-python /tmp/jaxmarl-venv/bin/python]
     python bench/bench_overcooked.py --kernels   # XLA kernels of the compiled vmapped step
