@@ -48,7 +48,6 @@ def resolve_movement(
     dx = (actions == 2).astype(jnp.int32) - (actions == 3)  # DIR_DELTAS without a gather
     dy = (actions == 1).astype(jnp.int32) - (actions == 0)
     delta = jnp.stack([dx, dy], axis=-1)  # (2, 2), zero for STAY / INTERACT
-    h, w = params.terrain.shape
     target = pos + delta
     walkable = is_floor_at(params.terrain, target[:, 0], target[:, 1])  # (2,)
     proposed = jnp.where((is_dir & walkable)[:, None], target, pos)  # (2, 2)
