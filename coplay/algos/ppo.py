@@ -383,6 +383,16 @@ class FrozenPartner(NamedTuple):
     after_step: Callable
 
 
+def validate_with_partner(cfg: PPOConfig) -> None:
+    """The extra conditions of training one learner beside a :class:`FrozenPartner`."""
+    if not cfg.share_policy:
+        raise ConfigError("ppo.share_policy = False: a frozen partner needs share_policy = "
+                          "True (one learner, trained on seat 0)")
+    if (cfg.num_steps * cfg.num_envs) % cfg.num_minibatches:
+        raise ConfigError(f"ppo.num_minibatches = {cfg.num_minibatches}: must divide the "
+                          f"{cfg.num_steps * cfg.num_envs} samples of the learner's seat")
+
+
 class Trainer(NamedTuple):
     """What :func:`make_train` builds.
 
@@ -407,12 +417,8 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams,
     """Build the trainer of a population whose EnvParams are stacked on a leading axis M
     (with ``partner``: every member's seat 1 is steered by the frozen partner)."""
     validate(cfg)
-    if partner is not None and not cfg.share_policy:
-        raise ConfigError("ppo.share_policy = False: a frozen partner needs share_policy = "
-                          "True (one learner, trained on seat 0)")
-    if partner is not None and (cfg.num_steps * cfg.num_envs) % cfg.num_minibatches:
-        raise ConfigError(f"ppo.num_minibatches = {cfg.num_minibatches}: must divide the "
-                          f"{cfg.num_steps * cfg.num_envs} samples of the learner's seat")
+    if partner is not None:
+        validate_with_partner(cfg)
     num_members = int(np.shape(member_params.horizon)[0]) if np.ndim(member_params.horizon) \
         else None
     if num_members is None:

@@ -292,8 +292,6 @@ def resolve(cfg: AdaptiveConfig) -> tuple[PPOConfig, Population]:
             raise ConfigError(f"ppo.{f} = {getattr(algo, f)!r}: must be the population's "
                               f"({getattr(pop.algo, f)!r}; learner and partners are evaluated "
                               "through one network)")
-    if not algo.share_policy:
-        raise ConfigError("ppo.share_policy = False: stage 2 trains one policy (seat 0)")
     if algo.population_entropy_coef != 0:
         raise ConfigError(f"ppo.population_entropy_coef = {algo.population_entropy_coef!r}: "
                           "stage 2 has no population bonus (must be 0)")
@@ -301,9 +299,7 @@ def resolve(cfg: AdaptiveConfig) -> tuple[PPOConfig, Population]:
         raise ConfigError(f"ppo.shaping_factor = {algo.shaping_factor!r}: must be None (the "
                           "learner's shaping lives in its EnvParams, annealed)")
     ppo.validate(algo)
-    if (algo.num_steps * algo.num_envs) % algo.num_minibatches:
-        raise ConfigError(f"ppo.num_minibatches = {algo.num_minibatches}: must divide the "
-                          f"{algo.num_steps * algo.num_envs} samples of the learner's seat")
+    ppo.validate_with_partner(algo)
     return algo, pop
 
 
