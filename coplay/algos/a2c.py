@@ -22,7 +22,7 @@ from flax import struct
 
 from coplay.agents.gru import GRUAgent, dummy_input, sequence
 from coplay.agents.tabular import random_memory1
-from coplay.algos.ipd_rollout import Opponents, Trajectory, rollout
+from coplay.algos.ipd_rollout import Opponents, Trajectory, rollout_with_final_value
 from coplay.algos.returns import gae
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
 
@@ -74,6 +74,14 @@ class A2CConfig:
     """Discount (the paper: 0.99)."""
     gae_lambda: float = 1.0
     """GAE lambda (the paper: 1.0, Monte-Carlo advantages)."""
+    bootstrap_at_horizon: bool = False
+    """Treat the end of the T-round episode as a time limit rather than a terminal state: the
+    last advantage bootstraps from the critic's value of the whole history (partial-episode
+    bootstrapping, Pardo et al. 2018, "Time limits in reinforcement learning"). The agent
+    never observes the round number, so with a terminal end its critic and policy must guess
+    the remaining horizon from the history, and what they learn to exploit is the end of the
+    episode (end-game defection). The paper does not say (spec: T = 100, "no early end");
+    off = terminal end."""
     value_coef: float = 0.5
     """Weight c_v of the squared TD error (the paper: 0.5)."""
     entropy_coef: float = 0.01
@@ -307,12 +315,17 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         loss = policy_loss + cfg.value_coef * value_loss - ent_coef * entropy
         return loss, (policy_loss, value_loss, entropy)
 
-    def learner_update(params, opt_state, traj: Trajectory, key, ent_coef):
-        """All epochs / minibatches of one learner on its (T, N) batch."""
+    def learner_update(params, opt_state, traj: Trajectory, final_value, key, ent_coef):
+        """All epochs / minibatches of one learner on its (T, N) batch; ``final_value`` (N,)
+        is its critic's value after the last round (used with `bootstrap_at_horizon`)."""
         rewards = traj.reward * cfg.reward_scale
-        dones = jnp.zeros_like(rewards).at[-1].set(1.0)
-        advantages, targets = gae(rewards, traj.value, dones, jnp.zeros_like(rewards[0]),
-                                  cfg.gamma, cfg.gae_lambda)
+        if cfg.bootstrap_at_horizon:
+            dones, last_value = jnp.zeros_like(rewards), final_value
+        else:
+            dones = jnp.zeros_like(rewards).at[-1].set(1.0)
+            last_value = jnp.zeros_like(rewards[0])
+        advantages, targets = gae(rewards, traj.value, dones, last_value, cfg.gamma,
+                                  cfg.gae_lambda)
         if cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
@@ -343,12 +356,13 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
     def one_update(state: A2CState, key: jax.Array):
         k_opp, k_roll, k_upd = jax.random.split(key, 3)
         opponents = opponent_sampler(k_opp, cfg)
-        traj = rollout(k_roll, agent, state.params, opponents, env_params, cfg.num_rounds,
-                       cfg.use_opponent_id or cfg.critic_opponent_id, cfg.scan_unroll)
+        traj, final_value = rollout_with_final_value(
+            k_roll, agent, state.params, opponents, env_params, cfg.num_rounds,
+            cfg.use_opponent_id or cfg.critic_opponent_id, cfg.scan_unroll)
         ent_coef = state.entropy_coef  # (L,)
         per_learner = jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), traj)  # (L, T, N, ...)
         params, opt_state, (pl, vl, ent) = jax.vmap(learner_update)(
-            state.params, state.opt_state, per_learner,
+            state.params, state.opt_state, per_learner, final_value,
             jax.random.split(k_upd, cfg.num_learners), ent_coef)
         metrics = UpdateMetrics(*pairing_metrics(traj, opponents.is_learner), ent, vl, pl,
                                 ent_coef)

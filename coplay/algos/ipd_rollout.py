@@ -55,6 +55,16 @@ def rollout(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
     ``use_opponent_id`` fills the inputs' opponent-id vectors (else zeros); whether the agent
     reads them is the agent's business (its policy, its critic, or neither).
     """
+    return rollout_with_final_value(key, agent, params, opponents, env_params, num_rounds,
+                                    use_opponent_id, unroll)[0]
+
+
+def rollout_with_final_value(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
+                             env_params: MatrixGameParams, num_rounds: int,
+                             use_opponent_id: bool = False,
+                             unroll: int = 1) -> tuple[Trajectory, jax.Array]:
+    """:func:`rollout`, plus each learner's value (L, N) of the whole history after the last
+    round — what an advantage bootstraps from when the horizon is a time limit."""
     num_learners, num_episodes = opponents.tabular.shape[:2]
     z = opponent_ids(opponents) if use_opponent_id else jnp.zeros(
         (num_learners, num_episodes, 10), jnp.float32
@@ -97,5 +107,7 @@ def rollout(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
         tab_token=jnp.full(shape, START, jnp.int32),
         key=key,
     )
-    _, traj = jax.lax.scan(step, init, None, length=num_rounds, unroll=unroll)
-    return traj
+    last, traj = jax.lax.scan(step, init, None, length=num_rounds, unroll=unroll)
+    inputs = AgentInput(last.token, last.prev_action, last.prev_reward, z)
+    _, (_, final_value) = apply_step(params, last.hidden, inputs)
+    return traj, final_value

@@ -10,7 +10,7 @@ import pytest
 from coplay.agents.tabular import PROBES
 from coplay.algos import a2c
 from coplay.algos.a2c import A2CConfig, ConfigError
-from coplay.algos.ipd_rollout import Opponents, rollout
+from coplay.algos.ipd_rollout import Opponents, rollout, rollout_with_final_value
 from coplay.envs.matrix_games import MatrixGameParams, first_person_tokens, joint_rewards
 
 TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=16,
@@ -69,6 +69,34 @@ def test_rollout_jit_equals_eager():
         eager = _rollout(state.params, opp)
     for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_final_value_is_the_value_of_the_history_after_the_last_round():
+    """The bootstrap value of a T-round rollout is what the critic says at round T+1 of the
+    same game played one round longer (same keys: the first T rounds are identical)."""
+    cfg = dataclasses.replace(TINY, critic_opponent_id=True)
+    init, _ = a2c.make_train(cfg)
+    state = init(jax.random.PRNGKey(0))
+    opp = a2c.sample_opponents(jax.random.PRNGKey(1), cfg)
+    agent, game, key = a2c.make_agent(cfg), MatrixGameParams(), jax.random.PRNGKey(2)
+    traj, final_value = rollout_with_final_value(key, agent, state.params, opp, game,
+                                                 cfg.num_rounds, True)
+    longer = rollout(key, agent, state.params, opp, game, cfg.num_rounds + 1, True)
+    assert final_value.shape == traj.value.shape[1:]
+    np.testing.assert_array_equal(traj.action, longer.action[:-1])
+    np.testing.assert_allclose(final_value, longer.value[-1], rtol=1e-5, atol=1e-6)
+
+
+def test_bootstrap_at_horizon_trains_and_changes_the_update():
+    """Both episode ends train, and the bootstrapped last advantages change the update."""
+    results = []
+    for flag in (False, True):
+        cfg = dataclasses.replace(TINY, bootstrap_at_horizon=flag)
+        init, chunk = a2c.make_train(cfg)
+        state, _ = chunk(init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1))
+        results.append(jax.tree.leaves(state.params))
+    assert all(np.isfinite(leaf).all() for leaf in results[0] + results[1])
+    assert any(not np.allclose(a, b) for a, b in zip(*results, strict=True))
 
 
 def test_entropy_schedule_holds_then_decays():
