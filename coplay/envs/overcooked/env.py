@@ -71,7 +71,8 @@ class Overcooked:
     def step_env(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """One transition without auto-reset. actions: (2,) int in [0, 6)."""
         new_state, reward, done, info = self.transition(key, state, actions, params)
-        return self._obs_of(new_state, params), new_state, reward, done, info
+        new_state = _materialised(new_state)
+        return self.get_obs(new_state, params), new_state, reward, done, info
 
     def transition(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """The state transition alone: (new_state, reward (2,), done (), info)."""
@@ -112,19 +113,21 @@ class Overcooked:
     def step(self, key: jax.Array, state: State, actions: jnp.ndarray, params: EnvParams):
         """One transition; at the horizon the returned obs/state are a fresh episode's."""
         new_state, reward, done, info = self.transition(key, state, actions, params)
-        new_state = jax.tree_util.tree_map(
+        new_state = _materialised(jax.tree_util.tree_map(
             lambda r, s: jnp.where(done, r, s), initial_state(params), new_state
-        )
-        return self._obs_of(new_state, params), new_state, reward, done, info
+        ))
+        return self.get_obs(new_state, params), new_state, reward, done, info
 
-    def _obs_of(self, state: State, params: EnvParams) -> jnp.ndarray:
-        """The obs of a freshly computed state, its per-cook values materialised first.
 
-        Otherwise XLA fuses the transition's (long) expressions for positions and held
-        objects into the per-cell obs loops and recomputes them for every cell and channel
-        (see :func:`interaction.materialise`; ``optimization_barrier`` is removed by XLA:CPU).
-        """
-        pos, direction, held, held_soup = materialise(
-            state.pos, state.dir, state.held, state.held_soup)
-        state = state.replace(pos=pos, dir=direction, held=held, held_soup=held_soup)
-        return self.get_obs(state, params)
+def _materialised(state: State) -> State:
+    """A freshly computed state with its cooks and grids materialised (computed once).
+
+    Otherwise XLA fuses the transition's (long) expressions into every consumer: the per-cell
+    obs loops would recompute the cooks' positions and held objects for every cell and channel,
+    and the obs and the returned state would each recompute the new kitchen grids (see
+    :func:`interaction.materialise`; ``optimization_barrier`` is removed by XLA:CPU).
+    """
+    pos, direction, held, held_soup, obj, soup, tick = materialise(
+        state.pos, state.dir, state.held, state.held_soup, state.obj, state.soup, state.tick)
+    return state.replace(pos=pos, dir=direction, held=held, held_soup=held_soup, obj=obj,
+                         soup=soup, tick=tick)

@@ -283,20 +283,19 @@ def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old
         sparse=jnp.zeros((2,), jnp.float32),
         shaped=jnp.zeros((2,), jnp.float32),
     )
-    # Both faced cells and the dishes on counters in one masked reduction over the grid.
     d = state.dir
     fx = state.pos[:, 0] + (d == 2).astype(jnp.int32) - (d == 3)  # (2,) faced cells
     fy = state.pos[:, 1] + (d == 1).astype(jnp.int32) - (d == 0)
     h, w = params.terrain.shape
     cells = (jnp.arange(h)[None, :, None] == fy[:, None, None]) & (
         jnp.arange(w)[None, None, :] == fx[:, None, None])  # (2, H, W)
-    dish_on_counter = (params.terrain == COUNTER) & (state.obj == DISH)
+    # The faced cells are read with one row gather (two rows of the flattened grids), not a
+    # masked reduction over the grid; the dishes on counters are the only grid reduction.
     grids = jnp.stack([params.terrain, state.obj, state.tick, state.soup[..., 0],
-                       state.soup[..., 1], dish_on_counter.astype(jnp.int32)], axis=-1)
-    mask = jnp.concatenate([jnp.broadcast_to(cells[..., None], (2, h, w, 5)),
-                            jnp.ones((2, h, w, 1), bool)], axis=-1)
-    picked = jnp.sum(jnp.where(mask, grids[None], 0), axis=(1, 2))  # (2, 6)
-    view0 = _View(picked[0, 0], picked[0, 1], picked[0, 2], picked[0, 3:5], picked[0, 5])
+                       state.soup[..., 1]], axis=-1)
+    picked = grids.reshape(h * w, 5)[fy * w + fx]  # (2, 5)
+    dishes = jnp.sum((params.terrain == COUNTER) & (state.obj == DISH), dtype=jnp.int32)
+    view0 = _View(picked[0, 0], picked[0, 1], picked[0, 2], picked[0, 3:5], dishes)
     # Sequential on purpose: cook 0 acts first; cook 1 sees what cook 0 left on a shared cell.
     c, (obj0, soup0, tick0), dish_delta = _interact_one(
         0, c, state, actions, params, n_useful_pots, opt_value, old_dynamics, ev, view0)
@@ -306,7 +305,7 @@ def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old
         jnp.where(same, obj0, picked[1, 1]),
         jnp.where(same, tick0, picked[1, 2]),
         jnp.where(same, soup0, picked[1, 3:5]),
-        picked[0, 5] + dish_delta,
+        dishes + dish_delta,
     )
     c, (obj1, soup1, tick1), _ = _interact_one(
         1, c, state, actions, params, n_useful_pots, opt_value, old_dynamics, ev, view1)
