@@ -12,6 +12,7 @@ reduction and may never materialise it).
     python bench/bench_overcooked.py [--jaxmarl-python /tmp/jaxmarl-venv/bin/python]
     python bench/bench_overcooked.py --kernels   # XLA kernels of the compiled vmapped step
     python bench/bench_overcooked.py --profile   # time per step of each XLA kernel (trace)
+    python bench/bench_overcooked.py --work      # elementwise ops per step of each kernel (HLO)
 
 JaxMARL runs in its own virtualenv (it pins other jax versions): give its python with
 ``--jaxmarl-python`` or the ``JAXMARL_PYTHON`` environment variable; that part is skipped
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
 import re
 import subprocess
@@ -127,6 +129,66 @@ def count_kernels(batch: int, layout: str = "random1") -> dict[str, int]:
     return {k: v for k, v in ops.items() if k not in free}
 
 
+def _hlo_computations(text: str) -> dict[str, list[str]]:
+    """Instruction lines of each computation of an optimised HLO module's text."""
+    comps: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        head = re.match(r"^(?:ENTRY )?%?(\S+) .*\{$", line)
+        if head:
+            current = comps.setdefault(head.group(1), [])
+        elif current is not None and line.strip() not in ("", "}"):
+            current.append(line)
+    return comps
+
+
+def count_work(batch: int, layout: str = "random1") -> list[tuple[int, str, str]]:
+    """Elementwise operations per kernel of one vmapped step plus an accumulating consumer,
+    counted in the optimised HLO: every non-trivial instruction of a fused computation counts
+    its output's element count. A proxy for work that does not depend on the machine's load
+    (it finds recomputation: XLA duplicating a chain into several kernels, or evaluating a
+    per-env value once per grid cell). Returns (ops, kernel, output shape), largest first.
+    """
+    env = Overcooked(layout)
+    params = env.default_params()
+    keys = jax.random.split(jax.random.PRNGKey(0), batch)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+
+    def step(keys, state, actions, acc):
+        obs, state, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, actions,
+                                                                      params)
+        return state, acc + obs
+
+    acc = jnp.zeros((batch, 2) + env.obs_shape)
+    actions = jnp.zeros((batch, 2), jnp.int32)
+    text = jax.jit(step).lower(keys, state, actions, acc).compile().as_text()
+    comps = _hlo_computations(text)
+    free = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast", "broadcast",
+            "iota", "reshape", "copy"}
+
+    def ops(name: str) -> int:
+        total = 0
+        for line in comps.get(name, []):
+            m = re.search(r"= (\w+\[[0-9,]*\])\S* ([a-z\-]+)\(", line)
+            if not m or m.group(2) in free:
+                continue
+            called = re.search(r"calls=%?([\w.\-]+)", line)
+            if m.group(2) == "fusion" and called:
+                total += ops(called.group(1))
+                continue
+            dims = [int(d) for d in re.findall(r"\d+", m.group(1).split("[")[1])]
+            total += int(math.prod(dims))
+        return total
+
+    entry = comps[re.search(r"\nENTRY %?(\S+) ", text).group(1)]
+    rows = []
+    for line in entry:
+        m = re.match(r"\s*(?:ROOT )?%?(\S+) = (\S+) fusion\(.*calls=%?([\w.\-]+)", line)
+        if m:
+            rows.append((ops(m.group(3)), m.group(1), m.group(2).split("{")[0]))
+    return sorted(rows, reverse=True)
+
+
 def profile_kernels(batch: int, steps: int = 50, top: int = 15, layout: str = "random1",
                     consume: str = "accumulate") -> list[tuple[str, float]]:
     """Per-step time of each XLA kernel of the bench loop, from a ``jax.profiler`` trace.
@@ -205,6 +267,8 @@ def main() -> None:
                          "running buffer (materialised, as a learner reads them) or summed")
     ap.add_argument("--kernels", action="store_true",
                     help="only print the XLA kernel count of the compiled vmapped step")
+    ap.add_argument("--work", action="store_true",
+                    help="only print the elementwise ops per step of each XLA kernel (HLO)")
     ap.add_argument("--profile", action="store_true",
                     help="only print the per-step time of the slowest XLA kernels (trace)")
     args = ap.parse_args()
@@ -213,6 +277,14 @@ def main() -> None:
             print(f"batch {b}: microseconds per step of the slowest kernels")
             for name, us in profile_kernels(b, consume=args.consume.replace("both", "accumulate")):
                 print(f"  {us:8.1f}  {name}")
+        return
+    if args.work:
+        for b in args.batch:
+            rows = count_work(b)
+            print(f"batch {b}: {sum(r[0] for r in rows):,} elementwise ops per step "
+                  f"in {len(rows)} kernels; the largest:")
+            for n, name, shape in rows[:12]:
+                print(f"  {n:>10,}  {name:32s} {shape}")
         return
     if args.kernels:
         for b in args.batch:
