@@ -70,7 +70,7 @@ class _Carry:
 
 
 def materialise(*arrays: jnp.ndarray) -> tuple[jnp.ndarray, ...]:
-    """The arrays themselves, each passed through a two-way max with its dtype's minimum.
+    """The arrays themselves, each passed through a two-way max with its dtype's lowest value.
 
     A compile hint: XLA on CPU fuses cheap elementwise producers into every consumer, so a
     per-env value computed by a long chain and then broadcast over the grid is recomputed for
@@ -79,7 +79,7 @@ def materialise(*arrays: jnp.ndarray) -> tuple[jnp.ndarray, ...]:
     XLA:CPU; an identity matmul also works but costs a kernel ≈ the whole obs at batch 512.)
     """
     def once(a):
-        low = jnp.finfo(a.dtype).min if jnp.issubdtype(a.dtype, jnp.floating) else (
+        low = -jnp.inf if jnp.issubdtype(a.dtype, jnp.floating) else (
             jnp.iinfo(a.dtype).min if a.dtype != jnp.bool_ else False)
         return jnp.max(jnp.stack([a, jnp.full_like(a, low)]), axis=0)
     return tuple(once(a) for a in arrays)
