@@ -287,6 +287,7 @@ def resolve_interacts(state: State, actions: jnp.ndarray, params: EnvParams, old
     # masked reduction over the grid; the dishes on counters are the only grid reduction.
     grids = jnp.stack([params.terrain, state.obj, state.tick, state.soup[..., 0],
                        state.soup[..., 1]], axis=-1)
+    # (always inside the grid: layouts have no floor on their border, see layouts.parse_layout)
     picked = grids.reshape(h * w, 5)[fy * w + fx]  # (2, 5)
     dishes = jnp.sum((params.terrain == COUNTER) & (state.obj == DISH), dtype=jnp.int32)
     view0 = _View(picked[0, 0], picked[0, 1], picked[0, 2], picked[0, 3:5], dishes)
