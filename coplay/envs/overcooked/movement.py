@@ -32,7 +32,7 @@ def is_floor_at(terrain: jnp.ndarray, x: jnp.ndarray, y: jnp.ndarray) -> jnp.nda
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
     idx = jnp.clip(y * w + x, 0, h * w - 1).astype(jnp.uint32)
     word = words[0]
-    for k in range(1, words.shape[0]):  # a where-chain: a gather is slow under vmap on CPU
+    for k in range(1, words.shape[0]):  # a where-chain over the few words (not timed vs a gather)
         word = jnp.where(idx // 32 == k, words[k], word)
     return inside & (((word >> (idx % 32)) & 1) != 0)
 
