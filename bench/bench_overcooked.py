@@ -142,8 +142,10 @@ def _hlo_computations(text: str) -> dict[str, list[str]]:
     return comps
 
 
-def count_work(batch: int, layout: str = "random1") -> list[tuple[int, str, str]]:
-    """Elementwise operations per kernel of one vmapped step plus an accumulating consumer,
+def count_work(batch: int, layout: str = "random1",
+               consume: str = "accumulate") -> list[tuple[int, str, str]]:
+    """Elementwise operations per kernel of one vmapped step plus the consumer (default: the
+    accumulating one),
     counted in the optimised HLO: every non-trivial instruction of a fused computation counts
     its output's element count. A proxy for work that does not depend on the machine's load
     (it finds recomputation: XLA duplicating a chain into several kernels, or evaluating a
@@ -157,9 +159,9 @@ def count_work(batch: int, layout: str = "random1") -> list[tuple[int, str, str]
     def step(keys, state, actions, acc):
         obs, state, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, actions,
                                                                       params)
-        return state, acc + obs
+        return state, (acc + obs.sum()) if consume == "sum" else (acc + obs)
 
-    acc = jnp.zeros((batch, 2) + env.obs_shape)
+    acc = jnp.zeros(() if consume == "sum" else (batch, 2) + env.obs_shape)
     actions = jnp.zeros((batch, 2), jnp.int32)
     text = jax.jit(step).lower(keys, state, actions, acc).compile().as_text()
     comps = _hlo_computations(text)
@@ -280,7 +282,7 @@ def main() -> None:
         return
     if args.work:
         for b in args.batch:
-            rows = count_work(b)
+            rows = count_work(b, consume=args.consume.replace("both", "accumulate"))
             print(f"batch {b}: {sum(r[0] for r in rows):,} elementwise ops per step "
                   f"in {len(rows)} kernels; the largest:")
             for n, name, shape in rows[:12]:
