@@ -38,7 +38,9 @@ class A2CConfig:
     num_rounds: int = 100
     """Rounds per IPD episode (the paper: 100)."""
     num_learners: int = 2
-    """Learning agents trained side by side; each plays the others in learner episodes."""
+    """Learning agents trained side by side (the paper: 2). 1 = self-play; with more than
+    2 (an even number) the learners are paired at random in every learner episode, so each
+    learner meets a mixture of the others."""
     frozen_learners: tuple[int, ...] = ()
     """Indices of learners that play but are never updated (e.g. the frozen step-1 agent that
     a fresh agent learns to extort in the paper's step 2)."""
@@ -131,7 +133,9 @@ def validate(cfg: A2CConfig) -> None:
               "updates_per_chunk", "update_epochs", "num_minibatches", "scan_unroll"):
         need(isinstance(getattr(cfg, f), int) and getattr(cfg, f) >= 1, f,
              "must be an integer >= 1")
-    need(cfg.num_learners in (1, 2), "num_learners", "must be 1 (self-play) or 2")
+    need(isinstance(cfg.num_learners, int)
+         and (cfg.num_learners == 1 or (cfg.num_learners >= 2 and cfg.num_learners % 2 == 0)),
+         "num_learners", "must be 1 (self-play) or an even number >= 2 (learners are paired)")
     need(all(isinstance(i, int) and 0 <= i < cfg.num_learners for i in cfg.frozen_learners)
          and len(set(cfg.frozen_learners)) < cfg.num_learners, "frozen_learners",
          f"must be distinct learner indices below num_learners ({cfg.num_learners}), "
@@ -249,11 +253,23 @@ def next_entropy_coef(cfg: A2CConfig, update: jax.Array, coef: jax.Array,
     return jnp.where(update + 1 > cfg.entropy_decay_start, adapted, scheduled)
 
 
+def random_pairing(key: jax.Array, num_learners: int, num_episodes: int) -> jax.Array:
+    """(L, N) int32: for every episode an independent uniform perfect matching of the L
+    (even) learners; entry [l, e] is the partner of learner l, so partner[partner[l]] = l."""
+    order = jnp.argsort(jax.random.uniform(key, (num_episodes, num_learners)), axis=1)
+    seat = jnp.argsort(order, axis=1)  # seat[e, l]: where learner l sits in episode e's order
+    partner = jnp.take_along_axis(order, seat ^ 1, axis=1)  # seats 2i and 2i+1 play each other
+    return partner.T.astype(jnp.int32)
+
+
 def sample_opponents(key: jax.Array, cfg: A2CConfig) -> Opponents:
     n = cfg.episodes_per_update
     tabular = random_memory1(key, (cfg.num_learners, n))
     is_learner = jnp.arange(n) < num_learner_episodes(cfg)
-    return Opponents(tabular, is_learner)
+    if cfg.num_learners <= 2:  # the pairing is fixed: the flip of the agent axis
+        return Opponents(tabular, is_learner)
+    return Opponents(tabular, is_learner,
+                     random_pairing(jax.random.fold_in(key, 1), cfg.num_learners, n))
 
 
 def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:

@@ -2,10 +2,11 @@
 
 There are ``L`` learners (2 in the paper) on a leading agent axis, each playing ``N`` episodes.
 Episode ``e`` of learner ``l`` is either against a tabular memory-1 agent
-(``opponents.tabular[l, e]``) or, where ``opponents.is_learner[e]``, against the *other*
-learner: then episode ``e`` of learner 0 and episode ``e`` of learner 1 are the same game seen
-from the two seats, so one rollout yields both learners' data. All arrays are time-major:
-``(T, L, N, ...)``.
+(``opponents.tabular[l, e]``) or, where ``opponents.is_learner[e]``, against another
+learner: by default the flip of the agent axis (with 2 learners, the other one), or
+``opponents.partner[l, e]`` (a pairing of the learners, drawn per episode). Episode ``e`` of
+learner ``l`` and episode ``e`` of its partner are then the same game seen from the two seats,
+so one rollout yields both learners' data. All arrays are time-major: ``(T, L, N, ...)``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from coplay.envs.matrix_games import (
 class Opponents(NamedTuple):
     tabular: jax.Array  # (L, N, 5) memory-1 policies, used where is_learner is False
     is_learner: jax.Array  # (N,) bool: episode e is learner-vs-learner
+    # (L, N) int32 learner co-player of each learner episode, an involution over the learner
+    # axis for every e; None: the flip of the agent axis (learner l plays learner L-1-l)
+    partner: jax.Array | None = None
 
 
 class Trajectory(NamedTuple):
@@ -88,9 +92,13 @@ def rollout_with_final_value(key: jax.Array, agent: GRUAgent, params, opponents:
             jax.nn.log_softmax(logits), action[..., None], axis=-1
         )[..., 0]
         tab_action = memory1_act(k_tab, opponents.tabular, carry.tab_token)
-        # The other learner's action is the flip along the agent axis (with one learner,
-        # the agent itself: self-play).
-        opp_action = jnp.where(opponents.is_learner[None, :], jnp.flip(action, 0), tab_action)
+        # The other learner's action: the flip along the agent axis (with one learner, the
+        # agent itself: self-play), or the action of the episode's drawn partner.
+        if opponents.partner is None:
+            learner_action = jnp.flip(action, 0)
+        else:
+            learner_action = jnp.take_along_axis(action, opponents.partner, axis=0)
+        opp_action = jnp.where(opponents.is_learner[None, :], learner_action, tab_action)
         joint = jnp.stack([action, opp_action], axis=-1)  # (L, N, 2), learner's seat first
         reward = joint_rewards(joint, env_params)[..., 0]
         tokens = first_person_tokens(joint)

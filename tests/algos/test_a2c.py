@@ -60,6 +60,39 @@ def test_rollout_bookkeeping():
     assert (np.asarray(traj.log_prob) <= 0).all()
 
 
+def test_random_pairing_is_a_perfect_matching_drawn_per_episode():
+    partner = np.asarray(a2c.random_pairing(jax.random.PRNGKey(3), 6, 400))
+    assert partner.shape == (6, 400)
+    learners = np.arange(6)[:, None]
+    assert (partner != learners).all()  # nobody plays itself
+    np.testing.assert_array_equal(np.take_along_axis(partner, partner, axis=0),
+                                  np.broadcast_to(learners, partner.shape))  # an involution
+    # every one of the 5 other learners is met, about equally often
+    counts = np.stack([(partner[0] == j).mean() for j in range(1, 6)])
+    assert counts.min() > 0.12 and counts.max() < 0.28
+
+
+def test_pairing_of_many_learners_in_the_rollout():
+    """With 4 learners each learner episode is one game with the drawn partner, seen from
+    both seats; with 2 learners the pool keeps the fixed flip (no pairing drawn)."""
+    assert a2c.sample_opponents(jax.random.PRNGKey(0), TINY).partner is None
+    cfg = dataclasses.replace(TINY, num_learners=4)
+    init, _ = a2c.make_train(cfg)
+    state = init(jax.random.PRNGKey(0))
+    opponents = a2c.sample_opponents(jax.random.PRNGKey(1), cfg)
+    traj = _rollout(state.params, opponents, cfg)
+    act, opp = np.asarray(traj.action), np.asarray(traj.opponent_action)
+    partner = np.asarray(opponents.partner)
+    is_learner = np.asarray(opponents.is_learner)
+    n = cfg.episodes_per_update
+    for learner in range(4):
+        for e in np.flatnonzero(is_learner):
+            np.testing.assert_array_equal(opp[:, learner, e], act[:, partner[learner, e], e])
+    assert is_learner.sum() == n // 2 and len(np.unique(partner[0, is_learner])) > 1
+    joint = np.stack([act, opp], -1)
+    np.testing.assert_array_equal(traj.reward, joint_rewards(joint, MatrixGameParams())[..., 0])
+
+
 def test_rollout_jit_equals_eager():
     init, _ = a2c.make_train(TINY)
     state = init(jax.random.PRNGKey(0))
