@@ -22,7 +22,12 @@ from flax import struct
 
 from coplay.agents.gru import GRUAgent, dummy_input, sequence
 from coplay.agents.tabular import random_memory1
-from coplay.algos.ipd_rollout import Opponents, Trajectory, rollout_with_final_value
+from coplay.algos.ipd_rollout import (
+    Opponents,
+    Trajectory,
+    random_pairing,
+    rollout_with_final_value,
+)
 from coplay.algos.returns import gae
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
 
@@ -251,15 +256,6 @@ def next_entropy_coef(cfg: A2CConfig, update: jax.Array, coef: jax.Array,
                                                                  - entropy)),
                        *ENTROPY_COEF_BOUNDS)
     return jnp.where(update + 1 > cfg.entropy_decay_start, adapted, scheduled)
-
-
-def random_pairing(key: jax.Array, num_learners: int, num_episodes: int) -> jax.Array:
-    """(L, N) int32: for every episode an independent uniform perfect matching of the L
-    (even) learners; entry [l, e] is the partner of learner l, so partner[partner[l]] = l."""
-    order = jnp.argsort(jax.random.uniform(key, (num_episodes, num_learners)), axis=1)
-    seat = jnp.argsort(order, axis=1)  # seat[e, l]: where learner l sits in episode e's order
-    partner = jnp.take_along_axis(order, seat ^ 1, axis=1)  # seats 2i and 2i+1 play each other
-    return partner.T.astype(jnp.int32)
 
 
 def sample_opponents(key: jax.Array, cfg: A2CConfig) -> Opponents:

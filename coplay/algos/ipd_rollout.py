@@ -45,6 +45,15 @@ class Trajectory(NamedTuple):
     opponent_action: jax.Array  # (T, L, N) int32
 
 
+def random_pairing(key: jax.Array, num_learners: int, num_episodes: int) -> jax.Array:
+    """(L, N) int32: for every episode an independent uniform perfect matching of the L
+    (even) learners; entry [l, e] is the partner of learner l, so partner[partner[l]] = l."""
+    order = jnp.argsort(jax.random.uniform(key, (num_episodes, num_learners)), axis=1)
+    seat = jnp.argsort(order, axis=1)  # seat[e, l]: where learner l sits in episode e's order
+    partner = jnp.take_along_axis(order, seat ^ 1, axis=1)  # seats 2i and 2i+1 play each other
+    return partner.T.astype(jnp.int32)
+
+
 def opponent_ids(opponents: Opponents) -> jax.Array:
     """(L, N, 10): the spec's z vector — tabular log-policy, zeros for learner co-players."""
     z = memory1_log_policy(opponents.tabular)

@@ -12,7 +12,7 @@ import numpy as np
 
 from coplay.agents.gru import GRUAgent
 from coplay.agents.tabular import PROBES, random_memory1
-from coplay.algos.ipd_rollout import Opponents, rollout
+from coplay.algos.ipd_rollout import Opponents, random_pairing, rollout
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
 from coplay.eval.zd import fit_extortion, memory1_profile
 
@@ -50,12 +50,13 @@ def memory1_summary(tokens: np.ndarray, actions: np.ndarray, from_round: int) ->
 
 def make_evaluator(agent: GRUAgent, num_rounds: int, use_opponent_id: bool,
                    env_params: MatrixGameParams | None = None):
-    """Return a jitted ``play(key, params, tabular (L, N, 5), is_learner (N,)) -> trajectory``."""
+    """Return a jitted ``play(key, params, tabular (L, N, 5), is_learner (N,)[, partner (L, N)])
+    -> trajectory`` (``partner``: the learners' pairing, default the flip of the agent axis)."""
     env_params = MatrixGameParams() if env_params is None else env_params
 
     @jax.jit
-    def play(key, params, tabular, is_learner):
-        return rollout(key, agent, params, Opponents(tabular, is_learner), env_params,
+    def play(key, params, tabular, is_learner, partner=None):
+        return rollout(key, agent, params, Opponents(tabular, is_learner, partner), env_params,
                        num_rounds, use_opponent_id)
 
     return play
@@ -80,7 +81,12 @@ def evaluate_learners(key: jax.Array, agent: GRUAgent, params, num_rounds: int,
     k_ll, k_tab_pool, k_tab, k_probe = jax.random.split(key, 4)
 
     dummy = jnp.full((*shape, 5), 0.5)
-    results = {"learner_vs_learner": pairing_stats(play(k_ll, params, dummy, all_learner))}
+    if num_learners > 2:  # every learner meets the others, paired at random per episode
+        partner = random_pairing(jax.random.fold_in(k_ll, 1), num_learners, num_episodes)
+        traj = play(k_ll, params, dummy, all_learner, partner)
+    else:
+        traj = play(k_ll, params, dummy, all_learner)
+    results = {"learner_vs_learner": pairing_stats(traj)}
     tabular = random_memory1(k_tab_pool, shape)
     results["learner_vs_tabular"] = pairing_stats(play(k_tab, params, tabular, no_learner))
     results["probes"] = {}

@@ -10,7 +10,7 @@ import pytest
 from coplay.agents.tabular import PROBES
 from coplay.algos import a2c
 from coplay.algos.a2c import A2CConfig, ConfigError
-from coplay.algos.ipd_rollout import Opponents, rollout, rollout_with_final_value
+from coplay.algos.ipd_rollout import Opponents, random_pairing, rollout, rollout_with_final_value
 from coplay.envs.matrix_games import MatrixGameParams, first_person_tokens, joint_rewards
 
 TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=16,
@@ -61,7 +61,7 @@ def test_rollout_bookkeeping():
 
 
 def test_random_pairing_is_a_perfect_matching_drawn_per_episode():
-    partner = np.asarray(a2c.random_pairing(jax.random.PRNGKey(3), 6, 400))
+    partner = np.asarray(random_pairing(jax.random.PRNGKey(3), 6, 400))
     assert partner.shape == (6, 400)
     learners = np.arange(6)[:, None]
     assert (partner != learners).all()  # nobody plays itself
