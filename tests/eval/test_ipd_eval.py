@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coplay.agents.gru import GRUAgent, dummy_input
-from coplay.eval.ipd import make_probe_summary
+from coplay.eval.ipd import evaluate_learners, make_probe_summary
 
 
 def _always(action: int, num_learners: int = 2):
@@ -36,3 +36,15 @@ def test_always_cooperate_against_the_probes():
     np.testing.assert_allclose(out["vs_TFT_reward"], [1.0])
     np.testing.assert_allclose(out["vs_AllD_reward"], [-1.0])
     assert out["vs_TFT_coop_2nd_half"] == [1.0]
+
+
+def test_more_than_two_learners_are_evaluated_against_each_other_at_random():
+    """Learners 0, 1 always cooperate, 2, 3 always defect. Paired at random, learner 0 meets
+    the other cooperator a third of the time: reward (1 - 1 - 1) / 3 per round (the flip of the
+    agent axis would pair it with defector 3 only: -1); a defector earns (0 + 2 + 2) / 3."""
+    agent, coop = _always(0, num_learners=2)
+    _, defect = _always(1, num_learners=2)
+    params = jax.tree.map(lambda c, d: jnp.concatenate([c, d]), coop, defect)
+    out = evaluate_learners(jax.random.PRNGKey(3), agent, params, 10, 3000, probes={})
+    reward = np.asarray(out["learner_vs_learner"]["per_learner"]["reward"])
+    np.testing.assert_allclose(reward, [-1 / 3, -1 / 3, 4 / 3, 4 / 3], atol=0.06)
