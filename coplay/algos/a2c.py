@@ -125,6 +125,16 @@ class A2CConfig:
     """PPO ratio clip; 0 disables clipping (plain A2C, exact when `update_epochs` = 1)."""
     scan_unroll: int = 4
     """Unroll factor of the per-round scans (speed only: results are identical)."""
+    lookahead_sync_period: int = 0
+    """If > 0, each learner's optimiser is Lookahead (Zhang et al. 2019, `optax.lookahead`)
+    around the clipped Adam: every this many optimiser steps the slow weights move
+    `lookahead_step` of the way to the fast ones and the fast weights restart from there.
+    In games, Lookahead damps the rotational (cycling) part of simultaneous gradient play
+    (Chavdarova et al. 2021, "Taming GANs with Lookahead-Minmax"). The fast weights are the
+    ones played (A2C stays on-policy); they equal the slow weights after every sync, and runs
+    end on a sync. 0 = plain Adam (the paper)."""
+    lookahead_step: float = 0.5
+    """Lookahead's slow step size alpha (the Lookahead papers' default: 0.5)."""
 
 
 def validate(cfg: A2CConfig) -> None:
@@ -172,6 +182,14 @@ def validate(cfg: A2CConfig) -> None:
     need(cfg.clip_eps >= 0, "clip_eps", "must be >= 0")
     need(cfg.episodes_per_update % cfg.num_minibatches == 0, "num_minibatches",
          f"must divide episodes_per_update ({cfg.episodes_per_update})")
+    need(isinstance(cfg.lookahead_sync_period, int) and cfg.lookahead_sync_period >= 0,
+         "lookahead_sync_period", "must be an integer >= 0 (0 = off)")
+    need(cfg.lookahead_sync_period == 0
+         or cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
+         % cfg.lookahead_sync_period == 0, "lookahead_sync_period",
+         f"must divide the run's optimiser steps ({cfg.num_updates} updates x "
+         f"{cfg.update_epochs * cfg.num_minibatches} steps), so the run ends synced")
+    need(0.0 < cfg.lookahead_step <= 1.0, "lookahead_step", "must be in (0, 1]")
     need(cfg.update_epochs == 1 or cfg.clip_eps > 0, "update_epochs",
          "more than one epoch per batch needs clip_eps > 0 (PPO-style), else the policy "
          "runs away from the data")
@@ -187,6 +205,9 @@ class A2CState(struct.PyTreeNode):
     opt_state: optax.OptState  # leading learner axis
     update: jax.Array  # () int32, updates done
     entropy_coef: jax.Array  # (L,) float32, c_e of each learner for the next update
+    # Lookahead's slow weights (leading learner axis), None without Lookahead; `params` are
+    # the fast weights, the ones played
+    slow_params: dict | None = None
 
 
 class UpdateMetrics(NamedTuple):
@@ -220,10 +241,15 @@ def learning_rate_schedule(cfg: A2CConfig):
 
 
 def make_optimizer(cfg: A2CConfig) -> optax.GradientTransformation:
-    return optax.chain(
+    """Clipped Adam; wrapped in Lookahead (which then takes `optax.LookaheadParams`) when
+    `lookahead_sync_period` > 0."""
+    adam = optax.chain(
         optax.clip_by_global_norm(cfg.max_grad_norm),
         optax.adam(learning_rate_schedule(cfg), eps=cfg.adam_eps),
     )
+    if cfg.lookahead_sync_period == 0:
+        return adam
+    return optax.lookahead(adam, cfg.lookahead_sync_period, cfg.lookahead_step)
 
 
 def entropy_schedule(cfg: A2CConfig, update: jax.Array) -> jax.Array:
@@ -300,16 +326,20 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
     opponent_sampler = sample_opponents if opponent_sampler is None else opponent_sampler
     agent = make_agent(cfg)
     optimizer = make_optimizer(cfg)
+    lookahead = cfg.lookahead_sync_period > 0
     n_eps = cfg.episodes_per_update
     mb_size = n_eps // cfg.num_minibatches
 
     def init(key: jax.Array) -> A2CState:
         keys = jax.random.split(key, cfg.num_learners)
         params = jax.vmap(lambda k: agent.init(k, agent.initial_hidden(1), dummy_input(1)))(keys)
-        opt_state = jax.vmap(optimizer.init)(params)
         update = jnp.zeros((), jnp.int32)
         coef = jnp.full((cfg.num_learners,), entropy_schedule(cfg, update), jnp.float32)
-        return A2CState(params, opt_state, update, coef)
+        if lookahead:
+            opt_state = jax.vmap(optimizer.init)(optax.LookaheadParams(params, params))
+            return A2CState(params, opt_state, update, coef, slow_params=params)
+        return A2CState(params, opt_state=jax.vmap(optimizer.init)(params), update=update,
+                        entropy_coef=coef)
 
     def loss_fn(params, batch: Trajectory, advantages, targets, ent_coef):
         """One learner's loss on (T, n) data."""
@@ -329,7 +359,9 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
 
     def learner_update(params, opt_state, traj: Trajectory, final_value, key, ent_coef):
         """All epochs / minibatches of one learner on its (T, N) batch; ``final_value`` (N,)
-        is its critic's value after the last round (used with `bootstrap_at_horizon`)."""
+        is its critic's value after the last round (used with `bootstrap_at_horizon`).
+        With Lookahead ``params`` is an `optax.LookaheadParams` (gradients are taken at the
+        fast weights)."""
         rewards = traj.reward * cfg.reward_scale
         if cfg.bootstrap_at_horizon:
             dones, last_value = jnp.zeros_like(rewards), final_value
@@ -350,7 +382,8 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
                 take = lambda x: x[:, idx] if perm is not None else x  # (T, N, ...) episodes
                 batch = jax.tree.map(take, traj)
                 grads, aux = jax.grad(loss_fn, has_aux=True)(
-                    params, batch, take(advantages), take(targets), ent_coef
+                    params.fast if lookahead else params, batch, take(advantages),
+                    take(targets), ent_coef
                 )
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), aux
@@ -373,9 +406,14 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
             cfg.use_opponent_id or cfg.critic_opponent_id, cfg.scan_unroll)
         ent_coef = state.entropy_coef  # (L,)
         per_learner = jax.tree.map(lambda x: jnp.moveaxis(x, 1, 0), traj)  # (L, T, N, ...)
+        own = (optax.LookaheadParams(state.params, state.slow_params) if lookahead
+               else state.params)
         params, opt_state, (pl, vl, ent) = jax.vmap(learner_update)(
-            state.params, state.opt_state, per_learner, final_value,
+            own, state.opt_state, per_learner, final_value,
             jax.random.split(k_upd, cfg.num_learners), ent_coef)
+        slow = None
+        if lookahead:
+            params, slow = params.fast, params.slow
         metrics = UpdateMetrics(*pairing_metrics(traj, opponents.is_learner), ent, vl, pl,
                                 ent_coef)
         next_coef = next_entropy_coef(cfg, state.update, ent_coef, ent)
@@ -385,7 +423,9 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
                 frozen.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
             params = jax.tree.map(keep, params, state.params)
             opt_state = jax.tree.map(keep, opt_state, state.opt_state)
-        return A2CState(params, opt_state, state.update + 1, next_coef), metrics
+            if lookahead:
+                slow = jax.tree.map(keep, slow, state.slow_params)
+        return A2CState(params, opt_state, state.update + 1, next_coef, slow), metrics
 
     @jax.jit
     def train_chunk(state: A2CState, key: jax.Array):

@@ -209,8 +209,11 @@ def train_run(cfg: IPDTrainConfig, out: str | Path, resume: bool = False,
         for i, source in enumerate(learner_sources(cfg)):
             if source:
                 loaded = load_learner(source, algo)
-                state = state.replace(params=jax.tree.map(lambda a, b, i=i: a.at[i].set(b),
-                                                          state.params, loaded))
+                put = lambda a, b, i=i: a.at[i].set(b)  # noqa: E731
+                state = state.replace(params=jax.tree.map(put, state.params, loaded))
+                if state.slow_params is not None:  # Lookahead starts synced
+                    state = state.replace(slow_params=jax.tree.map(put, state.slow_params,
+                                                                   loaded))
     if has_ckpt:
         state, meta = run.load_checkpoint(state)
         run.truncate_metrics(meta["metrics_lines"])

@@ -24,6 +24,7 @@ TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=1
     ("update_epochs", 4), ("num_learners", 3), ("clip_eps", -0.2),
     ("entropy_decay_start", -1), ("entropy_target", 0.8), ("entropy_adapt_rate", 0.0),
     ("frozen_learners", (2,)), ("frozen_learners", (0, 1)), ("learning_rate_final", 0.0),
+    ("lookahead_sync_period", -1), ("lookahead_sync_period", 3), ("lookahead_step", 0.0),
 ])
 def test_invalid_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -229,6 +230,43 @@ def test_chunking_does_not_change_the_result():
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
     assert int(a.update) == int(b.update) == 4
+
+
+def _params_after(cfg, updates, num_updates=None):
+    init, chunk = a2c.make_train(dataclasses.replace(cfg, num_updates=num_updates or updates,
+                                                     updates_per_chunk=updates))
+    state0 = init(jax.random.PRNGKey(0))
+    state, _ = chunk(state0, jax.random.PRNGKey(3))
+    return state0, state
+
+
+def test_lookahead_moves_half_way_to_the_fast_weights_at_each_sync():
+    """k = 2, alpha = 0.5: the fast weights follow plain Adam for two updates (same data,
+    same optimiser state), then both jump to p0 + alpha (fast - p0)."""
+    start, plain = _params_after(TINY, 2)
+    _, look = _params_after(dataclasses.replace(TINY, lookahead_sync_period=2,
+                                                lookahead_step=0.5), 2)
+    moved = False
+    for p0, p2, got, slow in zip(jax.tree.leaves(start.params), jax.tree.leaves(plain.params),
+                                 jax.tree.leaves(look.params),
+                                 jax.tree.leaves(look.slow_params), strict=True):
+        np.testing.assert_allclose(got, p0 + 0.5 * (p2 - p0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(slow, got, rtol=1e-6, atol=1e-7)  # synced at the end
+        moved |= not np.allclose(p2, p0)
+    assert moved
+    # between syncs the fast weights run ahead of the slow ones (here: after 3 updates)
+    _, odd = _params_after(dataclasses.replace(TINY, lookahead_sync_period=2), 3,
+                           num_updates=4)
+    assert any(not np.allclose(f, s) for f, s in zip(
+        jax.tree.leaves(odd.params), jax.tree.leaves(odd.slow_params), strict=True))
+
+
+def test_lookahead_with_full_steps_every_update_is_plain_adam():
+    _, plain = _params_after(TINY, 3)
+    _, look = _params_after(dataclasses.replace(TINY, lookahead_sync_period=1,
+                                                lookahead_step=1.0), 3)
+    for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(look.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_learners_have_separate_parameters_and_optimisers():

@@ -91,6 +91,25 @@ def test_ablations_change_the_resolved_config():
     assert resolve(IPDTrainConfig(preset="tiny", ablation="opponent-id")).use_opponent_id
 
 
+def test_lookahead_run_killed_between_syncs_resumes_exactly(tmp_path):
+    """Lookahead every 4 updates, chunks of 2: the kill falls between two syncs, so the
+    checkpoint must carry the slow weights apart from the fast ones."""
+    look = dataclasses.replace(PRESETS["tiny"], num_updates=8, lookahead_sync_period=4)
+    cfg = IPDTrainConfig(preset="tiny", seed=5, a2c=look)
+    straight = train_run(cfg, tmp_path / "straight", progress=False, evaluate_at_end=False)
+    killed = train_run(cfg, tmp_path / "killed", stop_after_chunks=3, progress=False,
+                       evaluate_at_end=False)
+    assert any(not np.array_equal(f, s) for f, s in zip(
+        jax.tree.leaves(killed.params), jax.tree.leaves(killed.slow_params), strict=True))
+    resumed = train_run(cfg, tmp_path / "killed", resume=True, progress=False,
+                        evaluate_at_end=False)
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for f, s in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(resumed.slow_params),
+                    strict=True):
+        np.testing.assert_allclose(f, s, rtol=1e-6, atol=1e-9)  # the run ends on a sync
+
+
 def test_killed_and_resumed_run_ends_with_the_same_parameters(tmp_path):
     cfg = IPDTrainConfig(preset="tiny", seed=11)
     straight = train_run(cfg, tmp_path / "straight", progress=False, evaluate_at_end=False)
