@@ -27,25 +27,42 @@ def _chis(stats: dict) -> str:
     return " / ".join("–" if f["chi"] is None else f"{f['chi']:.2f}" for f in fits if f) or "–"
 
 
+def config_label(cfg: dict) -> str:
+    """What a run is, from its config: seed, algorithm, ablation, stage."""
+    label = f"seed {cfg['seed']}"
+    if cfg.get("algo") == "ppi":
+        label = f"ppi {label}"
+    if cfg["ablation"] != "none":
+        label = f"{cfg['ablation']} {label}"
+    if cfg.get("stage", "mixed") != "mixed":
+        label = f"{cfg['stage']} {label}"
+    return label
+
+
+def unique_labels(runs: list[tuple[Path, str]]) -> list[str]:
+    """One label per run: the config's label, plus the folder where two runs share it (e.g.
+    the same seed of two experiments), the whole path if folder names collide too."""
+    bases = [base for _, base in runs]
+    labels = [base if bases.count(base) == 1 else f"{base} [{d.name}]" for d, base in runs]
+    return [label if labels.count(label) == 1 else f"{base} [{d}]"
+            for (d, base), label in zip(runs, labels, strict=True)]
+
+
 def write_combined_report(run_dirs, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not run_dirs:
         raise RunError("no run folders given")
-    labels, metrics, evals, cfgs = [], {}, {}, {}
+    runs = []  # (folder, config, label from the config)
     for d in run_dirs:
         d = Path(d)
         cfg, _ = load_run_config(d)
         if not (d / "eval.json").exists():
             raise RunError(f"{d} has no eval.json: run `coplay ipd eval {d}` first")
-        label = f"seed {cfg['seed']}"
-        if cfg.get("algo") == "ppi":
-            label = f"ppi {label}"
-        if cfg["ablation"] != "none":
-            label = f"{cfg['ablation']} {label}"
-        if cfg.get("stage", "mixed") != "mixed":
-            label = f"{cfg['stage']} {label}"
-        labels.append(label)
+        runs.append((d, cfg, config_label(cfg)))
+    labels = unique_labels([(d, base) for d, _, base in runs])
+    metrics, evals, cfgs = {}, {}, {}
+    for (d, cfg, _), label in zip(runs, labels, strict=True):
         metrics[label] = RunDir(d).read_metrics()
         evals[label] = read_json(d / "eval.json")
         cfgs[label] = cfg

@@ -53,6 +53,25 @@ def test_eval_and_report_commands(tiny_run, tmp_path):
     assert "seed 3" in text and (tmp_path / "rep" / "training.png").is_file()
 
 
+def test_report_keeps_runs_that_share_a_seed_apart(tiny_run, tmp_path):
+    """Two experiments' seed-3 runs in one report: both rows, each with its own figures."""
+    import shutil
+
+    copies = [tmp_path / "a" / "run", tmp_path / "b" / "run", tmp_path / "other"]
+    for i, c in enumerate(copies):
+        shutil.copytree(tiny_run, c)
+        ev = json.loads((c / "eval.json").read_text())
+        ev["learner_vs_learner"]["cooperation"] = 0.111 * (i + 1)
+        (c / "eval.json").write_text(json.dumps(ev))
+    assert main(["ipd", "report", *map(str, copies), "--out", str(tmp_path / "rep")]) == 0
+    rows = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines()
+            if line.startswith("| seed 3")]
+    assert len(rows) == 3
+    assert [r.split(" | ")[4] for r in rows] == ["0.111", "0.222", "0.333"]
+    assert len({r.split(" | ")[0] for r in rows}) == 3  # three distinct labels
+    assert "[other]" in rows[2] and str(copies[0]) in rows[0]
+
+
 def test_fresh_run_refuses_to_overwrite(tiny_run, capsys):
     assert main(["ipd", "train", "--preset", "tiny", "--out", str(tiny_run)]) == 2
     assert "--resume" in capsys.readouterr().err
