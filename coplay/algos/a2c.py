@@ -335,11 +335,9 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         params = jax.vmap(lambda k: agent.init(k, agent.initial_hidden(1), dummy_input(1)))(keys)
         update = jnp.zeros((), jnp.int32)
         coef = jnp.full((cfg.num_learners,), entropy_schedule(cfg, update), jnp.float32)
-        if lookahead:
-            opt_state = jax.vmap(optimizer.init)(optax.LookaheadParams(params, params))
-            return A2CState(params, opt_state, update, coef, slow_params=params)
-        return A2CState(params, opt_state=jax.vmap(optimizer.init)(params), update=update,
-                        entropy_coef=coef)
+        slow = params if lookahead else None  # Lookahead starts synced
+        own = optax.LookaheadParams(params, slow) if lookahead else params
+        return A2CState(params, jax.vmap(optimizer.init)(own), update, coef, slow)
 
     def loss_fn(params, batch: Trajectory, advantages, targets, ent_coef):
         """One learner's loss on (T, n) data."""
