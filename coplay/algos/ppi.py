@@ -101,6 +101,11 @@ class PPIConfig:
     """Global gradient-norm clip (the paper: 1.0)."""
     epochs: float = 10.0
     """Passes over the cumulative dataset per phase (the paper: 10)."""
+    dataset_window: int = 0
+    """0 (the paper): phase k trains on the cumulative dataset D_0 ∪ phases 1..k−1. W ≥ 1 keeps
+    the base data (D_0, or the inherited dataset of step 3) and only the last W phases, so
+    the prior p(a|x) follows the recent improved policies instead of their average over
+    every phase (a deviation; see docs/ipd.md)."""
     batch_size: int = 256
     """Trajectories per gradient step (the paper: 256)."""
     reinit_model: bool = True
@@ -148,6 +153,8 @@ def validate(cfg: PPIConfig) -> None:
     need(0 <= cfg.adam_b1 < 1 and 0 <= cfg.adam_b2 < 1, "adam_b2", "betas must be in [0, 1)")
     need(cfg.max_grad_norm > 0, "max_grad_norm", "must be > 0")
     need(cfg.epochs > 0, "epochs", "must be > 0")
+    need(isinstance(cfg.dataset_window, int) and cfg.dataset_window >= 0, "dataset_window",
+         "must be an integer >= 0 (0 = the cumulative dataset)")
     for f in ("max_steps_per_phase", "first_phase_steps"):
         need(getattr(cfg, f) is None or getattr(cfg, f) >= 1, f, "must be >= 1")
 

@@ -132,11 +132,14 @@ def load_learner(source: str, algo: PPIConfig):
     return jax.tree.map(lambda x: jnp.asarray(x[index]), state.params), folder, index
 
 
-def learner_shards(store: ShardStore, learner: int, phases_done: int) -> list[str]:
-    """The shards of learner l's dataset D_{phases_done}: base data, then its phases."""
+def learner_shards(store: ShardStore, learner: int, phases_done: int,
+                   window: int = 0) -> list[str]:
+    """The shards of learner l's dataset D_{phases_done}: base data, then its phases (only the
+    last ``window`` of them if ``window`` ≥ 1)."""
     base = f"base-learner{learner}"
     names = [base] if store.exists(base) else ["d0"]
-    return names + [f"phase{k:03d}-learner{learner}" for k in range(1, phases_done + 1)]
+    first = 1 if window == 0 else max(1, phases_done - window + 1)
+    return names + [f"phase{k:03d}-learner{learner}" for k in range(first, phases_done + 1)]
 
 
 def dataset_shards(store: ShardStore, learner: int) -> list[str]:
@@ -269,12 +272,16 @@ class PhaseRunner:
     def _dataset(self, phases_done: int) -> tuple[Episodes, list[int]]:
         """Stacked datasets of the trainable learners, zero-padded to one capacity that is
         the same in every phase (so the training step compiles once per run)."""
-        parts = [self.store.read_many(learner_shards(self.store, i, phases_done))
+        window = self.algo.dataset_window
+        parts = [self.store.read_many(learner_shards(self.store, i, phases_done, window))
                  for i in self.learners]
         sizes = [len(p["action"]) for p in parts]
         base = [len(self.store.read_many(learner_shards(self.store, i, 0))["action"])
                 for i in self.learners]
-        cap = max(base) + (self.algo.num_phases - 1) * self.algo.trajectories_per_phase
+        phases_kept = self.algo.num_phases - 1
+        if window:
+            phases_kept = min(window, phases_kept)
+        cap = max(base) + phases_kept * self.algo.trajectories_per_phase
         pad = lambda x: np.concatenate(  # noqa: E731
             [x, np.zeros((cap - len(x), *x.shape[1:]), x.dtype)])
         stacked = {k: np.stack([pad(p[k]) for p in parts]) for k in Episodes._fields}

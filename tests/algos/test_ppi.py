@@ -135,7 +135,8 @@ def test_training_steps_lower_the_loss():
 
 
 @pytest.mark.parametrize("field, value", [("beta", -1.0), ("collect_batch", 3),
-                                          ("d0_trajectories", 7), ("action_loss_weight", 0.0)])
+                                          ("d0_trajectories", 7), ("action_loss_weight", 0.0),
+                                          ("dataset_window", -1)])
 def test_validate_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ppi.validate(dataclasses.replace(CFG, **{field: value}))

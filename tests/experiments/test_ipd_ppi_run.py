@@ -127,3 +127,27 @@ def test_step3_learners_continue_from_their_runs_models_and_datasets(tiny_run, t
         inherited = dst.read(f"base-learner{i}")["action"]
         own = src.read_many(["d0", "phase001-learner" + str(i), "phase002-learner" + str(i)])
         np.testing.assert_array_equal(inherited, own["action"])
+
+
+def test_dataset_window_keeps_the_base_and_the_last_phases(tmp_path):
+    from coplay.experiments.ipd_ppi import learner_shards
+
+    store = ShardStore(tmp_path)
+    store.write("d0", {"action": np.zeros((2, 3), np.int8)})
+    phases = [f"phase{k:03d}-learner1" for k in (1, 2, 3, 4)]
+    assert learner_shards(store, 1, 4) == ["d0", *phases]
+    assert learner_shards(store, 1, 4, window=2) == ["d0", *phases[2:]]
+    assert learner_shards(store, 1, 4, window=9) == ["d0", *phases]
+    assert learner_shards(store, 1, 0, window=2) == ["d0"]
+    store.write("base-learner1", {"action": np.zeros((2, 3), np.int8)})
+    assert learner_shards(store, 1, 3, window=1) == ["base-learner1", phases[2]]
+
+
+def test_a_windowed_run_trains_on_d0_and_the_last_phase(tmp_path):
+    """Phase 3 of a run with dataset_window = 1 trains on D0 (64) + phase 2 (16), not 96."""
+    cfg = PPITrainConfig(preset="tiny", seed=2, eval_episodes=EVAL, probe_every=0,
+                         ppi=dataclasses.replace(resolve(PPITrainConfig(preset="tiny")),
+                                                 num_phases=3, dataset_window=1))
+    train_run(cfg, tmp_path / "w", progress=False, evaluate_at_end=False)
+    rows = RunDir(tmp_path / "w").read_metrics()
+    assert [r["dataset_size"] for r in rows] == [[64, 64], [80, 80], [80, 80]]
