@@ -278,9 +278,7 @@ class PhaseRunner:
         sizes = [len(p["action"]) for p in parts]
         base = [len(self.store.read_many(learner_shards(self.store, i, 0))["action"])
                 for i in self.learners]
-        phases_kept = self.algo.num_phases - 1
-        if window:
-            phases_kept = min(window, phases_kept)
+        phases_kept = min(window or self.algo.num_phases, self.algo.num_phases - 1)
         cap = max(base) + phases_kept * self.algo.trajectories_per_phase
         pad = lambda x: np.concatenate(  # noqa: E731
             [x, np.zeros((cap - len(x), *x.shape[1:]), x.dtype)])
