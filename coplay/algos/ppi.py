@@ -348,6 +348,13 @@ def plan_q(cfg: PPIConfig, params, hidden: jax.Array, feat: jax.Array,
     return ret.reshape(b, 2, k).mean(-1)
 
 
+def predicted_coplayer_coop(obs_logits: jax.Array, action: jax.Array) -> jax.Array:
+    """(…, 5) next-observation logits given own action a (…,) -> (…,) the model's P(co-player
+    plays C this round): the mass of token (a, C) among the tokens consistent with a."""
+    probs = jax.nn.softmax(jnp.where(token_action_mask(action), obs_logits, -jnp.inf))
+    return jnp.take_along_axis(probs, (1 + 2 * action)[..., None], -1)[..., 0]
+
+
 def improved_logits(prior_logits: jax.Array, q: jax.Array, beta: float) -> jax.Array:
     """log π = log p(a|x) + β·Q̂ − log Z, over the last axis."""
     return jax.nn.log_softmax(jax.nn.log_softmax(prior_logits) + beta * q)
@@ -367,6 +374,11 @@ class PPITrajectory(NamedTuple):
     q: jax.Array  # (T, L, N, 2) Q̂(x, C), Q̂(x, D)
     reward: jax.Array  # (T, L, N)
     opponent_action: jax.Array  # (T, L, N) int32
+    # the model's P(co-player plays C | x, a) for the action taken, and the co-player's true
+    # P(C) at that decision (the other learner's π(C | x), or the tabular agent's memory-1
+    # entry): how well each learner's model infers whom it plays
+    predicted_coplayer_coop: jax.Array  # (T, L, N)
+    coplayer_coop_prob: jax.Array  # (T, L, N)
 
 
 def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
@@ -386,13 +398,18 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
          else jnp.zeros((num_learners, n, 10), jnp.float32))
 
     def decide(params, hidden, x: AgentInput, t, key):
-        """One learner's (N,) decisions: model step, planning, improved policy."""
+        """One learner's (N,) decisions: model step, planning, improved policy; and the
+        model's P(co-player C) for either own action (N, 2)."""
         hidden, feat = model.apply(params, hidden, x, method=PPIModel.step)
         prior = model.apply(params, feat, method=PPIModel.action_logits)
+        predicted = jnp.stack([predicted_coplayer_coop(
+            model.apply(params, feat, a, method=PPIModel.obs_logits), a)
+            for a in (jnp.zeros(feat.shape[:-1], jnp.int32),
+                      jnp.ones(feat.shape[:-1], jnp.int32))], -1)
         if not plan:
-            return hidden, prior, jnp.zeros_like(prior)
+            return hidden, prior, jnp.zeros_like(prior), predicted
         q = plan_q(cfg, params, hidden, feat, x.opponent_id, t, key)
-        return hidden, prior, q
+        return hidden, prior, q, predicted
 
     decide_all = jax.vmap(decide, in_axes=(0, 0, 0, None, 0))
 
@@ -400,18 +417,24 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
         hidden, token, prev_action, prev_reward, tab_token, key = carry
         key, k_plan, k_act, k_tab = jax.random.split(key, 4)
         inputs = AgentInput(token, prev_action, prev_reward, z)
-        hidden, prior, q = decide_all(params, hidden, inputs, t,
-                                      jax.random.split(k_plan, num_learners))
+        hidden, prior, q, predicted = decide_all(params, hidden, inputs, t,
+                                                 jax.random.split(k_plan, num_learners))
         logits = improved_logits(prior, q, beta)
         action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
         log_prob = jnp.take_along_axis(logits, action[..., None], -1)[..., 0]
         tab_action = memory1_act(k_tab, opponents.tabular, tab_token)
+        coop_prob = jnp.exp(logits[..., 0])
+        tab_coop = jnp.take_along_axis(opponents.tabular, tab_token[..., None], -1)[..., 0]
+        coplayer_coop = jnp.where(opponents.is_learner[None, :], jnp.flip(coop_prob, 0),
+                                  tab_coop)
         opp_action = jnp.where(opponents.is_learner[None, :], jnp.flip(action, 0), tab_action)
         joint = jnp.stack([action, opp_action], -1)
         reward = joint_rewards(joint, env_params)[..., 0]
         tokens = first_person_tokens(joint)
         out = PPITrajectory(inputs, action, log_prob, jax.nn.softmax(prior)[..., 0],
-                            jnp.exp(logits[..., 0]), q, reward, opp_action)
+                            coop_prob, q, reward, opp_action,
+                            jnp.take_along_axis(predicted, action[..., None], -1)[..., 0],
+                            coplayer_coop)
         return (hidden, tokens[..., 0], action, reward, tokens[..., 1], key), out
 
     shape = (num_learners, n)

@@ -37,7 +37,19 @@ def pairing_stats(traj) -> dict:
         "coplayer_cooperation_curve": opp_coop.mean(axis=(1, 2)).round(4).tolist(),
         "memory1_second_half": [memory1_summary(tokens[:, i], actions[:, i], half)
                                 for i in range(actions.shape[1])],
-    }
+    } | (_coplayer_model_stats(traj) if hasattr(traj, "predicted_coplayer_coop") else {})
+
+
+def _coplayer_model_stats(traj) -> dict:
+    """For model-based learners (PPI): how well each learner's model predicts its co-player —
+    mean |P̂(co-player C) − P(co-player C)| per learner, and the two means."""
+    predicted = np.asarray(traj.predicted_coplayer_coop)
+    true = np.asarray(traj.coplayer_coop_prob)
+    return {"coplayer_model": {
+        "abs_error": np.abs(predicted - true).mean(axis=(0, 2)).round(4).tolist(),
+        "predicted_cooperation": predicted.mean(axis=(0, 2)).round(4).tolist(),
+        "true_cooperation_prob": true.mean(axis=(0, 2)).round(4).tolist(),
+    }}
 
 
 def memory1_summary(tokens: np.ndarray, actions: np.ndarray, from_round: int) -> dict:

@@ -152,9 +152,12 @@ def _pairing_metrics(traj: ppi.PPITrajectory, is_learner: np.ndarray) -> dict:
     """Per learner reward / cooperation by pairing type (None where a pairing is absent)."""
     coop = np.asarray(traj.action == COOPERATE, np.float32)  # (T, L, N)
     reward = np.asarray(traj.reward)
+    model_error = np.abs(np.asarray(traj.predicted_coplayer_coop)
+                         - np.asarray(traj.coplayer_coop_prob))
     out = {}
     for name, mask in (("learner", is_learner), ("tabular", ~is_learner)):
-        for kind, x in (("reward", reward), ("coop", coop)):
+        for kind, x in (("reward", reward), ("coop", coop),
+                        ("coplayer_model_error", model_error)):
             out[f"{kind}_vs_{name}"] = (
                 [round(float(v), 5) for v in x[:, :, mask].mean(axis=(0, 2))]
                 if mask.any() else [None] * x.shape[1])

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from coplay.agents.ppi_model import predict_sequence
 from coplay.algos import ppi
 from coplay.algos.ipd_rollout import Opponents
 from coplay.envs.matrix_games import MatrixGameParams
@@ -116,6 +117,41 @@ def test_rollout_beta_zero_plays_the_prior_and_learner_games_are_shared():
     expect = jax.nn.sigmoid(jnp.log(tilted.prior_coop / (1 - tilted.prior_coop))
                             + 5.0 * (tilted.q[..., 0] - tilted.q[..., 1]))
     np.testing.assert_allclose(tilted.coop_prob, expect, atol=1e-4)
+
+
+def test_rollout_records_the_models_coplayer_prediction_and_the_truth():
+    params = _learner_params(CFG)
+    n = 6
+    tabular = jax.random.uniform(jax.random.PRNGKey(3), (2, n, 5))
+    is_learner = jnp.arange(n) < 2
+    traj = jax.jit(lambda: ppi.rollout(jax.random.PRNGKey(4), CFG, params,
+                                       Opponents(tabular, is_learner), MatrixGameParams()))()
+    # the truth: the other learner's π(C | x) in learner games ...
+    np.testing.assert_allclose(traj.coplayer_coop_prob[:, 0, :2], traj.coop_prob[:, 1, :2])
+    np.testing.assert_allclose(traj.coplayer_coop_prob[:, 1, :2], traj.coop_prob[:, 0, :2])
+    # ... and the tabular agent's memory-1 entry for its own view of the last round
+    own, other = np.asarray(traj.action), np.asarray(traj.opponent_action)
+    tab_token = np.concatenate([np.zeros((1, 2, n), int), 1 + 2 * other[:-1] + own[:-1]], 0)
+    expect = np.take_along_axis(np.asarray(tabular)[None], tab_token[..., None], -1)[..., 0]
+    np.testing.assert_allclose(traj.coplayer_coop_prob[:, :, 2:], expect[:, :, 2:])
+    # the prediction: what the model, teacher-forced over the recorded game, says of round t
+    model = ppi.make_model(CFG)
+    for i in range(2):
+        p_i = jax.tree.map(lambda x, i=i: x[i], params)
+        next_tokens = 1 + 2 * own[:, i] + other[:, i]
+        _, obs, _ = predict_sequence(model, p_i, jax.tree.map(lambda x, i=i: x[:, i], traj.inputs),
+                                     jnp.asarray(own[:, i]), jnp.asarray(next_tokens))
+        np.testing.assert_allclose(traj.predicted_coplayer_coop[:, i],
+                                   ppi.predicted_coplayer_coop(obs, jnp.asarray(own[:, i])),
+                                   atol=1e-5)
+    # and that is the tokens' masked softmax by hand
+    logits = np.asarray(obs)
+    mass = np.exp(logits - logits.max(-1, keepdims=True))
+    a = own[:, 1]
+    hand = (np.take_along_axis(mass, (1 + 2 * a)[..., None], -1)[..., 0]
+            / (np.take_along_axis(mass, (1 + 2 * a)[..., None], -1)[..., 0]
+               + np.take_along_axis(mass, (2 + 2 * a)[..., None], -1)[..., 0]))
+    np.testing.assert_allclose(traj.predicted_coplayer_coop[:, 1], hand, atol=1e-5)
 
 
 def test_training_steps_lower_the_loss():
