@@ -37,9 +37,12 @@ PRESETS: dict[str, A2CConfig] = {
     ),
     # Entropy 0.2 held for 1,000 updates, then each learner's bonus adapted to keep its policy
     # entropy near a target of 0.2 nats, annealed to 0.02 over the last 1,000 updates, while
-    # the learning rate decays 3e-3 -> 3e-4 (docs/ipd.md).
+    # the learning rate decays 3e-3 -> 3e-4. Eight learners paired at random in every episode
+    # (128 episodes each per update: the cost of the paper's pair at 512 each), so no learner
+    # co-adapts to a single other one (docs/ipd.md).
     "default": A2CConfig(
-        hidden_size=32, episodes_per_update=512, num_updates=4000, updates_per_chunk=25,
+        hidden_size=32, num_learners=8, episodes_per_update=128, num_updates=4000,
+        updates_per_chunk=25,
         learning_rate=3e-3, learning_rate_final=3e-4, gae_lambda=0.95, critic_opponent_id=True,
         entropy_coef=0.2, entropy_decay_start=1000, entropy_target=0.2,
         entropy_target_final=0.02, entropy_target_anneal_updates=1000, scan_unroll=1,
@@ -93,17 +96,27 @@ def learner_sources(cfg: IPDTrainConfig) -> tuple[str, ...]:
 
 
 def resolve_stage(cfg: IPDTrainConfig, algo: A2CConfig) -> A2CConfig:
-    """The pool and learners of each stage of the mechanism experiments."""
+    """The pool and learners of each stage of the mechanism experiments.
+
+    The stages train one or two learners. A population of more than two (A2C's `default`:
+    8 x 128 episodes per update) hands each stage learner what one learner of a *pair* with
+    the same total gets (``episodes_per_update × num_learners / 2``: 512), the batch the
+    stages were measured with; one- and two-learner configs are taken as they are.
+    """
+    if cfg.stage == "mixed":
+        return algo
+    pair = algo
+    if algo.num_learners > 2:
+        pair = dataclasses.replace(
+            algo, episodes_per_update=algo.episodes_per_update * algo.num_learners // 2)
     if cfg.stage == "step1":
-        return dataclasses.replace(algo, num_learners=1, tabular_fraction=1.0)
+        return dataclasses.replace(pair, num_learners=1, tabular_fraction=1.0)
     if cfg.stage == "step2":  # learner 1 is the frozen victim
-        return dataclasses.replace(algo, num_learners=2, tabular_fraction=0.0,
+        return dataclasses.replace(pair, num_learners=2, tabular_fraction=0.0,
                                    frozen_learners=(1,))
     if cfg.stage == "step3":
-        return dataclasses.replace(algo, num_learners=2, tabular_fraction=0.0)
-    if cfg.stage != "mixed":
-        raise ConfigError(f"stage = {cfg.stage!r}: unknown, choose mixed, step1, step2 or step3")
-    return algo
+        return dataclasses.replace(pair, num_learners=2, tabular_fraction=0.0)
+    raise ConfigError(f"stage = {cfg.stage!r}: unknown, choose mixed, step1, step2 or step3")
 
 
 def resolve(cfg: IPDTrainConfig) -> A2CConfig:

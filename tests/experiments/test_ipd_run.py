@@ -9,7 +9,7 @@ import pytest
 
 from coplay.algos.a2c import A2CState, ConfigError
 from coplay.cli import main
-from coplay.experiments.ipd import PRESETS, IPDTrainConfig, resolve, train_run
+from coplay.experiments.ipd import PRESETS, IPDTrainConfig, resolve, resolve_stage, train_run
 from coplay.runs import RunDir, RunError
 
 
@@ -108,6 +108,20 @@ def test_unknown_preset_and_ablation_are_refused():
 def test_ablations_change_the_resolved_config():
     assert resolve(IPDTrainConfig(preset="tiny", ablation="no-tabular")).tabular_fraction == 0
     assert resolve(IPDTrainConfig(preset="tiny", ablation="opponent-id")).use_opponent_id
+
+
+def test_stages_of_the_population_default_train_as_its_pair_would():
+    """`default` trains 8 learners x 128 episodes; its mechanism stages keep the batch they
+    were measured with (512 per learner), a two-learner config's stages keep their own."""
+    default = PRESETS["default"]
+    assert (default.num_learners, default.episodes_per_update) == (8, 128)
+    assert resolve(IPDTrainConfig()).num_learners == 8
+    want = {"step1": (1, 1.0), "step2": (2, 0.0), "step3": (2, 0.0)}
+    for stage, (learners, tabular) in want.items():
+        for base, episodes in ((default, 512), (PRESETS["paper"], 4096)):
+            algo = resolve_stage(IPDTrainConfig(stage=stage), base)
+            assert (algo.num_learners, algo.episodes_per_update, algo.tabular_fraction) == (
+                learners, episodes, tabular), (stage, base.num_learners)
 
 
 def test_lookahead_run_killed_between_syncs_resumes_exactly(tmp_path):
