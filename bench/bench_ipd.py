@@ -24,6 +24,7 @@ from timing import best_time  # bench/timing.py (scripts run from bench/)
 
 from coplay.algos import a2c
 from coplay.envs.matrix_games import IteratedMatrixGame, MatrixGameParams
+from coplay.experiments.ipd import PRESETS
 
 
 def jax_env_steps_per_s(batch: int, rounds: int, repeats: int) -> float:
@@ -112,6 +113,21 @@ def main():
         per_update = cfg.num_learners * eps * cfg.num_rounds / ours
         print(f"{hidden:>6} {eps:>8} {ours:>10.3e} {ref:>21.3e} {ours / ref:>5.2f}x"
               f" {per_update:>9.3f}")
+
+    print("\n== the `default` preset's population against the paper's pair, same total episodes ==")
+    print(f"{'learners x episodes':>20} {'agent-steps/s':>14} {'s/update':>9} {'ratio':>6}")
+    base = dataclasses.replace(PRESETS["default"], updates_per_chunk=2 if args.quick else 5)
+    total = base.episodes_per_update * base.num_learners
+    pair = dataclasses.replace(base, num_learners=2, episodes_per_update=total // 2)
+    rates = {}
+    for cfg in (pair, base):  # the pair is the anchor
+        rates[cfg.num_learners] = a2c_agent_steps_per_s(cfg, per_learner_programs=False,
+                                                        repeats=repeats)
+        per_update = cfg.num_learners * cfg.episodes_per_update * cfg.num_rounds / rates[
+            cfg.num_learners]
+        print(f"{f'{cfg.num_learners} x {cfg.episodes_per_update}':>20} "
+              f"{rates[cfg.num_learners]:>14.3e} {per_update:>9.3f} "
+              f"{rates[cfg.num_learners] / rates[2]:>5.2f}x")
 
 
 if __name__ == "__main__":
