@@ -22,6 +22,36 @@ CLAIMS = (
 )
 
 
+def claim_lines(labels: list[str], cfgs: dict, evals: dict) -> list[str]:
+    """The issue's claims: the mixed-pool ones over the plain mixed-pool runs (no ablation,
+    no stage), counted and summarised over those runs only; the `no-tabular` ablation's own
+    claim (learner-vs-learner cooperation <= 0.3) over the ablation's runs."""
+    def kind(label):
+        cfg = cfgs[label]
+        return cfg["ablation"] if cfg.get("stage", "mixed") == "mixed" else "stage"
+
+    lines = []
+    mixed = [label for label in labels if kind(label) == "none"]
+    if mixed:
+        lines += ["", "## Claims (per mixed-pool run)", "",
+                  "| claim | " + " | ".join(mixed) + " | passing |",
+                  "|---" * (len(mixed) + 2) + "|"]
+        for name, get, threshold in CLAIMS:
+            vals = [get(evals[label]) for label in mixed]
+            marks = [f"{v:.3f} {'✓' if v >= threshold else '✗'}" for v in vals]
+            lines.append(f"| {name} | " + " | ".join(marks) +
+                         f" | {sum(v >= threshold for v in vals)}/{len(vals)} |")
+        ll = np.array([evals[label]["learner_vs_learner"]["cooperation"] for label in mixed])
+        lines += ["", f"Learner-vs-learner cooperation over these runs: mean {ll.mean():.3f}, "
+                  f"min {ll.min():.3f}, max {ll.max():.3f} (n = {len(ll)})."]
+    for label in labels:
+        if kind(label) == "no-tabular":
+            v = evals[label]["learner_vs_learner"]["cooperation"]
+            lines += ["", f"`no-tabular` ({label}): learner vs learner cooperation <= 0.3: "
+                      f"{v:.3f} {'✓' if v <= 0.3 else '✗'}"]
+    return lines
+
+
 def _chis(stats: dict) -> str:
     fits = [m.get("zd_fit") for m in stats.get("memory1_second_half", [])]
     return " / ".join("–" if f["chi"] is None else f"{f['chi']:.2f}" for f in fits if f) or "–"
@@ -84,17 +114,8 @@ def write_combined_report(run_dirs, out: str | Path) -> Path:
             f"{e['probes']['TFT']['cooperation_second_half']:.3f} | "
             f"{e['probes']['AllD']['cooperation']:.3f} | {_chis(e['learner_vs_learner'])} |"
         )
-    lines += ["", "## Claims (per run)", "", "| claim | " + " | ".join(labels) + " | passing |",
-              "|---" * (len(labels) + 2) + "|"]
-    for name, get, threshold in CLAIMS:
-        vals = [get(evals[label]) for label in labels]
-        marks = [f"{v:.3f} {'✓' if v >= threshold else '✗'}" for v in vals]
-        lines.append(f"| {name} | " + " | ".join(marks) +
-                     f" | {sum(v >= threshold for v in vals)}/{len(vals)} |")
-    ll = np.array([evals[label]["learner_vs_learner"]["cooperation"] for label in labels])
-    lines += ["", f"Learner-vs-learner cooperation over runs: mean {ll.mean():.3f}, "
-              f"min {ll.min():.3f}, max {ll.max():.3f} (n = {len(ll)}).", "",
-              "![training](training.png)", "", "![within episode](within_episode.png)", ""]
+    lines += claim_lines(labels, cfgs, evals)
+    lines += ["", "![training](training.png)", "", "![within episode](within_episode.png)", ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path

@@ -72,6 +72,29 @@ def test_report_keeps_runs_that_share_a_seed_apart(tiny_run, tmp_path):
     assert "[other]" in rows[2] and str(copies[0]) in rows[0]
 
 
+def test_report_counts_claims_over_mixed_pool_runs_and_checks_the_ablation(tiny_run, tmp_path):
+    """A no-tabular run is not a failed seed: the mixed-pool claims count plain runs only, and
+    the ablation gets its own check (cooperation <= 0.3)."""
+    import shutil
+
+    plain, notab = tmp_path / "plain", tmp_path / "notab"
+    for run, coop, ablation in ((plain, 0.9, "none"), (notab, 0.25, "no-tabular")):
+        shutil.copytree(tiny_run, run)
+        ev = json.loads((run / "eval.json").read_text())
+        ev["learner_vs_learner"]["cooperation"] = coop
+        (run / "eval.json").write_text(json.dumps(ev))
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["ablation"] = ablation
+        (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["ipd", "report", str(plain), str(notab), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    claim = next(line for line in text.splitlines() if line.startswith("| learner vs learner coop"))
+    assert claim.endswith("| 1/1 |") and "0.250" not in claim
+    assert "mean 0.900, min 0.900, max 0.900 (n = 1)" in text
+    assert ("`no-tabular` (no-tabular seed 3): learner vs learner cooperation <= 0.3: "
+            "0.250 ✓") in text
+
+
 def test_fresh_run_refuses_to_overwrite(tiny_run, capsys):
     assert main(["ipd", "train", "--preset", "tiny", "--out", str(tiny_run)]) == 2
     assert "--resume" in capsys.readouterr().err
