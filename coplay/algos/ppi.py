@@ -35,7 +35,7 @@ from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel, predict_sequence
 from coplay.agents.tabular import memory1_act, memory1_log_policy, random_memory1
 from coplay.algos.a2c import ConfigError
-from coplay.algos.ipd_rollout import Opponents, opponent_ids
+from coplay.algos.ipd_rollout import Opponents, opponent_ids, random_pairing
 from coplay.envs.matrix_games import (
     START,
     MatrixGameParams,
@@ -134,7 +134,10 @@ def validate(cfg: PPIConfig) -> None:
               "batch_size", "train_chunk_steps", "scan_unroll"):
         need(isinstance(getattr(cfg, f), int) and getattr(cfg, f) >= 1, f,
              "must be an integer >= 1")
-    need(cfg.num_learners in (1, 2), "num_learners", "must be 1 (self-play) or 2")
+    need(isinstance(cfg.num_learners, int)
+         and (cfg.num_learners == 1 or (cfg.num_learners >= 2 and cfg.num_learners % 2 == 0)),
+         "num_learners", "must be 1 (self-play) or an even number >= 2 (learners are paired; "
+         "more than two are paired at random in every game)")
     need(all(isinstance(i, int) and 0 <= i < cfg.num_learners for i in cfg.frozen_learners)
          and len(set(cfg.frozen_learners)) < cfg.num_learners, "frozen_learners",
          f"must be distinct learner indices below num_learners ({cfg.num_learners}), "
@@ -413,6 +416,13 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
 
     decide_all = jax.vmap(decide, in_axes=(0, 0, 0, None, 0))
 
+    def partner_of(x):
+        """(L, N) -> what each learner's learner co-player has: the flip of the learner axis
+        (two learners; one: itself), or the drawn partner of each game (a population)."""
+        if opponents.partner is None:
+            return jnp.flip(x, 0)
+        return jnp.take_along_axis(x, opponents.partner, axis=0)
+
     def step(carry, t):
         hidden, token, prev_action, prev_reward, tab_token, key = carry
         key, k_plan, k_act, k_tab = jax.random.split(key, 4)
@@ -425,9 +435,9 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
         tab_action = memory1_act(k_tab, opponents.tabular, tab_token)
         coop_prob = jnp.exp(logits[..., 0])
         tab_coop = jnp.take_along_axis(opponents.tabular, tab_token[..., None], -1)[..., 0]
-        coplayer_coop = jnp.where(opponents.is_learner[None, :], jnp.flip(coop_prob, 0),
+        coplayer_coop = jnp.where(opponents.is_learner[None, :], partner_of(coop_prob),
                                   tab_coop)
-        opp_action = jnp.where(opponents.is_learner[None, :], jnp.flip(action, 0), tab_action)
+        opp_action = jnp.where(opponents.is_learner[None, :], partner_of(action), tab_action)
         joint = jnp.stack([action, opp_action], -1)
         reward = joint_rewards(joint, env_params)[..., 0]
         tokens = first_person_tokens(joint)
@@ -447,10 +457,15 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def sample_opponents(key: jax.Array, cfg: PPIConfig, n: int) -> Opponents:
-    """The mixed pool for ``n`` games per learner: the first share against the other learner,
-    the rest against fresh U(0, 1) memory-1 agents."""
+    """The mixed pool for ``n`` games per learner: the first share against the other learner
+    (with more than two learners, a partner drawn at random for every game), the rest against
+    fresh U(0, 1) memory-1 agents."""
     tabular = random_memory1(key, (cfg.num_learners, n))
-    return Opponents(tabular, jnp.arange(n) < num_learner_games(cfg, n))
+    is_learner = jnp.arange(n) < num_learner_games(cfg, n)
+    if cfg.num_learners <= 2:
+        return Opponents(tabular, is_learner)
+    return Opponents(tabular, is_learner,
+                     random_pairing(jax.random.fold_in(key, 1), cfg.num_learners, n))
 
 
 def episodes_of(traj: PPITrajectory, opponents: Opponents, learner: int) -> Episodes:

@@ -106,7 +106,8 @@ def resolve_stage(cfg: IPDTrainConfig, algo: A2CConfig) -> A2CConfig:
     if cfg.stage == "mixed":
         return algo
     pair = algo
-    if algo.num_learners > 2:
+    if algo.num_learners > 2 and hasattr(algo, "episodes_per_update"):  # A2C; PPI's games
+        # per learner and phase do not depend on the number of learners
         pair = dataclasses.replace(
             algo, episodes_per_update=algo.episodes_per_update * algo.num_learners // 2)
     if cfg.stage == "step1":

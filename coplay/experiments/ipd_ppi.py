@@ -176,8 +176,9 @@ def make_play(algo: PPIConfig):
     env_params = MatrixGameParams()
 
     @jax.jit
-    def play(key, params, tabular, is_learner):
-        return ppi.rollout(key, algo, params, Opponents(tabular, is_learner), env_params)
+    def play(key, params, tabular, is_learner, partner=None):
+        return ppi.rollout(key, algo, params, Opponents(tabular, is_learner, partner),
+                           env_params)
 
     return play
 
@@ -322,7 +323,8 @@ class PhaseRunner:
         for b in range(algo.trajectories_per_phase // algo.collect_batch):
             k_opp, k_play = jax.random.split(jax.random.fold_in(k_collect, b))
             opponents = ppi.sample_opponents(k_opp, algo, algo.collect_batch)
-            traj = self.play(k_play, params, opponents.tabular, opponents.is_learner)
+            traj = self.play(k_play, params, opponents.tabular, opponents.is_learner,
+                             opponents.partner)
             trajs.append((jax.device_get(traj), jax.device_get(opponents)))
         for i in self.learners:
             eps = [ppi.episodes_of(t, o, i) for t, o in trajs]

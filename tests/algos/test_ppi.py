@@ -154,6 +154,31 @@ def test_rollout_records_the_models_coplayer_prediction_and_the_truth():
     np.testing.assert_allclose(traj.predicted_coplayer_coop[:, 1], hand, atol=1e-5)
 
 
+def test_a_population_plays_the_drawn_partner():
+    """Four learners: each learner game is against the partner drawn for it (an involution),
+    and the co-player's true P(C) is that partner's π."""
+    cfg = dataclasses.replace(CFG, num_learners=4)
+    ppi.validate(cfg)
+    n = 8
+    opp = ppi.sample_opponents(jax.random.PRNGKey(2), cfg, n)
+    partner = np.asarray(opp.partner)
+    assert partner.shape == (4, n)
+    np.testing.assert_array_equal(np.take_along_axis(partner, partner, 0), np.tile(
+        np.arange(4)[:, None], (1, n)))
+    assert (partner != np.arange(4)[:, None]).all()
+    params = _learner_params(cfg, 4)
+    traj = jax.jit(lambda: ppi.rollout(jax.random.PRNGKey(4), cfg, params, opp,
+                                       MatrixGameParams()))()
+    learner = np.asarray(opp.is_learner)
+    assert learner.any() and not learner.all()
+    own, other = np.asarray(traj.action), np.asarray(traj.opponent_action)
+    want = np.take_along_axis(own, np.broadcast_to(partner, own.shape), 1)
+    np.testing.assert_array_equal(other[:, :, learner], want[:, :, learner])
+    prob = np.take_along_axis(np.asarray(traj.coop_prob), np.broadcast_to(partner, own.shape), 1)
+    np.testing.assert_allclose(np.asarray(traj.coplayer_coop_prob)[:, :, learner],
+                               prob[:, :, learner])
+
+
 def test_training_steps_lower_the_loss():
     cfg = dataclasses.replace(CFG, learning_rate=3e-3)
     data = ppi.make_random_pairs(cfg.num_rounds)(jax.random.PRNGKey(0), 32)
@@ -170,7 +195,7 @@ def test_training_steps_lower_the_loss():
     assert losses[2] < losses[0], losses
 
 
-@pytest.mark.parametrize("field, value", [("beta", -1.0), ("collect_batch", 3),
+@pytest.mark.parametrize("field, value", [("beta", -1.0), ("collect_batch", 3), ("num_learners", 3),
                                           ("d0_trajectories", 7), ("action_loss_weight", 0.0),
                                           ("dataset_window", -1)])
 def test_validate_names_the_field(field, value):
