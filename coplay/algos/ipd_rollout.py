@@ -54,6 +54,15 @@ def random_pairing(key: jax.Array, num_learners: int, num_episodes: int) -> jax.
     return partner.T.astype(jnp.int32)
 
 
+def partner_values(x: jax.Array, partner: jax.Array | None) -> jax.Array:
+    """(L, N) -> what each learner's learner co-player has in that episode: the flip of the
+    agent axis when ``partner`` is None (with one learner, the agent itself: self-play), else
+    the entry of the episode's drawn partner."""
+    if partner is None:
+        return jnp.flip(x, 0)
+    return jnp.take_along_axis(x, partner, axis=0)
+
+
 def opponent_ids(opponents: Opponents) -> jax.Array:
     """(L, N, 10): the spec's z vector — tabular log-policy, zeros for learner co-players."""
     z = memory1_log_policy(opponents.tabular)
@@ -101,12 +110,7 @@ def rollout_with_final_value(key: jax.Array, agent: GRUAgent, params, opponents:
             jax.nn.log_softmax(logits), action[..., None], axis=-1
         )[..., 0]
         tab_action = memory1_act(k_tab, opponents.tabular, carry.tab_token)
-        # The other learner's action: the flip along the agent axis (with one learner, the
-        # agent itself: self-play), or the action of the episode's drawn partner.
-        if opponents.partner is None:
-            learner_action = jnp.flip(action, 0)
-        else:
-            learner_action = jnp.take_along_axis(action, opponents.partner, axis=0)
+        learner_action = partner_values(action, opponents.partner)
         opp_action = jnp.where(opponents.is_learner[None, :], learner_action, tab_action)
         joint = jnp.stack([action, opp_action], axis=-1)  # (L, N, 2), learner's seat first
         reward = joint_rewards(joint, env_params)[..., 0]

@@ -35,7 +35,7 @@ from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel, predict_sequence
 from coplay.agents.tabular import memory1_act, memory1_log_policy, random_memory1
 from coplay.algos.a2c import ConfigError
-from coplay.algos.ipd_rollout import Opponents, opponent_ids, random_pairing
+from coplay.algos.ipd_rollout import Opponents, opponent_ids, partner_values, random_pairing
 from coplay.envs.matrix_games import (
     START,
     MatrixGameParams,
@@ -416,13 +416,6 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
 
     decide_all = jax.vmap(decide, in_axes=(0, 0, 0, None, 0))
 
-    def partner_of(x):
-        """(L, N) -> what each learner's learner co-player has: the flip of the learner axis
-        (two learners; one: itself), or the drawn partner of each game (a population)."""
-        if opponents.partner is None:
-            return jnp.flip(x, 0)
-        return jnp.take_along_axis(x, opponents.partner, axis=0)
-
     def step(carry, t):
         hidden, token, prev_action, prev_reward, tab_token, key = carry
         key, k_plan, k_act, k_tab = jax.random.split(key, 4)
@@ -435,9 +428,10 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
         tab_action = memory1_act(k_tab, opponents.tabular, tab_token)
         coop_prob = jnp.exp(logits[..., 0])
         tab_coop = jnp.take_along_axis(opponents.tabular, tab_token[..., None], -1)[..., 0]
-        coplayer_coop = jnp.where(opponents.is_learner[None, :], partner_of(coop_prob),
+        vs_learner = opponents.is_learner[None, :]
+        coplayer_coop = jnp.where(vs_learner, partner_values(coop_prob, opponents.partner),
                                   tab_coop)
-        opp_action = jnp.where(opponents.is_learner[None, :], partner_of(action), tab_action)
+        opp_action = jnp.where(vs_learner, partner_values(action, opponents.partner), tab_action)
         joint = jnp.stack([action, opp_action], -1)
         reward = joint_rewards(joint, env_params)[..., 0]
         tokens = first_person_tokens(joint)
