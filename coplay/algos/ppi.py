@@ -80,6 +80,12 @@ class PPIConfig:
     """Rounds simulated inside the model per rollout (the paper: 15)."""
     num_rollouts: int = 8
     """Monte-Carlo rollouts per candidate action and decision (unreported in the paper)."""
+    planning_noise: str = "decision"
+    """Random numbers of the planning rollouts: "decision" draws fresh ones at every decision
+    (unreported in the paper; the `default`'s choice); "episode" draws one set per game and
+    learner and reuses it at every decision of that game, so a learner's Monte-Carlo error is a
+    smooth function of the history instead of a fresh coin at every round: a consistent
+    persona within a game, a different one in the next (a deviation; see docs/ipd.md)."""
     plan_past_episode_end: bool = False
     """If False (default), rollouts stop counting reward at the episode's last round, so Q̂
     is the return of the real remaining game; True counts the full horizon everywhere."""
@@ -148,6 +154,8 @@ def validate(cfg: PPIConfig) -> None:
     need(cfg.trajectories_per_phase % cfg.collect_batch == 0, "collect_batch",
          f"must divide trajectories_per_phase ({cfg.trajectories_per_phase})")
     need(cfg.beta >= 0, "beta", "must be >= 0")
+    need(cfg.planning_noise in ("decision", "episode"), "planning_noise",
+         'must be "decision" or "episode"')
     for f in ("obs_loss_weight", "action_loss_weight", "reward_loss_weight", "weight_decay"):
         need(getattr(cfg, f) >= 0, f, "must be >= 0")
     need(cfg.action_loss_weight > 0, "action_loss_weight",
@@ -416,12 +424,18 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
 
     decide_all = jax.vmap(decide, in_axes=(0, 0, 0, None, 0))
 
+    if cfg.planning_noise == "episode":
+        # one key per learner for the whole game: the same rollout draws at every decision
+        key, k_episode = jax.random.split(key)
+        episode_plan_keys = jax.random.split(k_episode, num_learners)
+
     def step(carry, t):
         hidden, token, prev_action, prev_reward, tab_token, key = carry
         key, k_plan, k_act, k_tab = jax.random.split(key, 4)
         inputs = AgentInput(token, prev_action, prev_reward, z)
-        hidden, prior, q, predicted = decide_all(params, hidden, inputs, t,
-                                                 jax.random.split(k_plan, num_learners))
+        plan_keys = (episode_plan_keys if cfg.planning_noise == "episode"
+                     else jax.random.split(k_plan, num_learners))
+        hidden, prior, q, predicted = decide_all(params, hidden, inputs, t, plan_keys)
         logits = improved_logits(prior, q, beta)
         action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
         log_prob = jnp.take_along_axis(logits, action[..., None], -1)[..., 0]

@@ -179,6 +179,29 @@ def test_a_population_plays_the_drawn_partner():
                                prob[:, :, learner])
 
 
+def test_episode_planning_noise_reuses_the_rollout_draws_at_every_decision():
+    """A model whose GRU is switched off (all its weights zero keep the state at 0) is in the
+    same state at every round, so its Q̂ differs between rounds only through the rollouts'
+    random numbers: equal at every decision of a game with `planning_noise="episode"`,
+    different with fresh draws per decision, and different between games either way."""
+    cfg = dataclasses.replace(CFG, plan_past_episode_end=True, num_rounds=5)
+    params = _learner_params(cfg)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.zeros_like(x) if "gru" in jax.tree_util.keystr(path) else x, params)
+    n = 4
+    opp = Opponents(jnp.full((2, n, 5), 0.5), jnp.arange(n) < 2)
+
+    def q(noise):
+        c = dataclasses.replace(cfg, planning_noise=noise)
+        return np.asarray(jax.jit(lambda: ppi.rollout(jax.random.PRNGKey(0), c, params, opp,
+                                                      MatrixGameParams()).q)())
+
+    episode, decision = q("episode"), q("decision")  # (T, L, N, 2)
+    np.testing.assert_array_equal(episode, np.broadcast_to(episode[:1], episode.shape))
+    assert not np.allclose(decision, decision[:1])
+    assert not np.allclose(episode[:, :, :1], episode[:, :, 1:2])  # games differ
+
+
 def test_training_steps_lower_the_loss():
     cfg = dataclasses.replace(CFG, learning_rate=3e-3)
     data = ppi.make_random_pairs(cfg.num_rounds)(jax.random.PRNGKey(0), 32)
@@ -197,7 +220,8 @@ def test_training_steps_lower_the_loss():
 
 @pytest.mark.parametrize("field, value", [("beta", -1.0), ("collect_batch", 3), ("num_learners", 3),
                                           ("d0_trajectories", 7), ("action_loss_weight", 0.0),
-                                          ("dataset_window", -1)])
+                                          ("dataset_window", -1),
+                                          ("planning_noise", "round")])
 def test_validate_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ppi.validate(dataclasses.replace(CFG, **{field: value}))
