@@ -6,7 +6,10 @@
    The ratio is the price of planning: 2·K·H simulated rounds per decision, each a GRU step
    plus the observation and reward heads and two samples (an acting step is a GRU step and
    the action head), so the ratio can exceed 2·K·H.
-2. One PPI phase of the chosen preset, split into model training (gradient steps on the
+2. The same games with the rollouts' random numbers drawn once per game (``planning_noise =
+   "episode"``) against fresh draws at every decision (``"decision"``): the same work, so the
+   ratio should be ≈1 (measured 0.95x, --quick, shared machine).
+3. One PPI phase of the chosen preset, split into model training (gradient steps on the
    cumulative dataset) and collection (games with planning): seconds and shares.
 
 Usage: python bench/bench_ppi.py [--preset default] [--repeats N] [--quick]
@@ -71,6 +74,13 @@ def main() -> None:
         steps = 2 * cfg.num_rollouts * cfg.planning_horizon
         print(f"{games:>6} {improved:>12.4g} {prior:>12.4g} {prior / improved:>6.1f}x "
               f"{steps:>19}")
+    games = 50 if args.quick else cfg.collect_batch
+    print(f"== planning noise: one draw per game against fresh draws per decision "
+          f"({games} games) ==")
+    per = {noise: actions_per_s(dataclasses.replace(cfg, planning_noise=noise), games, True,
+                                repeats) for noise in ("decision", "episode")}
+    print(f"decision {per['decision']:.4g} actions/s, episode {per['episode']:.4g} actions/s: "
+          f"episode / decision = {per['episode'] / per['decision']:.2f}x")
     # phase 1 only prepares phase 2 (its pre-training length is not what a phase costs)
     cfg = dataclasses.replace(cfg, first_phase_steps=cfg.max_steps_per_phase)
     if args.quick:
