@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +80,7 @@ class PPIConfig:
     """Rounds simulated inside the model per rollout (the paper: 15)."""
     num_rollouts: int = 8
     """Monte-Carlo rollouts per candidate action and decision (unreported in the paper)."""
-    planning_noise: str = "decision"
+    planning_noise: Literal["decision", "episode"] = "decision"
     """Random numbers of the planning rollouts: "decision" draws fresh ones at every decision
     (unreported in the paper; the `default`'s choice); "episode" draws one set per game and
     learner and reuses it at every decision of that game, so a learner's Monte-Carlo error is a
