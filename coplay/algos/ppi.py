@@ -112,6 +112,14 @@ class PPIConfig:
     the base data (D_0, or the inherited dataset of step 3) and only the last W phases, so
     the prior p(a|x) follows the recent improved policies instead of their average over
     every phase (a deviation; see docs/ipd.md)."""
+    prior_window: int = 0
+    """0 (the paper): the own-action head — the prior p(a|x) of the improved policy and of the
+    rollouts — learns from the whole training dataset, like the other heads, so in a learner's
+    contexts it is the *average* of every past phase's improved policy (fictitious play). W ≥ 1:
+    it learns only from the games of the last W phases (the base data while there are none),
+    while the observation and reward heads keep learning from everything, so the prior follows
+    the latest improved policy (policy iteration) and the world model keeps every co-player it
+    has seen (a deviation; see docs/ipd.md)."""
     batch_size: int = 256
     """Trajectories per gradient step (the paper: 256)."""
     reinit_model: bool = True
@@ -166,6 +174,8 @@ def validate(cfg: PPIConfig) -> None:
     need(cfg.epochs > 0, "epochs", "must be > 0")
     need(isinstance(cfg.dataset_window, int) and cfg.dataset_window >= 0, "dataset_window",
          "must be an integer >= 0 (0 = the cumulative dataset)")
+    need(isinstance(cfg.prior_window, int) and cfg.prior_window >= 0, "prior_window",
+         "must be an integer >= 0 (0 = the prior learns from the whole dataset)")
     for f in ("max_steps_per_phase", "first_phase_steps"):
         need(getattr(cfg, f) is None or getattr(cfg, f) >= 1, f, "must be >= 1")
 
@@ -238,12 +248,21 @@ class LossParts(NamedTuple):
     reward: jax.Array  # reward squared error
 
 
-def model_loss(cfg: PPIConfig, params, ep: Episodes) -> LossParts:
-    """L = λ_obs·CE(o_{t+1}) + λ_act·CE(a_t) + λ_rew·(r̂_t − r_t)², averaged over rounds."""
+def model_loss(cfg: PPIConfig, params, ep: Episodes,
+               action_weight: jax.Array | None = None) -> LossParts:
+    """L = λ_obs·CE(o_{t+1}) + λ_act·CE(a_t) + λ_rew·(r̂_t − r_t)², averaged over rounds.
+
+    ``action_weight`` (N,), if given, weights each trajectory's own-action term (the mean is
+    over the weighted trajectories; 0 where none is): the `prior_window` option."""
     inputs, actions, next_tokens, rewards = tokenize(ep)
     act_logits, obs_logits, rew = predict_sequence(make_model(cfg), params, inputs, actions,
                                                    next_tokens, cfg.scan_unroll)
-    l_act = optax.softmax_cross_entropy_with_integer_labels(act_logits, actions).mean()
+    ce_act = optax.softmax_cross_entropy_with_integer_labels(act_logits, actions)  # (T, N)
+    if action_weight is None:
+        l_act = ce_act.mean()
+    else:
+        w = jnp.asarray(action_weight, jnp.float32)
+        l_act = (ce_act * w).sum() / jnp.maximum(w.sum() * ce_act.shape[0], 1e-6)
     l_obs = optax.softmax_cross_entropy_with_integer_labels(obs_logits, next_tokens).mean()
     l_rew = jnp.square(rew - rewards).mean()
     total = (cfg.obs_loss_weight * l_obs + cfg.action_loss_weight * l_act
@@ -280,17 +299,20 @@ def batch_indices(rng: np.random.Generator, dataset_size: int, steps: int,
 
 
 def make_train_steps(cfg: PPIConfig):
-    """Jitted ``train_steps(params, opt_state, data: Episodes (cap, T), idx (S, B))`` for a
-    stack of learners (leading axis on params, opt_state, data and idx). Returns the new
-    params, opt_state and the mean loss parts over the S steps, per learner."""
+    """Jitted ``train_steps(params, opt_state, data: Episodes (cap, T), idx (S, B),
+    action_weight (cap,))`` for a stack of learners (leading axis on every argument).
+    ``action_weight`` weights each trajectory's own-action loss; it is read only with
+    `prior_window` ≥ 1 (pass ones otherwise). Returns the new params, opt_state and the mean
+    loss parts over the S steps, per learner."""
     optimizer = make_optimizer(cfg)
 
-    def one_learner(params, opt_state, data: Episodes, idx):
+    def one_learner(params, opt_state, data: Episodes, idx, action_weight):
         def step(carry, rows):
             params, opt_state = carry
             batch = jax.tree.map(lambda x: x[rows], data)
+            w = action_weight[rows] if cfg.prior_window else None
             grads, parts = jax.grad(lambda p: (lambda lp: (lp.total, lp))(
-                model_loss(cfg, p, batch)), has_aux=True)(params)
+                model_loss(cfg, p, batch, w)), has_aux=True)(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), parts
 

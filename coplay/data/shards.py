@@ -50,6 +50,17 @@ class ShardStore:
         except Exception as e:  # zip / pickle errors of a damaged file
             raise RunError(f"dataset shard {path} is unreadable: {e}") from None
 
+    def length(self, name: str) -> int:
+        """Trajectories in shard ``name`` (reads only one of its arrays)."""
+        path = self._file(name)
+        try:
+            with np.load(path) as f:
+                return int(f[f.files[0]].shape[0])
+        except FileNotFoundError:
+            raise RunError(f"dataset shard {path} does not exist") from None
+        except Exception as e:  # zip / pickle errors of a damaged file
+            raise RunError(f"dataset shard {path} is unreadable: {e}") from None
+
     def exists(self, name: str) -> bool:
         return self._file(name).is_file()
 

@@ -142,6 +142,22 @@ def learner_shards(store: ShardStore, learner: int, phases_done: int,
     return names + [f"phase{k:03d}-learner{learner}" for k in range(first, phases_done + 1)]
 
 
+def prior_weights(names: list[str], sizes: list[int], phases_done: int,
+                  prior_window: int) -> np.ndarray:
+    """Own-action loss weight of every trajectory of the shards ``names`` (in order, with
+    ``sizes`` trajectories each): all ones with ``prior_window`` 0; else 1 for the games of
+    phases after ``phases_done − prior_window`` and 0 for older ones and the base data — the
+    base data keeps weight 1 while no phase is in the window (phase 1)."""
+    if prior_window == 0:
+        return np.ones(sum(sizes), np.float32)
+    first = phases_done - prior_window + 1
+    recent = [n.startswith("phase") and int(n[5:8]) >= first for n in names]
+    if not any(recent):
+        recent = [not n.startswith("phase") for n in names]
+    return np.concatenate([np.full(k, float(r), np.float32)
+                           for k, r in zip(sizes, recent, strict=True)])
+
+
 def dataset_shards(store: ShardStore, learner: int) -> list[str]:
     """Every shard of a finished run's learner (what a later stage inherits)."""
     return learner_shards(store, learner, 0) + sorted(
@@ -273,12 +289,13 @@ class PhaseRunner:
         self.play = make_play(algo)
         self.learners = trainable(algo)
 
-    def _dataset(self, phases_done: int) -> tuple[Episodes, list[int]]:
+    def _dataset(self, phases_done: int) -> tuple[Episodes, np.ndarray, list[int]]:
         """Stacked datasets of the trainable learners, zero-padded to one capacity that is
-        the same in every phase (so the training step compiles once per run)."""
+        the same in every phase (so the training step compiles once per run), with each
+        trajectory's own-action loss weight (L, cap): :func:`prior_weights`."""
         window = self.algo.dataset_window
-        parts = [self.store.read_many(learner_shards(self.store, i, phases_done, window))
-                 for i in self.learners]
+        names = [learner_shards(self.store, i, phases_done, window) for i in self.learners]
+        parts = [self.store.read_many(n) for n in names]
         sizes = [len(p["action"]) for p in parts]
         base = [len(self.store.read_many(learner_shards(self.store, i, 0))["action"])
                 for i in self.learners]
@@ -287,7 +304,9 @@ class PhaseRunner:
         pad = lambda x: np.concatenate(  # noqa: E731
             [x, np.zeros((cap - len(x), *x.shape[1:]), x.dtype)])
         stacked = {k: np.stack([pad(p[k]) for p in parts]) for k in Episodes._fields}
-        return Episodes(**stacked), sizes
+        weights = np.stack([pad(prior_weights(n, [self.store.length(x) for x in n], phases_done,
+                                              self.algo.prior_window)) for n in names])
+        return Episodes(**stacked), weights, sizes
 
     def run_phase(self, key, phase: int, params, use_loaded: list[bool]):
         algo = self.algo
@@ -301,8 +320,9 @@ class PhaseRunner:
             train_params = _blend(keep, fresh, train_params)
         row: dict = {}
         if not all(use_loaded[i] for i in self.learners):
-            data, sizes = self._dataset(phase - 1)
+            data, action_weight, sizes = self._dataset(phase - 1)
             data = jax.tree.map(jnp.asarray, data)
+            action_weight = jnp.asarray(action_weight)
             steps = ppi.steps_per_phase(algo, max(sizes), phase)
             rng = np.random.default_rng(np.asarray(jax.random.key_data(k_train)).ravel())
             idx = np.stack([ppi.batch_indices(rng, size, steps, algo.batch_size)
@@ -312,7 +332,8 @@ class PhaseRunner:
             new_params = train_params
             for c in range(steps // chunk):
                 new_params, opt_state, parts = self.train_steps(
-                    new_params, opt_state, data, jnp.asarray(idx[:, c * chunk:(c + 1) * chunk]))
+                    new_params, opt_state, data, jnp.asarray(idx[:, c * chunk:(c + 1) * chunk]),
+                    action_weight)
             train_params = _blend(keep, new_params, train_params)
             row |= {"dataset_size": sizes, "train_steps": steps,
                     **{f"loss_{k}": [round(float(v), 5) for v in np.asarray(x)]

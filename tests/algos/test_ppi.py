@@ -211,16 +211,36 @@ def test_training_steps_lower_the_loss():
     opt_state = jax.vmap(optimizer.init)(params)
     idx = jnp.asarray(ppi.batch_indices(np.random.default_rng(0), 64, 60, 16))[None]
     losses = []
+    ones = jnp.ones((1, 32))
     for c in range(3):
         params, opt_state, parts = train_steps(params, opt_state, stacked,
-                                               idx[:, 20 * c:20 * (c + 1)])
+                                               idx[:, 20 * c:20 * (c + 1)], ones)
         losses.append(float(parts.total[0]))
     assert losses[2] < losses[0], losses
 
 
+def test_action_weights_drop_trajectories_from_the_action_loss_only():
+    """With weights (1, 1, 0, 0) the own-action term is that of the first two trajectories
+    alone, the other terms still average all four; weights of ones give the plain mean."""
+    data = ppi.make_random_pairs(CFG.num_rounds)(jax.random.PRNGKey(3), 2)  # 4 trajectories
+    params = ppi.init_params(CFG, jax.random.PRNGKey(4))
+    full = ppi.model_loss(CFG, params, data)
+    first = ppi.model_loss(CFG, params, jax.tree.map(lambda x: x[:2], data))
+    weighted = ppi.model_loss(CFG, params, data, jnp.array([1.0, 1.0, 0.0, 0.0]))
+    ones = ppi.model_loss(CFG, params, data, jnp.ones(4))
+    np.testing.assert_allclose(weighted.action, first.action, rtol=1e-5)
+    np.testing.assert_allclose(weighted.obs, full.obs, rtol=1e-6)
+    np.testing.assert_allclose(weighted.reward, full.reward, rtol=1e-6)
+    assert not np.isclose(full.action, first.action)  # the check can fail
+    for a, b in zip(ones, full, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    none = ppi.model_loss(CFG, params, data, jnp.zeros(4))
+    assert float(none.action) == 0.0
+
+
 @pytest.mark.parametrize("field, value", [("beta", -1.0), ("collect_batch", 3), ("num_learners", 3),
                                           ("d0_trajectories", 7), ("action_loss_weight", 0.0),
-                                          ("dataset_window", -1),
+                                          ("dataset_window", -1), ("prior_window", -2),
                                           ("planning_noise", "round")])
 def test_validate_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):

@@ -151,3 +151,31 @@ def test_a_windowed_run_trains_on_d0_and_the_last_phase(tmp_path):
     train_run(cfg, tmp_path / "w", progress=False, evaluate_at_end=False)
     rows = RunDir(tmp_path / "w").read_metrics()
     assert [r["dataset_size"] for r in rows] == [[64, 64], [80, 80], [80, 80]]
+
+
+def test_prior_weights_keep_the_last_phases_or_the_base_while_there_are_none():
+    from coplay.experiments.ipd_ppi import prior_weights
+
+    names = ["d0", "phase001-learner0", "phase002-learner0", "phase003-learner0"]
+    sizes = [4, 2, 2, 2]
+    np.testing.assert_array_equal(prior_weights(names, sizes, 3, 0), np.ones(10))
+    np.testing.assert_array_equal(prior_weights(names, sizes, 3, 1), [0] * 8 + [1] * 2)
+    np.testing.assert_array_equal(prior_weights(names, sizes, 3, 2), [0] * 6 + [1] * 4)
+    np.testing.assert_array_equal(prior_weights(names, sizes, 3, 5), [0] * 4 + [1] * 6)
+    np.testing.assert_array_equal(prior_weights(["base-learner1"], [3], 0, 1), np.ones(3))
+
+
+def test_a_prior_window_run_trains_the_action_head_on_the_last_phase_only(tmp_path):
+    """Same data as the paper's cumulative run (dataset sizes equal), different prior: with
+    prior_window = 1 phase 3's own-action loss is taken over phase 2's games alone."""
+    base = resolve(PPITrainConfig(preset="tiny"))
+    rows = {}
+    for w in (0, 1):
+        cfg = PPITrainConfig(preset="tiny", seed=2, eval_episodes=EVAL, probe_every=0,
+                             ppi=dataclasses.replace(base, num_phases=3, prior_window=w))
+        train_run(cfg, tmp_path / f"p{w}", progress=False, evaluate_at_end=False)
+        rows[w] = RunDir(tmp_path / f"p{w}").read_metrics()
+    assert [r["dataset_size"] for r in rows[1]] == [r["dataset_size"] for r in rows[0]]
+    np.testing.assert_allclose(rows[1][0]["loss_action"], rows[0][0]["loss_action"],
+                               rtol=1e-4)  # phase 1: both learn the prior from D0
+    assert not np.allclose(rows[1][2]["loss_action"], rows[0][2]["loss_action"], rtol=1e-3)
