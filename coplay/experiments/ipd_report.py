@@ -22,10 +22,15 @@ CLAIMS = (
 )
 
 
+# The paper's ablations, under which the learners defect: without tabular co-players, and
+# with the tabular co-player's identity in the input (no in-context inference left to shape).
+ABLATIONS_THAT_DEFECT = ("no-tabular", "opponent-id")
+
+
 def claim_lines(labels: list[str], cfgs: dict, evals: dict) -> list[str]:
     """The issue's claims: the mixed-pool ones over the plain mixed-pool runs (no ablation,
-    no stage), counted and summarised over those runs only; the `no-tabular` ablation's own
-    claim (learner-vs-learner cooperation <= 0.3) over the ablation's runs."""
+    no stage), counted and summarised over those runs only; each ablation's own claim
+    (learner-vs-learner cooperation <= 0.3) over its runs."""
     def kind(label):
         cfg = cfgs[label]
         return cfg["ablation"] if cfg.get("stage", "mixed") == "mixed" else "stage"
@@ -45,9 +50,9 @@ def claim_lines(labels: list[str], cfgs: dict, evals: dict) -> list[str]:
         lines += ["", f"Learner-vs-learner cooperation over these runs: mean {ll.mean():.3f}, "
                   f"min {ll.min():.3f}, max {ll.max():.3f} (n = {len(ll)})."]
     for label in labels:
-        if kind(label) == "no-tabular":
+        if kind(label) in ABLATIONS_THAT_DEFECT:
             v = evals[label]["learner_vs_learner"]["cooperation"]
-            lines += ["", f"`no-tabular` ({label}): learner vs learner cooperation <= 0.3: "
+            lines += ["", f"`{kind(label)}` ({label}): learner vs learner cooperation <= 0.3: "
                       f"{v:.3f} {'✓' if v <= 0.3 else '✗'}"]
     return lines
 

@@ -74,11 +74,12 @@ def test_report_keeps_runs_that_share_a_seed_apart(tiny_run, tmp_path):
 
 def test_report_counts_claims_over_mixed_pool_runs_and_checks_the_ablation(tiny_run, tmp_path):
     """A no-tabular run is not a failed seed: the mixed-pool claims count plain runs only, and
-    the ablation gets its own check (cooperation <= 0.3)."""
+    each ablation gets its own check (cooperation <= 0.3)."""
     import shutil
 
-    plain, notab = tmp_path / "plain", tmp_path / "notab"
-    for run, coop, ablation in ((plain, 0.9, "none"), (notab, 0.25, "no-tabular")):
+    plain, notab, oid = tmp_path / "plain", tmp_path / "notab", tmp_path / "oid"
+    for run, coop, ablation in ((plain, 0.9, "none"), (notab, 0.25, "no-tabular"),
+                                (oid, 0.5, "opponent-id")):
         shutil.copytree(tiny_run, run)
         ev = json.loads((run / "eval.json").read_text())
         ev["learner_vs_learner"]["cooperation"] = coop
@@ -86,13 +87,16 @@ def test_report_counts_claims_over_mixed_pool_runs_and_checks_the_ablation(tiny_
         cfg = json.loads((run / "config.json").read_text())
         cfg["ablation"] = ablation
         (run / "config.json").write_text(json.dumps(cfg))
-    assert main(["ipd", "report", str(plain), str(notab), "--out", str(tmp_path / "rep")]) == 0
+    assert main(["ipd", "report", str(plain), str(notab), str(oid),
+                 "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "report.md").read_text()
     claim = next(line for line in text.splitlines() if line.startswith("| learner vs learner coop"))
     assert claim.endswith("| 1/1 |") and "0.250" not in claim
     assert "mean 0.900, min 0.900, max 0.900 (n = 1)" in text
     assert ("`no-tabular` (no-tabular seed 3): learner vs learner cooperation <= 0.3: "
             "0.250 ✓") in text
+    assert ("`opponent-id` (opponent-id seed 3): learner vs learner cooperation <= 0.3: "
+            "0.500 ✗") in text
 
 
 def test_fresh_run_refuses_to_overwrite(tiny_run, capsys):
