@@ -12,7 +12,12 @@
 3. One PPI phase of the chosen preset, split into model training (gradient steps on the
    cumulative dataset) and collection (games with planning): seconds and shares.
 
-Usage: python bench/bench_ppi.py [--preset default] [--repeats N] [--quick]
+   With ``--preset paper`` a phase is far too large to run here, so section 3 instead
+   times the paper's model on small batches (planning games, training steps) and
+   extrapolates what its 30 phases would cost on this machine, against the `default`
+   preset's model timed the same way in the same process.
+
+Usage: python bench/bench_ppi.py [--preset default|paper] [--repeats N] [--quick]
 Machines here are shared and noisy: read the ratios, not the absolute numbers.
 """
 
@@ -23,6 +28,7 @@ import dataclasses
 import tempfile
 
 import jax
+import numpy as np
 from timing import best_time  # bench/timing.py (scripts run from bench/)
 
 from coplay.algos import ppi
@@ -55,6 +61,42 @@ def phase_split(cfg: ppi.PPIConfig) -> dict:
     return row
 
 
+def train_steps_per_s(cfg: ppi.PPIConfig, repeats: int, steps: int = 20) -> float:
+    """Gradient steps per second of one learner's model at ``cfg.batch_size``."""
+    data = ppi.make_random_pairs(cfg.num_rounds)(jax.random.PRNGKey(0), 1024)
+    data = jax.tree.map(lambda x: jax.numpy.asarray(x)[None], data)
+    params = ppi.init_learners(cfg, jax.random.PRNGKey(1), 1)
+    train_steps, optimizer = ppi.make_train_steps(cfg)
+    opt_state = jax.vmap(optimizer.init)(params)
+    idx = jax.numpy.asarray(ppi.batch_indices(np.random.default_rng(0), 2048, steps,
+                                              cfg.batch_size))[None]
+    ones = jax.numpy.ones((1, 2048))
+    t = best_time(lambda: jax.block_until_ready(train_steps(params, opt_state, data, idx, ones)),
+                  repeats)
+    return steps / t
+
+
+def paper_scale_estimate(cfg: ppi.PPIConfig, anchor: ppi.PPIConfig, repeats: int) -> None:
+    """Time ``cfg``'s model (planning games, training steps) on small batches, with
+    ``anchor``'s timed the same way, and extrapolate ``cfg``'s whole run on this machine."""
+    rows = {}
+    for name, c in (("paper", cfg), ("default", anchor)):
+        rows[name] = (actions_per_s(c, 100, True, repeats), train_steps_per_s(c, repeats))
+    (act, steps), (act0, steps0) = rows["paper"], rows["default"]
+    print(f"improved-policy actions/s: paper {act:.4g}, default {act0:.4g} "
+          f"(paper / default = {act / act0:.3f}x)")
+    print(f"gradient steps/s (batch {cfg.batch_size}): paper {steps:.4g}, default "
+          f"{steps0:.4g} ({steps / steps0:.3f}x)")
+    planning = cfg.num_phases * cfg.num_learners * cfg.trajectories_per_phase * cfg.num_rounds
+    grad_steps = sum(np.ceil(cfg.epochs * (cfg.d0_trajectories + (k - 1)
+                                           * cfg.trajectories_per_phase) / cfg.batch_size)
+                     for k in range(1, cfg.num_phases + 1)) * cfg.num_learners
+    print(f"paper run ({cfg.num_phases} phases, {cfg.num_learners} learners): "
+          f"{planning:.3g} planned actions -> {planning / act / 3600:.1f} h, "
+          f"{grad_steps:.3g} gradient steps -> {grad_steps / steps / 3600:.1f} h "
+          f"(one core's worth of this machine per learner stack; extrapolated)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
@@ -81,6 +123,11 @@ def main() -> None:
                                 repeats) for noise in ("decision", "episode")}
     print(f"decision {per['decision']:.4g} actions/s, episode {per['episode']:.4g} actions/s: "
           f"episode / decision = {per['episode'] / per['decision']:.2f}x")
+    if args.preset == "paper":
+        print("== the paper preset's whole run, extrapolated from small batches (anchor: the "
+              "default preset's model timed alike) ==")
+        paper_scale_estimate(cfg, PRESETS["default"], repeats)
+        return
     # phase 1 only prepares phase 2 (its pre-training length is not what a phase costs)
     cfg = dataclasses.replace(cfg, first_phase_steps=cfg.max_steps_per_phase)
     if args.quick:
