@@ -49,3 +49,14 @@ def test_errors_name_the_problem(tmp_path):
     store.write("w", {"b": np.zeros(2)})
     with pytest.raises(RunError, match="expected"):
         store.read_many(["z", "w"])
+
+
+def test_length_counts_trajectories_and_names_a_missing_or_damaged_shard(tmp_path):
+    store = ShardStore(tmp_path)
+    store.write("d0", _arrays(5))
+    assert store.length("d0") == 5
+    with pytest.raises(RunError, match="does not exist"):
+        store.length("nope")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(RunError, match="unreadable"):
+        store.length("bad")
