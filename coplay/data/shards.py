@@ -40,26 +40,23 @@ class ShardStore:
         atomic_write_bytes(path, buf.getvalue())
         return path
 
-    def read(self, name: str) -> dict[str, np.ndarray]:
+    def _load(self, name: str, take):
+        """``take(npz)`` of shard ``name``; a missing or damaged file is a RunError naming it."""
         path = self._file(name)
         try:
             with np.load(path) as f:
-                return {k: f[k] for k in f.files}
+                return take(f)
         except FileNotFoundError:
             raise RunError(f"dataset shard {path} does not exist") from None
         except Exception as e:  # zip / pickle errors of a damaged file
             raise RunError(f"dataset shard {path} is unreadable: {e}") from None
 
+    def read(self, name: str) -> dict[str, np.ndarray]:
+        return self._load(name, lambda f: {k: f[k] for k in f.files})
+
     def length(self, name: str) -> int:
         """Trajectories in shard ``name`` (reads only one of its arrays)."""
-        path = self._file(name)
-        try:
-            with np.load(path) as f:
-                return int(f[f.files[0]].shape[0])
-        except FileNotFoundError:
-            raise RunError(f"dataset shard {path} does not exist") from None
-        except Exception as e:  # zip / pickle errors of a damaged file
-            raise RunError(f"dataset shard {path} is unreadable: {e}") from None
+        return self._load(name, lambda f: int(f[f.files[0]].shape[0]))
 
     def exists(self, name: str) -> bool:
         return self._file(name).is_file()
