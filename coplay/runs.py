@@ -7,21 +7,36 @@ Every run writes one folder ``runs/<experiment>/<name>/`` holding
 - ``metrics.jsonl``  one JSON object per logged step (truncated to the checkpoint on resume),
 - PNG plots, ``eval.json`` and ``report.md`` written by the experiment.
 
-Nothing here traces JAX code: it runs in the short Python loop around jitted train chunks.
+and the plumbing every driver shares: atomic writes, config <-> JSON, the rich progress bar,
+and :func:`drive_chunks`, the checkpoint/resume loop around a jitted train chunk. Nothing here
+traces JAX code: it runs in the short Python loop around jitted train chunks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import os
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from flax import serialization
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class RunError(RuntimeError):
@@ -186,3 +201,83 @@ class RunDir:
             except json.JSONDecodeError:
                 raise RunError(f"{p} line {i + 1} is not valid JSON") from None
         return rows
+
+
+# --- progress -----------------------------------------------------------------------------
+class _Bar:
+    def __init__(self, progress: Progress | None, task):
+        self._progress, self._task = progress, task
+
+    def update(self, text: str = "", advance: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=advance, status=text)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, completed: int = 0, enabled: bool = True):
+    """Yield an object with ``update(text, advance=1)``; silent when disabled."""
+    if not enabled:
+        yield _Bar(None, None)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+        # In a log file (no terminal) rich prints the finished bar only; refresh rarely.
+        refresh_per_second=2 if sys.stderr.isatty() else 0.05,
+    )
+    with progress:
+        task = progress.add_task(description, total=total, completed=completed, status="")
+        yield _Bar(progress, task)
+
+
+# --- the chunk loop -------------------------------------------------------------------------
+ChunkStep = Callable[[Any, int, bool, Callable[[], float]], tuple[Any, dict, str]]
+
+
+def drive_chunks(run: RunDir, state: Any, has_checkpoint: bool, *, num_chunks: int,
+                 chunks_done: Callable[[Any], int], step: ChunkStep, label: str,
+                 checkpoint_every: int = 1, progress: bool = True,
+                 stop_after_chunks: int | None = None) -> tuple[Any, bool]:
+    """The checkpoint / resume loop of every driver around its jitted train chunk.
+
+    Reloads the checkpoint into ``state`` (a template) when ``has_checkpoint`` and drops
+    metric rows written after it (a fresh start drops them all), then for every remaining
+    chunk calls ``step(state, chunk, last, elapsed) -> (state, metrics row, status text)``
+    (``elapsed()``: wall seconds of this run, those before a resume included). Rows reach
+    ``metrics.jsonl`` with each checkpoint — every ``checkpoint_every`` chunks and after the
+    last — so that a resumed run's metrics are exactly an uninterrupted run's. Returns
+    (state, finished); ``stop_after_chunks`` ends the loop early as a kill would (tests).
+    """
+    if has_checkpoint:
+        state, meta = run.load_checkpoint(state)
+        state = jax.tree.map(jax.numpy.asarray, state)  # msgpack restores NumPy arrays
+        run.truncate_metrics(meta["metrics_lines"])
+    else:
+        run.truncate_metrics(0)
+    done = chunks_done(state)
+    rows = run.read_metrics()
+    elapsed0 = rows[-1]["time_s"] if rows else 0.0
+    t0 = time.perf_counter()
+    elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731
+
+    with progress_bar(label, total=num_chunks, completed=done, enabled=progress) as bar:
+        pending: list[dict] = []
+        for chunk in range(done, num_chunks):
+            if stop_after_chunks is not None and chunk - done >= stop_after_chunks:
+                return state, False
+            last = chunk + 1 == num_chunks
+            state, row, status = step(state, chunk, last, elapsed)
+            pending.append(row)
+            if (chunk + 1) % checkpoint_every == 0 or last:
+                run.append_metrics(pending)
+                pending = []
+                run.save_checkpoint(state, {"chunks": chunk + 1,
+                                            "metrics_lines": run.metrics_line_count()})
+            bar.update(status)
+    return state, True
+
+
+def mean_text(row: dict, name: str) -> str:
+    """The mean of a per-learner / per-member metric for a progress bar ('-' when absent)."""
+    v = [x for x in row.get(name) or [] if x is not None]
+    return f"{np.mean(v):.2f}" if v else "-"

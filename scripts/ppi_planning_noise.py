@@ -33,7 +33,7 @@ from coplay.agents.tabular import random_memory1
 from coplay.algos import ppi
 from coplay.algos.ipd_rollout import Opponents
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
-from coplay.experiments.ipd_ppi import load_run, state_template
+from coplay.experiments.ipd_runs import load_run_config, ppi_state_template
 from coplay.runs import RunDir
 
 
@@ -74,8 +74,8 @@ def main() -> None:
     print("run | pairing | learner | K | π(C) | |π₁−π₂| | 0.1<π<0.9 | co-player log-loss: "
           "model / own π | Brier: model / own π")
     for path in args.runs:
-        _, algo = load_run(Path(path))
-        state, _ = RunDir(Path(path)).load_checkpoint(state_template(algo))
+        _, algo = load_run_config(Path(path))
+        state, _ = RunDir(Path(path)).load_checkpoint(ppi_state_template(algo))
         replan = (dataclasses.replace(algo, num_rollouts=args.rollouts) if args.rollouts
                   else algo)
         play = jax.jit(lambda key, opp, algo=algo, state=state: ppi.rollout(

@@ -29,11 +29,8 @@ from coplay.algos.ipd_rollout import (
     rollout_with_final_value,
 )
 from coplay.algos.returns import gae
+from coplay.config import checker
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,9 +137,7 @@ class A2CConfig:
 def validate(cfg: A2CConfig) -> None:
     """Raise :class:`ConfigError` naming the first invalid field (before anything compiles)."""
 
-    def need(cond: bool, field: str, msg: str):
-        if not cond:
-            raise ConfigError(f"a2c.{field} = {getattr(cfg, field)!r}: {msg}")
+    need = checker(cfg, "a2c")
 
     for f in ("num_rounds", "hidden_size", "embed_dim", "episodes_per_update", "num_updates",
               "updates_per_chunk", "update_epochs", "num_minibatches", "scan_unroll"):

@@ -34,8 +34,8 @@ import optax
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel, predict_sequence
 from coplay.agents.tabular import memory1_act, memory1_log_policy, random_memory1
-from coplay.algos.a2c import ConfigError
 from coplay.algos.ipd_rollout import Opponents, opponent_ids, partner_values, random_pairing
+from coplay.config import checker
 from coplay.envs.matrix_games import (
     START,
     MatrixGameParams,
@@ -139,9 +139,7 @@ class PPIConfig:
 def validate(cfg: PPIConfig) -> None:
     """Raise :class:`ConfigError` naming the first invalid field (before anything compiles)."""
 
-    def need(cond: bool, field: str, msg: str):
-        if not cond:
-            raise ConfigError(f"ppi.{field} = {getattr(cfg, field)!r}: {msg}")
+    need = checker(cfg, "ppi")
 
     for f in ("num_rounds", "hidden_size", "embed_dim", "num_phases", "d0_trajectories",
               "trajectories_per_phase", "collect_batch", "planning_horizon", "num_rollouts",

@@ -38,8 +38,8 @@ import optax
 from flax import struct
 
 from coplay.agents.actor_critic import ActorCritic, critic_input, make_network
-from coplay.algos.a2c import ConfigError
 from coplay.algos.returns import gae
+from coplay.config import ConfigError, checker
 from coplay.envs.overcooked.env import Overcooked
 from coplay.envs.overcooked.rewards import agent_rewards
 from coplay.envs.overcooked.state import EnvParams, State
@@ -135,9 +135,7 @@ class PPOConfig:
 def validate(cfg: PPOConfig) -> None:
     """Raise :class:`ConfigError` naming the first invalid field (before anything compiles)."""
 
-    def need(cond: bool, field: str, msg: str):
-        if not cond:
-            raise ConfigError(f"ppo.{field} = {getattr(cfg, field)!r}: {msg}")
+    need = checker(cfg, "ppo")
 
     for f in ("num_envs", "num_steps", "total_steps", "updates_per_chunk", "update_epochs",
               "num_minibatches", "horizon", "scan_unroll"):

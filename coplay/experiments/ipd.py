@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
-from typing import Literal
 
 import jax
 import numpy as np
 
 from coplay.algos import a2c
-from coplay.algos.a2c import A2CConfig, A2CState, ConfigError
-from coplay.runs import RunDir, RunError
-
-Preset = Literal["tiny", "default", "paper"]
-Ablation = Literal["none", "no-tabular", "opponent-id"]
-Stage = Literal["mixed", "step1", "step2", "step3"]
+from coplay.algos.a2c import A2CConfig, A2CState
+from coplay.config import ConfigError
+from coplay.eval.ipd import make_probe_summary
+from coplay.experiments.ipd_eval import evaluate_run
+from coplay.experiments.ipd_runs import (
+    Ablation,
+    Preset,
+    Stage,
+    check_source,
+    learner_sources,
+    load_run_config,
+    resolve_algo,
+    split_source,
+)
+from coplay.runs import RunDir, drive_chunks, mean_text
 
 # Why the default preset differs from the paper (see docs/ipd.md for the measurements):
 # the paper's A2C needs ~60-80k updates x 4096 episodes before cooperation appears, far beyond
@@ -84,107 +91,20 @@ class IPDTrainConfig:
     step1 may warm-start their learners (one entry each, '' = fresh)."""
 
 
-def learner_sources(cfg: IPDTrainConfig) -> tuple[str, ...]:
-    """Where each learner's initial parameters come from ('' = fresh), by stage."""
-    need = {"step2": 1, "step3": 2}.get(cfg.stage)
-    if need is not None and len(cfg.init_from) != need:
-        what = "the step-1 run (the victim)" if need == 1 else "the two step-2 runs"
-        raise ConfigError(f"init_from = {list(cfg.init_from)}: stage {cfg.stage} needs {what}")
-    if cfg.stage == "step2":
-        return ("", cfg.init_from[0])
-    return tuple(cfg.init_from)
-
-
-def resolve_stage(cfg: IPDTrainConfig, algo: A2CConfig) -> A2CConfig:
-    """The pool and learners of each stage of the mechanism experiments.
-
-    The stages train one or two learners. A population of more than two (A2C's `default`:
-    8 x 128 episodes per update) hands each stage learner what one learner of a *pair* with
-    the same total gets (``episodes_per_update × num_learners / 2``: 512), the batch the
-    stages were measured with; one- and two-learner configs are taken as they are.
-    """
-    if cfg.stage == "mixed":
-        return algo
-    pair = algo
-    if algo.num_learners > 2 and hasattr(algo, "episodes_per_update"):  # A2C; PPI's games
-        # per learner and phase do not depend on the number of learners
-        pair = dataclasses.replace(
-            algo, episodes_per_update=algo.episodes_per_update * algo.num_learners // 2)
-    if cfg.stage == "step1":
-        return dataclasses.replace(pair, num_learners=1, tabular_fraction=1.0)
-    if cfg.stage == "step2":  # learner 1 is the frozen victim
-        return dataclasses.replace(pair, num_learners=2, tabular_fraction=0.0,
-                                   frozen_learners=(1,))
-    if cfg.stage == "step3":
-        return dataclasses.replace(pair, num_learners=2, tabular_fraction=0.0)
-    raise ConfigError(f"stage = {cfg.stage!r}: unknown, choose mixed, step1, step2 or step3")
-
-
 def resolve(cfg: IPDTrainConfig) -> A2CConfig:
     """The A2C config this run trains with: preset, then overrides, then the ablation."""
     return resolve_algo(cfg, PRESETS, cfg.a2c, a2c.validate)
 
 
-def resolve_algo(cfg, presets: dict, override, validate_algo):
-    """Preset (or the `override` config), stage, ablation, the run's own fields, then the
-    algorithm's validation: shared by A2C and PPI runs (both configs have `num_learners`,
-    `tabular_fraction`, `frozen_learners`, `use_opponent_id`)."""
-    if cfg.preset not in presets:
-        raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(presets)}")
-    algo = resolve_stage(cfg, override if override is not None else presets[cfg.preset])
-    if cfg.ablation == "no-tabular":
-        algo = dataclasses.replace(algo, tabular_fraction=0.0)
-    elif cfg.ablation == "opponent-id":
-        algo = dataclasses.replace(algo, use_opponent_id=True)
-    elif cfg.ablation != "none":
-        raise ConfigError(
-            f"ablation = {cfg.ablation!r}: unknown, choose none, no-tabular or opponent-id"
-        )
-    if cfg.eval_episodes < 1:
-        raise ConfigError(f"eval_episodes = {cfg.eval_episodes}: must be >= 1")
-    if getattr(cfg, "checkpoint_every", 1) < 1:
-        raise ConfigError(f"checkpoint_every = {cfg.checkpoint_every}: must be >= 1")
-    if cfg.probe_every < 0:
-        raise ConfigError(f"probe_every = {cfg.probe_every}: must be >= 0 (0 disables)")
-    if cfg.probe_episodes < 1:
-        raise ConfigError(f"probe_episodes = {cfg.probe_episodes}: must be >= 1")
-    validate_algo(algo)
-    sources = learner_sources(cfg)
-    if len(sources) > algo.num_learners:
-        raise ConfigError(f"init_from = {list(cfg.init_from)}: more runs than the "
-                          f"{algo.num_learners} learner(s) of stage {cfg.stage}")
-    for source in sources:
-        if source:
-            _split_source(source)  # the folder and index exist (checked before compiling)
-    return algo
-
-
-def _split_source(source: str) -> tuple[Path, int]:
-    """``PATH[:INDEX]`` -> (run folder, learner index); errors name the problem."""
-    path, _, index = source.rpartition(":") if ":" in source else (source, "", "0")
-    if not index.isdigit():
-        path, index = source, "0"
-    folder = Path(path)
-    if not (folder / RunDir.CONFIG).is_file() or not (folder / RunDir.CHECKPOINT).is_file():
-        raise RunError(f"init_from {source!r}: {folder} is not a trained IPD run folder "
-                       "(needs config.json and a checkpoint)")
-    return folder, int(index)
-
-
 def load_learner(source: str, algo: A2CConfig):
     """Parameters (no learner axis) of learner INDEX of the run in PATH, checked against the
     architecture of ``algo``."""
-    from coplay.experiments.ipd_eval import load_run_config
-
-    folder, index = _split_source(source)
+    folder, index = split_source(source)
     _, src_algo = load_run_config(folder)
-    for field in ("hidden_size", "embed_dim", "use_opponent_id", "critic_opponent_id"):
-        if getattr(src_algo, field) != getattr(algo, field):
-            raise ConfigError(f"init_from {source!r}: its {field} is {getattr(src_algo, field)}"
-                              f", this run's is {getattr(algo, field)}")
-    if index >= src_algo.num_learners:
-        raise ConfigError(f"init_from {source!r}: that run has {src_algo.num_learners} "
-                          f"learner(s), no learner {index}")
+    if not isinstance(src_algo, A2CConfig):
+        raise ConfigError(f"init_from {source!r}: a PPI run; an A2C run needs A2C learners")
+    check_source(source, src_algo, algo,
+                 ("hidden_size", "embed_dim", "use_opponent_id", "critic_opponent_id"), index)
     init, _ = a2c.make_train(src_algo)
     state, _ = RunDir(folder).load_checkpoint(init(jax.random.PRNGKey(0)))
     return jax.tree.map(lambda x: x[index], state.params)
@@ -228,53 +148,27 @@ def train_run(cfg: IPDTrainConfig, out: str | Path, resume: bool = False,
                 if state.slow_params is not None:  # Lookahead starts synced
                     state = state.replace(slow_params=jax.tree.map(put, state.slow_params,
                                                                    loaded))
-    if has_ckpt:
-        state, meta = run.load_checkpoint(state)
-        run.truncate_metrics(meta["metrics_lines"])
-    num_chunks = math.ceil(algo.num_updates / algo.updates_per_chunk)
     probe_summary = None
     if cfg.probe_every:
-        from coplay.eval.ipd import make_probe_summary
-
         probe_summary = make_probe_summary(a2c.make_agent(algo), algo.num_rounds,
                                            cfg.probe_episodes, algo.use_opponent_id)
         k_probe = jax.random.fold_in(key, 20_000_003)  # never a training key
-    done_chunks = int(state.update) // algo.updates_per_chunk
 
-    from coplay.experiments.progress import progress_bar
+    def step(state, chunk, last, elapsed):
+        state, metrics = train_chunk(state, k_train)
+        row = chunk_metrics_row(metrics, int(state.update), elapsed())
+        if probe_summary is not None and (chunk + 1) % cfg.probe_every == 0:
+            row |= probe_summary(jax.random.fold_in(k_probe, int(state.update)), state.params)
+        return state, row, (f"coop L-L {mean_text(row, 'coop_vs_learner')}  "
+                            f"R L-L {mean_text(row, 'reward_vs_learner')}  "
+                            f"R L-tab {mean_text(row, 'reward_vs_tabular')}  "
+                            f"H {mean_text(row, 'entropy')}")
 
-    elapsed0 = 0.0
-    rows = run.read_metrics()
-    if rows:
-        elapsed0 = rows[-1]["time_s"]
-    t0 = time.perf_counter()
-    with progress_bar(f"ipd a2c seed {cfg.seed}", total=num_chunks, completed=done_chunks,
-                      enabled=progress) as bar:
-        for chunk in range(done_chunks, num_chunks):
-            if stop_after_chunks is not None and chunk - done_chunks >= stop_after_chunks:
-                return state
-            state, metrics = train_chunk(state, k_train)
-            row = chunk_metrics_row(metrics, int(state.update),
-                                    elapsed0 + time.perf_counter() - t0)
-            if probe_summary is not None and (chunk + 1) % cfg.probe_every == 0:
-                row |= probe_summary(jax.random.fold_in(k_probe, int(state.update)),
-                                     state.params)
-            run.append_metrics([row])
-            if (chunk + 1) % cfg.checkpoint_every == 0 or chunk + 1 == num_chunks:
-                run.save_checkpoint(state, {"update": int(state.update),
-                                            "metrics_lines": run.metrics_line_count()})
-            bar.update(_bar_text(row))
-    if evaluate_at_end:
-        from coplay.experiments.ipd_eval import evaluate_run
-
+    state, finished = drive_chunks(
+        run, state, has_ckpt, num_chunks=math.ceil(algo.num_updates / algo.updates_per_chunk),
+        chunks_done=lambda s: int(s.update) // algo.updates_per_chunk, step=step,
+        label=f"ipd a2c seed {cfg.seed}", checkpoint_every=cfg.checkpoint_every,
+        progress=progress, stop_after_chunks=stop_after_chunks)
+    if finished and evaluate_at_end:
         evaluate_run(run.path, state=state)
     return state
-
-
-def _bar_text(row: dict) -> str:
-    def fmt(name):
-        v = [x for x in row.get(name, []) if x is not None]
-        return f"{np.mean(v):.2f}" if v else "-"
-
-    return (f"coop L-L {fmt('coop_vs_learner')}  R L-L {fmt('reward_vs_learner')}  "
-            f"R L-tab {fmt('reward_vs_tabular')}  H {fmt('entropy')}")

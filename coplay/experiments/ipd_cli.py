@@ -9,9 +9,10 @@ from typing import Literal
 
 import tyro
 
-from coplay.algos.a2c import A2CConfig, ConfigError
+from coplay.algos.a2c import A2CConfig
+from coplay.config import ConfigError
+from coplay.config import parse_overrides as apply_overrides
 from coplay.experiments.ipd import PRESETS, Ablation, IPDTrainConfig, Preset, Stage, resolve
-from coplay.experiments.overrides import parse_overrides as apply_overrides
 from coplay.runs import RunError, default_run_dir
 
 

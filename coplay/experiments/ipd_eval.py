@@ -1,4 +1,4 @@
-"""Evaluate an IPD run folder: ``eval.json``, plots and ``report.md``."""
+"""Evaluate an IPD run folder (A2C or PPI): ``eval.json``, plots and ``report.md``."""
 
 from __future__ import annotations
 
@@ -8,48 +8,37 @@ from pathlib import Path
 import jax
 
 from coplay.algos import a2c
-from coplay.algos.a2c import A2CConfig
 from coplay.eval.ipd import evaluate_learners
 from coplay.eval.plots import plot_training_curves, plot_within_episode
-from coplay.runs import RunDir, RunError, atomic_write_text, read_json, write_json
-
-
-def load_run_config(path: Path) -> tuple[dict, A2CConfig]:
-    """(config.json, resolved algorithm config): an A2CConfig, or a PPIConfig for PPI runs."""
-    cfg = read_json(Path(path) / RunDir.CONFIG)
-    if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
-        raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
-    if cfg.get("algo") == "ppi":
-        from coplay.experiments.ipd_ppi import load_run
-
-        return load_run(path)
-    try:
-        resolved = dict(cfg["resolved"])
-        resolved["frozen_learners"] = tuple(resolved.get("frozen_learners", ()))  # JSON list
-        algo = A2CConfig(**resolved)
-    except TypeError as e:
-        raise RunError(f"{path}/config.json does not match this version of coplay: {e}") from None
-    return cfg, algo
+from coplay.experiments.ipd_runs import (
+    is_ppi,
+    load_run_config,
+    make_ppi_play,
+    state_template,
+    trained_steps,
+)
+from coplay.runs import RunDir, atomic_write_text, read_json, write_json
 
 
 def evaluate_run(path: str | Path, state=None, episodes: int | None = None) -> dict:
-    """Evaluate the run's final (or given) state; write eval.json, plots and report.md."""
+    """Evaluate the run's final (or given) state — A2C by its policies, PPI by its improved
+    policy; write eval.json, plots and report.md (the same keys for both)."""
     path = Path(path)
     cfg, algo = load_run_config(path)
-    if cfg.get("algo") == "ppi":
-        from coplay.experiments.ipd_ppi import evaluate_run as evaluate_ppi_run
-
-        return evaluate_ppi_run(path, state=state, episodes=episodes)
-    run = RunDir(path)
-    init, _ = a2c.make_train(algo)
     if state is None:
-        state, _ = run.load_checkpoint(init(jax.random.PRNGKey(0)))
-    episodes = episodes or cfg.get("eval_episodes", 1024)
+        state, _ = RunDir(path).load_checkpoint(state_template(algo))
+    ppi_run = is_ppi(cfg)
+    episodes = episodes or cfg.get("eval_episodes", 512 if ppi_run else 1024)
     key = jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), 10_000_019)  # not a train key
-    results = evaluate_learners(key, a2c.make_agent(algo), state.params, algo.num_rounds,
-                                episodes, algo.use_opponent_id)
-    results = {"seed": cfg["seed"], "update": int(state.update), "episodes": episodes,
-               "preset": cfg["preset"], "ablation": cfg["ablation"], **results}
+    if ppi_run:
+        results = evaluate_learners(key, None, state.params, algo.num_rounds, episodes,
+                                    algo.use_opponent_id, play=make_ppi_play(algo))
+    else:
+        results = evaluate_learners(key, a2c.make_agent(algo), state.params, algo.num_rounds,
+                                    episodes, algo.use_opponent_id)
+    results = {"seed": cfg["seed"], "update": trained_steps(state), "episodes": episodes,
+               "preset": cfg["preset"], "ablation": cfg["ablation"],
+               **({"algo": "ppi"} if ppi_run else {}), **results}
     write_json(path / "eval.json", results)
     write_run_report(path)
     return results
@@ -89,7 +78,7 @@ def _memory1_table(pairings) -> list[str]:
     return out + [""]
 
 
-def render_report(cfg: dict, algo: A2CConfig, rows: list[dict], ev: dict | None) -> str:
+def render_report(cfg: dict, algo, rows: list[dict], ev: dict | None) -> str:
     lines = [
         f"# IPD run — preset `{cfg['preset']}`, seed {cfg['seed']}, ablation `{cfg['ablation']}`",
         "",

@@ -20,23 +20,28 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from coplay.algos import ppi
-from coplay.algos.a2c import ConfigError
-from coplay.algos.ipd_rollout import Opponents
 from coplay.algos.ppi import Episodes, PPIConfig
+from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
-from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
-from coplay.experiments.ipd import (
+from coplay.envs.matrix_games import COOPERATE
+from coplay.eval.ipd import make_probe_summary
+from coplay.experiments.ipd_eval import evaluate_run
+from coplay.experiments.ipd_runs import (
     Ablation,
+    PPIState,
     Preset,
     Stage,
-    _split_source,
+    check_source,
     learner_sources,
+    load_run_config,
+    make_ppi_play,
+    ppi_state_template,
     resolve_algo,
+    split_source,
 )
-from coplay.runs import RunDir, RunError
+from coplay.runs import RunDir, drive_chunks, mean_text
 
 # The default preset fits the issue's 60-minute budget on 2 shared CPU cores; each difference
 # from the paper is a PPIConfig field (docs/ipd.md, "PPI"), `--set FIELD=VALUE` restores it.
@@ -87,48 +92,20 @@ class PPITrainConfig:
     from a run plays its first phase with that run's final model and inherits its dataset."""
 
 
-class PPIState(struct.PyTreeNode):
-    params: dict  # (L, ...) the models that played the last finished phase
-    phase: jax.Array  # () int32, phases finished
-
-
 def resolve(cfg: PPITrainConfig) -> PPIConfig:
     """The PPI config this run trains with: preset, overrides, stage, ablation."""
     return resolve_algo(cfg, PRESETS, cfg.ppi, ppi.validate)
 
 
-def load_run(path: Path) -> tuple[dict, PPIConfig]:
-    """(config.json, resolved PPIConfig) of a PPI run folder."""
-    from coplay.runs import read_json
-
-    cfg = read_json(Path(path) / RunDir.CONFIG)
-    if cfg.get("algo") != "ppi" or "resolved" not in cfg:
-        raise RunError(f"{path} is not a PPI run folder (config.json has no algo = ppi)")
-    try:
-        resolved = dict(cfg["resolved"])
-        resolved["frozen_learners"] = tuple(resolved.get("frozen_learners", ()))
-        return cfg, PPIConfig(**resolved)
-    except TypeError as e:
-        raise RunError(f"{path}/config.json does not match this version of coplay: {e}") from None
-
-
-def state_template(algo: PPIConfig) -> PPIState:
-    params = ppi.init_learners(algo, jax.random.PRNGKey(0), algo.num_learners)
-    return PPIState(params, jnp.zeros((), jnp.int32))
-
-
 def load_learner(source: str, algo: PPIConfig):
     """(params without learner axis, run folder, index) of learner INDEX of a PPI run."""
-    folder, index = _split_source(source)
-    _, src = load_run(folder)
-    for field in ("hidden_size", "embed_dim", "use_opponent_id", "num_rounds"):
-        if getattr(src, field) != getattr(algo, field):
-            raise ConfigError(f"init_from {source!r}: its {field} is {getattr(src, field)}, "
-                              f"this run's is {getattr(algo, field)}")
-    if index >= src.num_learners:
-        raise ConfigError(f"init_from {source!r}: that run has {src.num_learners} "
-                          f"learner(s), no learner {index}")
-    state, _ = RunDir(folder).load_checkpoint(state_template(src))
+    folder, index = split_source(source)
+    _, src = load_run_config(folder)
+    if not isinstance(src, PPIConfig):
+        raise ConfigError(f"init_from {source!r}: an A2C run; a PPI run needs PPI learners")
+    check_source(source, src, algo, ("hidden_size", "embed_dim", "use_opponent_id",
+                                     "num_rounds"), index)
+    state, _ = RunDir(folder).load_checkpoint(ppi_state_template(src))
     return jax.tree.map(lambda x: jnp.asarray(x[index]), state.params), folder, index
 
 
@@ -185,21 +162,6 @@ def _pairing_metrics(traj: ppi.PPITrajectory, is_learner: np.ndarray) -> dict:
 
 
 @functools.lru_cache(maxsize=8)
-def make_play(algo: PPIConfig):
-    """Jitted games with the improved policy, in the signature of
-    :func:`coplay.eval.ipd.make_evaluator`'s result; one per config, so collection, probes and
-    evaluation of equal batch sizes share one compiled program."""
-    env_params = MatrixGameParams()
-
-    @jax.jit
-    def play(key, params, tabular, is_learner, partner=None):
-        return ppi.rollout(key, algo, params, Opponents(tabular, is_learner, partner),
-                           env_params)
-
-    return play
-
-
-@functools.lru_cache(maxsize=8)
 def make_train_steps(algo: PPIConfig):
     return ppi.make_train_steps(algo)
 
@@ -214,14 +176,10 @@ def train_run(cfg: PPITrainConfig, out: str | Path, resume: bool = False,
                           "resolved": algo}, resume)
     store = ShardStore(run.path / "data")
     key = jax.random.PRNGKey(cfg.seed)
-    state = state_template(algo)
+    state = ppi_state_template(algo)
     sources = learner_sources(cfg)
     loaded = [i < len(sources) and bool(sources[i]) for i in range(algo.num_learners)]
-    if has_ckpt:
-        state, meta = run.load_checkpoint(state)
-        state = jax.tree.map(jnp.asarray, state)  # msgpack restores NumPy arrays
-        run.truncate_metrics(meta["metrics_lines"])
-    else:
+    if not has_ckpt:
         for i, source in enumerate(sources):
             if not source:
                 continue
@@ -240,37 +198,29 @@ def train_run(cfg: PPITrainConfig, out: str | Path, resume: bool = False,
     phase_runner = PhaseRunner(algo, store)
     probe_summary = None
     if cfg.probe_every:
-        from coplay.eval.ipd import make_probe_summary
-
         probe_summary = make_probe_summary(None, algo.num_rounds, cfg.probe_episodes,
-                                           algo.use_opponent_id,
-                                           play=make_play(algo))
+                                           algo.use_opponent_id, play=make_ppi_play(algo))
         k_probe = jax.random.fold_in(key, 20_000_003)
 
-    from coplay.experiments.progress import progress_bar
+    def step(state, chunk, last, elapsed):
+        phase = chunk + 1
+        k_phase = jax.random.fold_in(key, phase)
+        use_loaded = [phase == 1 and loaded[i] for i in range(algo.num_learners)]
+        params, row = phase_runner.run_phase(k_phase, phase, state.params, use_loaded)
+        state = PPIState(params, jnp.asarray(phase, jnp.int32))
+        row = {"update": phase, "time_s": round(elapsed(), 3), **row}
+        if probe_summary is not None and phase % cfg.probe_every == 0:
+            row |= probe_summary(jax.random.fold_in(k_probe, phase), state.params)
+        return state, row, (f"coop L-L {mean_text(row, 'coop_vs_learner')}  "
+                            f"R L-L {mean_text(row, 'reward_vs_learner')}  "
+                            f"R L-tab {mean_text(row, 'reward_vs_tabular')}  "
+                            f"prior C {mean_text(row, 'prior_coop')}")
 
-    rows = run.read_metrics()
-    elapsed0 = rows[-1]["time_s"] if rows else 0.0
-    t0 = time.perf_counter()
-    done = int(state.phase)
-    with progress_bar(f"ipd ppi seed {cfg.seed}", total=algo.num_phases, completed=done,
-                      enabled=progress) as bar:
-        for phase in range(done + 1, algo.num_phases + 1):
-            if stop_after_phases is not None and phase - done > stop_after_phases:
-                return state
-            k_phase = jax.random.fold_in(key, phase)
-            use_loaded = [phase == 1 and loaded[i] for i in range(algo.num_learners)]
-            params, row = phase_runner.run_phase(k_phase, phase, state.params, use_loaded)
-            state = PPIState(params, jnp.asarray(phase, jnp.int32))
-            row = {"update": phase, "time_s": round(elapsed0 + time.perf_counter() - t0, 3),
-                   **row}
-            if probe_summary is not None and phase % cfg.probe_every == 0:
-                row |= probe_summary(jax.random.fold_in(k_probe, phase), state.params)
-            run.append_metrics([row])
-            run.save_checkpoint(state, {"phase": phase,
-                                        "metrics_lines": run.metrics_line_count()})
-            bar.update(_bar_text(row))
-    if evaluate_at_end:
+    state, finished = drive_chunks(
+        run, state, has_ckpt, num_chunks=algo.num_phases, chunks_done=lambda s: int(s.phase),
+        step=step, label=f"ipd ppi seed {cfg.seed}", progress=progress,
+        stop_after_chunks=stop_after_phases)
+    if finished and evaluate_at_end:
         evaluate_run(run.path, state=state)
     return state
 
@@ -286,7 +236,7 @@ class PhaseRunner:
         self.algo, self.store = algo, store
         self.train_steps, optimizer = make_train_steps(algo)
         self.init_opt = jax.jit(jax.vmap(optimizer.init))
-        self.play = make_play(algo)
+        self.play = make_ppi_play(algo)
         self.learners = trainable(algo)
 
     def _dataset(self, phases_done: int) -> tuple[Episodes, np.ndarray, list[int]]:
@@ -377,37 +327,3 @@ def _blend(keep, new, old):
     """Per learner: ``old`` where ``keep``, else ``new``."""
     return jax.tree.map(lambda n, o: jnp.where(keep.reshape((-1,) + (1,) * (n.ndim - 1)), o, n),
                         new, old)
-
-
-def _bar_text(row: dict) -> str:
-    def fmt(name):
-        v = [x for x in row.get(name, []) if x is not None]
-        return f"{np.mean(v):.2f}" if v else "-"
-
-    return (f"coop L-L {fmt('coop_vs_learner')}  R L-L {fmt('reward_vs_learner')}  "
-            f"R L-tab {fmt('reward_vs_tabular')}  prior C {fmt('prior_coop')}")
-
-
-def evaluate_run(path: str | Path, state: PPIState | None = None,
-                 episodes: int | None = None) -> dict:
-    """Evaluate a PPI run's final (or given) models with the improved policy; writes
-    eval.json, plots and report.md (same keys as the A2C evaluation)."""
-    from coplay.eval.ipd import evaluate_learners
-    from coplay.experiments.ipd_eval import write_run_report
-    from coplay.runs import write_json
-
-    path = Path(path)
-    cfg, algo = load_run(path)
-    if state is None:
-        state, _ = RunDir(path).load_checkpoint(state_template(algo))
-    episodes = episodes or cfg.get("eval_episodes", 512)
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), 10_000_019)
-    results = evaluate_learners(key, None, state.params, algo.num_rounds, episodes,
-                                algo.use_opponent_id, play=make_play(algo))
-    results = {"seed": cfg["seed"], "update": int(state.phase), "episodes": episodes,
-               "preset": cfg["preset"], "ablation": cfg["ablation"], "algo": "ppi", **results}
-    write_json(path / "eval.json", results)
-    write_run_report(path)
-    return results
-
-

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from coplay.eval.plots import plot_training_curves, plot_within_episode
-from coplay.experiments.ipd_eval import load_run_config
+from coplay.experiments.ipd_runs import load_run_config
 from coplay.runs import RunDir, RunError, atomic_write_text, read_json
 
 # The thresholds of the IPD issue, checked per run and shown as pass / fail.

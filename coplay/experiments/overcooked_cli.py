@@ -8,9 +8,10 @@ from pathlib import Path
 
 import tyro
 
-from coplay.algos.ppo import ConfigError, PPOConfig
+from coplay.algos.ppo import PPOConfig
+from coplay.config import ConfigError
+from coplay.config import parse_overrides as apply_overrides
 from coplay.experiments.overcooked_ppo import PRESETS, OvercookedTrainConfig, Preset, resolve
-from coplay.experiments.overrides import parse_overrides as apply_overrides
 from coplay.runs import RunError, default_run_dir
 
 

@@ -23,7 +23,8 @@ import jax
 import numpy as np
 
 from coplay.algos import ppo
-from coplay.algos.ppo import ConfigError, PPOConfig, PPOState
+from coplay.algos.ppo import PPOConfig, PPOState
+from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.layouts import LayoutError
 from coplay.runs import RunDir, write_json

@@ -39,7 +39,8 @@ import numpy as np
 
 from coplay.agents.actor_critic import ActorCritic, critic_input
 from coplay.algos import ppo
-from coplay.algos.ppo import ConfigError, FrozenPartner, PPOConfig, PPOState, Runner
+from coplay.algos.ppo import FrozenPartner, PPOConfig, PPOState, Runner
+from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 from coplay.populations.train import (
     PPO_PRESETS,

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from coplay.algos.ppo import ConfigError
-from coplay.experiments.overrides import parse_overrides
+from coplay.config import ConfigError, parse_overrides
 from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 
 

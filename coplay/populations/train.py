@@ -29,7 +29,8 @@ import numpy as np
 from flax import serialization
 
 from coplay.algos import ppo
-from coplay.algos.ppo import ConfigError, PPOConfig, PPOState
+from coplay.algos.ppo import PPOConfig, PPOState
+from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked, hsp_candidates
 from coplay.envs.overcooked.layouts import LayoutError
 from coplay.populations.hsp import choose_candidates, population_params

@@ -9,8 +9,9 @@ import pytest
 
 from coplay.agents.tabular import PROBES
 from coplay.algos import a2c
-from coplay.algos.a2c import A2CConfig, ConfigError
+from coplay.algos.a2c import A2CConfig
 from coplay.algos.ipd_rollout import Opponents, random_pairing, rollout, rollout_with_final_value
+from coplay.config import ConfigError
 from coplay.envs.matrix_games import MatrixGameParams, first_person_tokens, joint_rewards
 
 TINY = A2CConfig(num_rounds=8, hidden_size=8, embed_dim=4, episodes_per_update=16,

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from coplay.algos import ppo
-from coplay.algos.ppo import ConfigError, PPOConfig, make_train, ppo_losses, stack_params
+from coplay.algos.ppo import PPOConfig, make_train, ppo_losses, stack_params
 from coplay.algos.returns import gae
+from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 
 TINY = PPOConfig(num_envs=4, num_steps=8, total_steps=64, updates_per_chunk=2, update_epochs=2,

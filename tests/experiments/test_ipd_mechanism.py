@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from coplay.algos.a2c import ConfigError
 from coplay.cli import main
+from coplay.config import ConfigError
 from coplay.experiments.ipd import IPDTrainConfig, load_learner, resolve, train_run
 from coplay.runs import RunError
 

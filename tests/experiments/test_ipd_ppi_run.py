@@ -8,10 +8,17 @@ import jax
 import numpy as np
 import pytest
 
-from coplay.algos.a2c import ConfigError
 from coplay.cli import main
+from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
-from coplay.experiments.ipd_ppi import PPITrainConfig, resolve, state_template, train_run
+from coplay.experiments.ipd_ppi import (
+    PPITrainConfig,
+    learner_shards,
+    prior_weights,
+    resolve,
+    train_run,
+)
+from coplay.experiments.ipd_runs import load_run_config, ppi_state_template
 from coplay.runs import RunDir
 
 # every test here uses the tiny preset with 16 evaluation games per pairing = its collection
@@ -28,10 +35,8 @@ def tiny_run(tmp_path_factory):
 
 
 def _params(folder):
-    from coplay.experiments.ipd_ppi import load_run
-
-    _, algo = load_run(folder)
-    state, meta = RunDir(folder).load_checkpoint(state_template(algo))
+    _, algo = load_run_config(folder)
+    state, meta = RunDir(folder).load_checkpoint(ppi_state_template(algo))
     return [np.asarray(x) for x in jax.tree.leaves(state.params)], meta
 
 
@@ -69,11 +74,11 @@ def test_resume_after_an_interrupted_phase_is_exact(tiny_run, tmp_path):
     train_run(cfg, out, stop_after_phases=1, progress=False, evaluate_at_end=False)
     # a kill during phase 2, after one of its shards was written: the checkpoint still says 1
     ShardStore(out / "data").write("phase002-learner0", {"action": np.zeros((3, 20), np.int8)})
-    assert _params(out)[1]["phase"] == 1
+    assert _params(out)[1]["chunks"] == 1
     train_run(cfg, out, resume=True, progress=False, evaluate_at_end=False)
     got, meta = _params(out)
     want, _ = _params(tiny_run)
-    assert meta["phase"] == 2
+    assert meta["chunks"] == 2
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
     for name in ("phase002-learner0", "phase002-learner1"):
@@ -130,8 +135,6 @@ def test_step3_learners_continue_from_their_runs_models_and_datasets(tiny_run, t
 
 
 def test_dataset_window_keeps_the_base_and_the_last_phases(tmp_path):
-    from coplay.experiments.ipd_ppi import learner_shards
-
     store = ShardStore(tmp_path)
     store.write("d0", {"action": np.zeros((2, 3), np.int8)})
     phases = [f"phase{k:03d}-learner1" for k in (1, 2, 3, 4)]
@@ -154,8 +157,6 @@ def test_a_windowed_run_trains_on_d0_and_the_last_phase(tmp_path):
 
 
 def test_prior_weights_keep_the_last_phases_or_the_base_while_there_are_none():
-    from coplay.experiments.ipd_ppi import prior_weights
-
     names = ["d0", "phase001-learner0", "phase002-learner0", "phase003-learner0"]
     sizes = [4, 2, 2, 2]
     np.testing.assert_array_equal(prior_weights(names, sizes, 3, 0), np.ones(10))
