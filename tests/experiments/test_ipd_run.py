@@ -2,17 +2,22 @@
 
 import dataclasses
 import json
+import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from coplay.agents.tabular import PROBES, zd_extortioner
 from coplay.algos import a2c
 from coplay.algos.a2c import A2CState
 from coplay.cli import main
 from coplay.config import ConfigError
+from coplay.envs.matrix_games import MatrixGameParams
+from coplay.eval import memory1
 from coplay.experiments.ipd import PRESETS, IPDTrainConfig, resolve, train_run
-from coplay.experiments.ipd_runs import resolve_stage
+from coplay.experiments.ipd_runs import load_state, resolve_stage
 from coplay.runs import RunDir, RunError
 
 
@@ -34,7 +39,7 @@ def test_tiny_run_writes_the_whole_folder(tiny_run):
     for probe in ("TFT", "AllC", "AllD"):
         assert set(ev["probes"][probe]) >= {"reward", "cooperation"}
     memory1 = ev["learner_vs_learner"]["memory1_second_half"]  # per learner, with a ZD fit
-    assert len(memory1) == 2 and all(m["zd_fit"]["chi"] >= 1.0 for m in memory1)
+    assert len(memory1) == 2 and all(set(m["zd_fit"]) >= {"chi", "phi", "rms"} for m in memory1)
     assert "ZD fit" in (tiny_run / "report.md").read_text()
     assert ev["update"] == PRESETS["tiny"].num_updates
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
@@ -43,9 +48,130 @@ def test_tiny_run_writes_the_whole_folder(tiny_run):
         for name in ("TFT", "AllC", "AllD"):
             assert len(r[f"vs_{name}_reward"]) == 2
             assert all(0.0 <= c <= 1.0 for c in r[f"vs_{name}_coop_2nd_half"])
-    # AllD earns 0 against AllD whatever the learner does; AllC pays the learner >= -1, <= 2
-    assert -1.0 <= ev["probes"]["AllC"]["reward"] <= 2.0
-    assert ev["probes"]["AllD"]["reward"] <= 0.0
+
+
+# --- eval.json checked against the payoff table, the seats and the probes' rules -------------
+def _pairings(ev):
+    return [("learner_vs_learner", ev["learner_vs_learner"]),
+            ("learner_vs_tabular", ev["learner_vs_tabular"]), *ev["probes"].items()]
+
+
+def _payoff_line():
+    """(P, S - P, T - P): with T + S = R + P (true of the spec's table) the reward per round
+    is P + (S - P) own_coop + (T - P) coplayer_coop, whatever the joint distribution."""
+    (r, s), (t, p) = np.asarray(MatrixGameParams().payoff, np.float64)
+    assert t + s == r + p
+    return p, s - p, t - p
+
+
+def test_eval_numbers_agree_with_the_payoff_table_and_the_seats(tiny_run):
+    """Identities every eval.json must satisfy, whatever the learners learnt: a reward taken
+    from the wrong seat, a co-player reading the wrong token, a probe that is not what it says
+    or memory-1 counts from the wrong rounds all break one of them."""
+    ev = json.loads((tiny_run / "eval.json").read_text())
+    p0, own, other = _payoff_line()
+    rounds = PRESETS["tiny"].num_rounds
+    late = rounds - rounds // 2  # rounds in the "second half" (from round T // 2 on)
+    for name, s in _pairings(ev):
+        assert s["reward"] == pytest.approx(
+            p0 + own * s["cooperation"] + other * s["coplayer_cooperation"], abs=1e-5), name
+        curve = np.array(s["cooperation_curve"])
+        co_curve = np.array(s["coplayer_cooperation_curve"])
+        assert len(curve) == len(co_curve) == rounds
+        assert curve.mean() == pytest.approx(s["cooperation"], abs=1e-4), name
+        assert curve[rounds // 2:].mean() == pytest.approx(s["cooperation_second_half"],
+                                                           abs=1e-4), name
+        assert co_curve.mean() == pytest.approx(s["coplayer_cooperation"], abs=1e-4), name
+        for m in s["memory1_second_half"]:  # every late round counted once, by its outcome
+            counts = np.array(m["counts"])
+            assert counts.sum() == late * ev["episodes"], name
+            p = np.array([np.nan if x is None else x for x in m["p"]])
+            assert np.isnan(p).tolist() == (counts == 0).tolist(), name
+        # P(C | outcome) weighted by the outcomes' counts, summed over the learners, is the
+        # cooperation of the second half
+        coop_late = sum(np.nansum(np.array([np.nan if x is None else x for x in m["p"]])
+                                  * np.array(m["counts"]))
+                        for m in s["memory1_second_half"])
+        n_late = sum(sum(m["counts"]) for m in s["memory1_second_half"])
+        assert coop_late / n_late == pytest.approx(s["cooperation_second_half"], abs=2e-4), name
+    # two learners playing each other: learner 0's co-player is learner 1, so its reward is
+    # set by learner 1's cooperation, and the same games seen from the other seat swap cd / dc
+    ll = ev["learner_vs_learner"]
+    coop, reward = ll["per_learner"]["cooperation"], ll["per_learner"]["reward"]
+    for i in (0, 1):
+        assert reward[i] == pytest.approx(p0 + own * coop[i] + other * coop[1 - i], abs=1e-5)
+    c0, c1 = (m["counts"] for m in ll["memory1_second_half"])
+    assert c0 == [c1[0], c1[2], c1[1], c1[3]]
+    assert ll["coplayer_cooperation_curve"] == ll["cooperation_curve"]
+    # the probes do what their tables say
+    probes = ev["probes"]
+    assert probes["AllC"]["coplayer_cooperation_curve"] == [1.0] * rounds
+    assert probes["AllD"]["coplayer_cooperation_curve"] == [0.0] * rounds
+    tft = probes["TFT"]  # cooperates first, then copies the learner's previous move
+    assert tft["coplayer_cooperation_curve"] == [1.0] + tft["cooperation_curve"][:-1]
+    for m in probes["AllC"]["memory1_second_half"]:  # first-person: the co-player's move last
+        assert m["counts"][1] == m["counts"][3] == 0  # never cd, dd
+    for m in probes["AllD"]["memory1_second_half"]:
+        assert m["counts"][0] == m["counts"][2] == 0  # never cc, dc
+
+
+def memory1_gru(params, probs):
+    """GRU parameters (learner axis kept) whose policy is the memory-1 table ``probs`` (5,):
+    the token's one-hot goes through the embedding into the GRU's candidate state (update
+    gate shut, no recurrence), so the hidden state is +-tanh(5) per token, and the policy
+    head reads P(C | token) off it; every other input is ignored."""
+    p = jax.tree.map(lambda x: np.zeros(np.shape(x), np.float32), params)["params"]
+    for k in range(5):
+        p["embed_obs"]["kernel"][:, k, k] = 1.0
+        p["gru"]["in"]["kernel"][:, k, k] = 10.0
+        p["gru"]["in"]["bias"][:, k] = -5.0
+    p["gru"]["iz"]["bias"][:] = -30.0  # z = 0: the new hidden state is the candidate alone
+    swish = lambda x: x / (1.0 + np.exp(-x))  # noqa: E731
+    hi, lo = swish(np.tanh(5.0)), swish(-np.tanh(5.0))
+    q = np.clip(np.asarray(probs, np.float64), 1e-6, 1 - 1e-6)
+    w = (np.log(q) - np.log1p(-q)) / (hi - lo)  # logit of C minus logit of D, per token
+    p["policy"]["kernel"][:, :5, 0] = w
+    p["policy"]["bias"][:, 0] = -lo * w.sum()
+    return {"params": p}
+
+
+def test_eval_of_a_hand_made_extortioner(tiny_run, tmp_path):
+    """Both learners replaced by a Press-Dyson extortioner (chi 3): `ipd eval` must recover
+    its table and chi from the played rounds, and every pairing's reward and per-round
+    cooperation must match the exact Markov chain of the two memory-1 policies."""
+    run = tmp_path / "zd"
+    shutil.copytree(tiny_run, run)
+    chi = 3.0
+    table = zd_extortioner(chi, 0.8 / (1 + 2 * chi))  # P(C | start, cc, cd, dc, dd)
+    _, _, state = load_state(run)
+    _, meta = RunDir(run).load_checkpoint(state)
+    RunDir(run).save_checkpoint(state.replace(params=memory1_gru(state.params, table)), meta)
+    episodes = 1024
+    assert main(["ipd", "eval", str(run), "--episodes", str(episodes)]) == 0
+    ev = json.loads((run / "eval.json").read_text())
+    # vs random memory-1 co-players and vs Random every outcome is seen often
+    for name in ("learner_vs_tabular", "Random"):
+        stats = ev[name] if name in ev else ev["probes"][name]
+        for m in stats["memory1_second_half"]:
+            counts, p = np.array(m["counts"]), np.array(m["p"], np.float64)
+            assert counts.min() > 1000, (name, counts)
+            se = np.sqrt(table[1:] * (1 - table[1:]) / counts)
+            np.testing.assert_array_less(np.abs(p - table[1:]), 4 * se + 1e-3)
+            assert m["zd_fit"]["chi"] == pytest.approx(chi, abs=0.6), (name, m["zd_fit"])
+            assert m["zd_fit"]["rms"] < 0.03
+    # exact expectations of the chain vs the sampled eval (2 x 1024 episodes: <= 4.5 sigma)
+    rounds = PRESETS["tiny"].num_rounds
+    opponents = {"learner_vs_learner": table, **{k: PROBES[k] for k in ev["probes"]}}
+    for name, co in opponents.items():
+        stats = ev[name] if name in ev else ev["probes"][name]
+        x, y = jnp.asarray(table), jnp.asarray(co, jnp.float32)
+        want = float(memory1.finite_horizon_returns(x, y, MatrixGameParams(), rounds)[0]) / rounds
+        assert stats["reward"] == pytest.approx(want, abs=0.05), name
+        coop = np.asarray(memory1.cooperation_per_round(x, y, rounds))  # (T, 2)
+        np.testing.assert_allclose(stats["cooperation_curve"], coop[:, 0], atol=0.05,
+                                   err_msg=name)
+        np.testing.assert_allclose(stats["coplayer_cooperation_curve"], coop[:, 1], atol=0.05,
+                                   err_msg=name)
 
 
 def test_eval_and_report_commands(tiny_run, tmp_path):

@@ -4,16 +4,77 @@ import dataclasses
 import json
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from coplay.algos import ppo
 from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
-from coplay.populations.finish import evaluate_snapshot
-from coplay.populations.train import PPO_PRESETS, default_ppo, preset_config, train_population
+from coplay.envs.overcooked.state import ACTION_NAMES
+from coplay.experiments.populations import (
+    PPO_PRESETS,
+    default_ppo,
+    evaluate_snapshot,
+    preset_config,
+    train_population,
+)
 from coplay.runs import RunDir
+
+N, STAY = ACTION_NAMES.index("N"), ACTION_NAMES.index("STAY")
+
+
+def hand_made_policies(params, favourite: np.ndarray):
+    """Member m's policy g plays ``favourite[m, g]`` with probability 1 - 5e-9 whatever it
+    sees (policy head: zero kernel, bias 20 on that action)."""
+    head = params["params"]["policy"]
+    logits = np.where(np.arange(6) == favourite[..., None], 20.0, 0.0)  # (M, G, 6)
+    head = {"kernel": jnp.zeros_like(head["kernel"]),
+            "bias": jnp.asarray(logits, jnp.float32).reshape(head["bias"].shape)}
+    return {"params": {**params["params"], "policy": head}}
+
+
+@pytest.mark.parametrize("share_policy, favourite", [
+    # one policy per member (MEP's choice): member 0 walks north, members 1 and 2 stay
+    (True, [[N], [STAY], [STAY]]),
+    # a policy per seat: the population mean is taken over the same seat's policies
+    (False, [[N, STAY], [STAY, N], [STAY, N]]),
+])
+def test_the_bonus_is_minus_log_of_the_population_mean_policy(share_policy, favourite):
+    """Near-deterministic hand-made members: each member's own log-prob of its action is ~0,
+    the mean of the members' log-probs ~ -13, but pi_bar (the mean over the 3 members of the
+    same seat's policy) gives the action 1/3 when the member is alone in playing it (bonus
+    log 3 per step) and 2/3 when two members play it (log 1.5). Pooling both seats' policies
+    would give 1/2 (log 2) everywhere in the per-seat case."""
+    coef = 0.5
+    algo = dataclasses.replace(default_ppo("tiny", "mep"), population_entropy_coef=coef,
+                               share_policy=share_policy)
+    env = Overcooked("cramped_room")
+    favourite = np.array(favourite)
+    members = ppo.stack_params([env.default_params(horizon=algo.horizon)] * len(favourite))
+    trainer = ppo.make_train(algo, env, members)
+    state = trainer.init(jax.random.PRNGKey(0))
+    state = state.replace(params=hand_made_policies(state.params, favourite))
+    _, m = trainer.train_chunk(state)  # (M, updates, ...): each update ends one episode per env
+    episodes = np.asarray(m.episodes)
+    assert (episodes == algo.num_envs).all()
+    assert not np.asarray(m.episode_return_sum).any()  # nothing cooked, nothing delivered
+    names = env.event_names
+    shaped = [names.index(e) for e in ("PLACEMENT_IN_POT", "USEFUL_DISH_PICKUP", "SOUP_PICKUP")]
+    assert not np.asarray(m.episode_events_sum)[..., shaped].any()  # so no shaped reward
+    bonus = np.asarray(m.episode_reward_sum) / episodes[..., None]  # (M, updates, 2 seats)
+    per_seat = np.broadcast_to(favourite, (len(favourite), 2))  # action of member m in seat s
+    share = (per_seat[None, :, :] == per_seat[:, None, :]).mean(1)  # pi_bar(a_{m,s}) (M, 2)
+    want = coef * algo.horizon * -np.log(share)  # log 3 or log 1.5 per step
+    np.testing.assert_allclose(bonus, np.broadcast_to(want[:, None, :], bonus.shape),
+                               rtol=1e-3)
 
 
 def test_tiny_mep_population_pays_the_entropy_bonus(tmp_path):
+    """The population driver turns the bonus on and logs it in the episode rewards (near
+    uniform policies here: -log pi_bar ~ log 6, which cannot tell pi_bar from a member's own
+    policy; the test above does)."""
     out = tmp_path / "mep"
     algo = dataclasses.replace(default_ppo("tiny", "mep"), shaping_horizon=None,
                                population_entropy_coef=0.5)
