@@ -20,11 +20,11 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("overcooked", "play"): ("coplay.envs.overcooked.cli:play", "steer a cook from the terminal"),
     ("overcooked", "train"): ("coplay.experiments.overcooked_cli:train",
                               "train a self-play pair by PPO on a layout"),
-    ("populations", "train"): ("coplay.populations.cli:train",
+    ("populations", "train"): ("coplay.experiments.populations_cli:train",
                                "train hidden-utility pairs, MEP stage 1 or stage 2"),
-    ("populations", "select"): ("coplay.populations.cli:select",
+    ("populations", "select"): ("coplay.experiments.populations_cli:select",
                                 "k-DPP evaluation partners and a greedy training pool"),
-    ("populations", "show"): ("coplay.populations.cli:show", "a population's members"),
+    ("populations", "show"): ("coplay.experiments.populations_cli:show", "a population's members"),
 }
 
 

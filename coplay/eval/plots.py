@@ -1,4 +1,5 @@
-"""PNG plots of IPD runs (matplotlib, Agg backend: no screen needed)."""
+"""PNG plots of runs: IPD training and within-episode curves, Overcooked PPO training,
+MEP stage-2 partner curves, cross-play heatmaps (matplotlib, Agg backend: no screen needed)."""
 
 from __future__ import annotations
 
@@ -89,5 +90,75 @@ def plot_within_episode(evals: dict[str, dict], path: Path,
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("learner cooperation")
     axes[-1].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_crossplay(xp: np.ndarray, path: Path, title: str = "") -> None:
+    m = len(xp)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.42 * m, 1.0 + 0.38 * m))
+    im = ax.imshow(xp, cmap="viridis", vmin=0)
+    for i in range(m):
+        for j in range(m):
+            ax.text(j, i, f"{xp[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if xp[i, j] < 0.6 * max(xp.max(), 1e-9) else "black")
+    ax.set_xlabel("best response of member j")
+    ax.set_ylabel("biased policy of member i")
+    ax.set_xticks(range(m))
+    ax.set_yticks(range(m))
+    ax.tick_params(labelsize=7)
+    fig.colorbar(im, ax=ax, label="sparse return / episode")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_adaptive_training(rows: list[dict], members: list[int], path: Path,
+                           title: str = "") -> None:
+    """Return per partner (top: running mean, and each chunk's mean) and the sampling
+    probabilities set after each chunk (bottom, stacked)."""
+    steps = np.array([r["env_steps"] for r in rows], np.float64)
+    nan = lambda xs: [np.nan if x is None else x for x in xs]  # noqa: E731
+    running = np.array([nan(r["running_return"]) for r in rows]).reshape(len(rows), -1)
+    probs = np.array([r["probs"] for r in rows]).reshape(len(rows), -1)
+    fig, (ax_r, ax_p) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(members), 1)))
+    chunk = np.array([nan(r["partner_return"]) for r in rows]).reshape(len(rows), -1)
+    for k, m in enumerate(members):
+        ax_r.plot(steps, running[:, k], color=colours[k], lw=1.2, label=f"member {m}")
+        ax_r.plot(steps, chunk[:, k], ".", color=colours[k], ms=2, alpha=0.5)
+    ax_r.set_ylabel("sparse return with the partner\n(line: running mean, dots: chunk)")
+    ax_r.legend(fontsize=6, ncol=4)
+    if len(rows):
+        ax_p.stackplot(steps, probs.T, colors=colours, step="post")
+    ax_p.set_ylim(0, 1)
+    ax_p.set_ylabel("sampling probability\n(stacked)")
+    ax_p.set_xlabel("env steps")
+    ax_r.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_ppo_training(rows: list[dict], path: Path, title: str = "") -> None:
+    steps = np.array([r["env_steps"] for r in rows]) / 1e6
+    ret = np.array([np.mean(r["returned_return"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, ret, label="sparse return / episode")
+    ax.axhline(150, color="grey", ls=":", lw=1, label="150")
+    ax.set_xlabel("env steps (M)")
+    ax.set_ylabel("sparse return per episode")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [r["shaping_factor"] for r in rows], color="tab:orange", lw=1,
+             label="shaping factor")
+    ax2.plot(steps, [np.mean(r["entropy"]) for r in rows], color="tab:green", lw=1,
+             label="policy entropy")
+    ax2.set_ylabel("shaping factor / entropy (nats)")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,7 +15,6 @@ more members.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +26,9 @@ from coplay.algos.ppo import PPOConfig, PPOState
 from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.layouts import LayoutError
-from coplay.runs import RunDir, write_json
+from coplay.eval.overcooked import play
+from coplay.eval.plots import plot_ppo_training
+from coplay.runs import RunDir, atomic_write_text, drive_chunks, write_json
 
 Preset = Literal["tiny", "default", "paper"]
 
@@ -135,39 +136,25 @@ def train_run(cfg: OvercookedTrainConfig, out: str | Path, resume: bool = False,
     run = RunDir(out)
     has_ckpt = run.start({"experiment": "overcooked-ppo", **dataclasses.asdict(cfg),
                           "resolved": algo}, resume)
-    t0 = time.perf_counter()
     members = self_play_params(env, algo)
     trainer = ppo.make_train(algo, env, members)
-    state = trainer.init(jax.random.PRNGKey(cfg.seed))
-    if has_ckpt:
-        state, meta = run.load_checkpoint(state)
-        run.truncate_metrics(meta["metrics_lines"])
-    else:  # a run killed before its first checkpoint starts again from scratch
-        run.truncate_metrics(0)
-    num_chunks = ppo.num_updates(algo) // algo.updates_per_chunk
-    done_chunks = int(state.update[0]) // algo.updates_per_chunk
-    rows = run.read_metrics()
-    elapsed0 = rows[-1]["time_s"] if rows else 0.0
 
-    from coplay.experiments.progress import progress_bar
+    def step(state, chunk, last, elapsed):
+        state, metrics = trainer.train_chunk(state)
+        row = chunk_row(metrics, int(state.update[0]), algo, elapsed(), env.event_names)
+        return state, row, (f"return {row['returned_return'][-1]:.1f}  "
+                            f"H {np.mean(row['entropy']):.2f}  "
+                            f"shaping {row['shaping_factor']:.2f}")
 
-    with progress_bar(f"overcooked ppo {Path(cfg.layout).stem} seed {cfg.seed}",
-                      total=num_chunks, completed=done_chunks, enabled=progress) as bar:
-        pending: list[dict] = []  # rows reach the disk with each checkpoint (fewer fsyncs)
-        for chunk in range(done_chunks, num_chunks):
-            if stop_after_chunks is not None and chunk - done_chunks >= stop_after_chunks:
-                return state
-            state, metrics = trainer.train_chunk(state)
-            row = chunk_row(metrics, int(state.update[0]), algo,
-                            elapsed0 + time.perf_counter() - t0, env.event_names)
-            pending.append(row)
-            if (chunk + 1) % cfg.checkpoint_every == 0 or chunk + 1 == num_chunks:
-                run.append_metrics(pending)
-                pending = []
-                run.save_checkpoint(state, {"update": int(state.update[0]),
-                                            "metrics_lines": run.metrics_line_count()})
-            bar.update(f"return {row['returned_return'][-1]:.1f}  "
-                       f"H {np.mean(row['entropy']):.2f}  shaping {row['shaping_factor']:.2f}")
+    state, finished = drive_chunks(
+        run, trainer.init(jax.random.PRNGKey(cfg.seed)), has_ckpt, step=step,
+        num_chunks=ppo.num_updates(algo) // algo.updates_per_chunk,
+        chunks_done=lambda s: int(s.update[0]) // algo.updates_per_chunk,
+        label=f"overcooked ppo {Path(cfg.layout).stem} seed {cfg.seed}",
+        checkpoint_every=cfg.checkpoint_every, progress=progress,
+        stop_after_chunks=stop_after_chunks)
+    if not finished:
+        return state
     if evaluate_at_end:
         evaluate_run(run.path, cfg, algo, env, trainer, state)
     return state
@@ -176,8 +163,6 @@ def train_run(cfg: OvercookedTrainConfig, out: str | Path, resume: bool = False,
 def evaluate_run(path: Path, cfg: OvercookedTrainConfig, algo: PPOConfig, env: Overcooked,
                  trainer: ppo.Trainer, state: PPOState) -> dict:
     """eval.json, training.png and report.md of a finished run."""
-    from coplay.eval.overcooked import play
-
     params = jax.tree.map(lambda x: x[0], state.params)  # member 0: (G, ...)
     seat = lambda g: jax.tree.map(lambda x: x[min(g, x.shape[0] - 1)], params)  # noqa: E731
     env_params = env.default_params(horizon=algo.horizon)
@@ -201,37 +186,9 @@ def evaluate_run(path: Path, cfg: OvercookedTrainConfig, algo: PPOConfig, env: O
     }
     write_json(Path(path) / "eval.json", ev)
     rows = RunDir(path).read_metrics()
-    plot_training(rows, Path(path) / "training.png", title=f"{cfg.layout} seed {cfg.seed}")
+    plot_ppo_training(rows, Path(path) / "training.png", title=f"{cfg.layout} seed {cfg.seed}")
     write_report(Path(path), cfg, algo, rows, ev)
     return ev
-
-
-def plot_training(rows: list[dict], path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([r["env_steps"] for r in rows]) / 1e6
-    ret = np.array([np.mean(r["returned_return"]) for r in rows])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, ret, label="sparse return / episode")
-    ax.axhline(150, color="grey", ls=":", lw=1, label="150")
-    ax.set_xlabel("env steps (M)")
-    ax.set_ylabel("sparse return per episode")
-    ax2 = ax.twinx()
-    ax2.plot(steps, [r["shaping_factor"] for r in rows], color="tab:orange", lw=1,
-             label="shaping factor")
-    ax2.plot(steps, [np.mean(r["entropy"]) for r in rows], color="tab:green", lw=1,
-             label="policy entropy")
-    ax2.set_ylabel("shaping factor / entropy (nats)")
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", fontsize=8)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def time_to(rows: list[dict], threshold: float) -> tuple[int, float] | None:
@@ -281,4 +238,4 @@ def write_report(path: Path, cfg: OvercookedTrainConfig, algo: PPOConfig, rows: 
     for name, (a, b) in ev["events_per_episode"].items():
         if a or b:
             lines.append(f"| {name} | {a:.1f} | {b:.1f} |")
-    (path / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(path / "report.md", "\n".join(lines) + "\n")

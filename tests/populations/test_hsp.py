@@ -8,6 +8,7 @@ import pytest
 
 from coplay.algos.ppo import make_train
 from coplay.envs.overcooked import Overcooked, hsp_candidates
+from coplay.experiments.populations import PPO_PRESETS
 from coplay.populations.hsp import (
     BIASED,
     BR,
@@ -16,7 +17,6 @@ from coplay.populations.hsp import (
     pair_params,
     population_params,
 )
-from coplay.populations.train import PPO_PRESETS
 
 TINY = dataclasses.replace(PPO_PRESETS["tiny"], total_steps=64, num_steps=8, horizon=6,
                            shaping_horizon=None, hidden_sizes=(8,))

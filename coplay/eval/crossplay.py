@@ -13,23 +13,21 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image, ImageDraw
 
 from coplay.agents.actor_critic import ActorCritic, critic_input
 from coplay.envs.overcooked import Overcooked
+from coplay.envs.overcooked.render import render_rgb, save_gif
 from coplay.envs.overcooked.state import EnvParams
 from coplay.eval.overcooked import play
 from coplay.populations.hsp import BIASED, BR
+from coplay.populations.members import take
 from coplay.populations.selection import l1_distances
 
 
 def _seat(params, g: int):
     """(M, G, ...) -> (M, ...) policy g of every member (the only one when G = 1: shared)."""
     return jax.tree.map(lambda x: x[:, min(g, x.shape[1] - 1)], params)
-
-
-def take(tree, i: int):
-    """Entry i of the leading axis of every leaf."""
-    return jax.tree.map(lambda x: x[i], tree)
 
 
 def evaluate_pairs(env: Overcooked, algo, net: ActorCritic, params, key: jax.Array,
@@ -56,31 +54,6 @@ def crossplay_matrix(env: Overcooked, algo, net: ActorCritic, params, key: jax.A
     m = len(jax.tree.leaves(params)[0])
     return np.stack([np.asarray(row(take(biased, i), br)["sparse_return"])
                      .mean(-1) for i in range(m)])
-
-
-def plot_crossplay(xp: np.ndarray, path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = len(xp)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.42 * m, 1.0 + 0.38 * m))
-    im = ax.imshow(xp, cmap="viridis", vmin=0)
-    for i in range(m):
-        for j in range(m):
-            ax.text(j, i, f"{xp[i, j]:.0f}", ha="center", va="center", fontsize=6,
-                    color="white" if xp[i, j] < 0.6 * max(xp.max(), 1e-9) else "black")
-    ax.set_xlabel("best response of member j")
-    ax.set_ylabel("biased policy of member i")
-    ax.set_xticks(range(m))
-    ax.set_yticks(range(m))
-    ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=ax, label="sparse return / episode")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def contrasting_pair(features: np.ndarray, returns: np.ndarray, min_return: float = 10.0):
@@ -122,10 +95,6 @@ def episode_states(env: Overcooked, env_params: EnvParams, net: ActorCritic, par
 def write_pairs_gif(env: Overcooked, algo, net: ActorCritic, params, members: tuple[int, int],
                     path: Path, steps: int, key: jax.Array, fps: int = 8) -> None:
     """Side-by-side GIF: each listed member's biased policy (cook 1) with its best response."""
-    from PIL import Image, ImageDraw
-
-    from coplay.envs.overcooked.render import render_rgb, save_gif
-
     env_params = env.default_params(horizon=max(steps, 1))
     panels = []
     for m in members:

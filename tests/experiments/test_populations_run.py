@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 
 from coplay.cli import main
-from coplay.populations.finish import load_params, member_policies
-from coplay.populations.train import (
+from coplay.experiments.populations import (
     _run_config,
     load_run,
     member_weights,
     preset_config,
     resolve,
-    snapshot_path,
     train_population,
 )
+from coplay.populations.members import load_params, member_policies, snapshot_path
 from coplay.runs import RunDir
 
 
@@ -95,7 +94,7 @@ def test_killed_and_resumed_population_ends_with_the_same_parameters(tiny_pop, t
     cfg = preset_config("tiny", seed=3)
     out = tmp_path / "killed"
     train_population(cfg, out, stop_after_chunks=3, progress=False, finish=False)
-    assert json.loads((out / "checkpoint.json").read_text())["update"] == 4  # chunk 3 lost
+    assert json.loads((out / "checkpoint.json").read_text())["chunks"] == 2  # chunk 3 lost
     state = train_population(cfg, out, resume=True, progress=False, finish=False)
     want = load_params(snapshot_path(tiny_pop, 8))
     for x, y in zip(jax.tree.leaves(want), jax.tree.leaves(state.params), strict=True):

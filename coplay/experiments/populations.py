@@ -20,7 +20,6 @@ the parameters of an uninterrupted one (update u of a member uses fold_in(member
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -30,11 +29,41 @@ from flax import serialization
 
 from coplay.algos import ppo
 from coplay.algos.ppo import PPOConfig, PPOState
-from coplay.config import ConfigError
+from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked, hsp_candidates
 from coplay.envs.overcooked.layouts import LayoutError
-from coplay.populations.hsp import choose_candidates, population_params
-from coplay.runs import RunDir, atomic_write_bytes, read_json, write_json
+from coplay.eval.crossplay import (
+    contrasting_pair,
+    crossplay_matrix,
+    evaluate_pairs,
+    write_pairs_gif,
+)
+from coplay.eval.plots import plot_crossplay
+from coplay.populations.hsp import (
+    BIASED,
+    BR,
+    choose_candidates,
+    describe_weights,
+    population_params,
+)
+from coplay.populations.members import (
+    load_params,
+    network_of,
+    snapshot_path,
+    take,
+    write_manifest,
+)
+from coplay.populations.mep import mep_params
+from coplay.populations.selection import diversity_score, event_features, mid_skill
+from coplay.runs import (
+    RunDir,
+    RunError,
+    atomic_write_bytes,
+    atomic_write_text,
+    drive_chunks,
+    read_json,
+    write_json,
+)
 
 Preset = Literal["tiny", "default"]
 Kind = Literal["hsp", "mep"]
@@ -157,11 +186,6 @@ def resolve(cfg: PopulationConfig) -> PPOConfig:
     return algo
 
 
-def ppo_config_from_json(d: dict) -> PPOConfig:
-    """Rebuild a PPOConfig from its JSON form (lists back to tuples)."""
-    return PPOConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
 def member_weights(cfg: PopulationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(candidate indices (M,), event weights (M, E), sparse weights (M,)); MEP: index -1,
     no event weights, sparse 1."""
@@ -202,55 +226,6 @@ def chunk_row(metrics: ppo.UpdateMetrics, update: int, algo: PPOConfig, elapsed:
     }
 
 
-def mep_params(env: Overcooked, num_members: int, horizon: int):
-    """MEP members: both seats on the sparse reward plus the annealed standard shaping."""
-    p = env.default_params(horizon=horizon, shaping_factor=np.ones(2, np.float32))
-    return ppo.stack_params([p] * num_members)
-
-
-def snapshot_path(path: Path, update: int) -> Path:
-    return Path(path) / "snapshots" / f"update_{update:07d}.msgpack"
-
-
-def drive_chunks(run: RunDir, state: PPOState, has_ckpt: bool, algo: PPOConfig, step,
-                 t0: float, label: str, checkpoint_every: int, progress: bool = True,
-                 stop_after_chunks: int | None = None) -> tuple[PPOState, bool]:
-    """The chunk loop of a run folder (populations, MEP stage 2). Reloads the checkpoint into
-    ``state`` (a template) when ``has_ckpt``, then for every remaining chunk calls
-    ``step(state, chunk, last, elapsed) -> (state, metrics row, status text)`` (``elapsed()``:
-    seconds since ``t0`` plus the time of the runs before a resume) and appends the rows and
-    checkpoints every ``checkpoint_every`` chunks and after the last. Returns (state,
-    finished); ``stop_after_chunks`` ends the loop early as a kill would (tests)."""
-    if has_ckpt:
-        state, meta = run.load_checkpoint(state)
-        run.truncate_metrics(meta["metrics_lines"])
-    else:
-        run.truncate_metrics(0)
-    num_chunks = ppo.num_updates(algo) // algo.updates_per_chunk
-    done = int(state.update[0]) // algo.updates_per_chunk
-    rows = run.read_metrics()
-    elapsed0 = rows[-1]["time_s"] if rows else 0.0
-
-    from coplay.experiments.progress import progress_bar
-
-    with progress_bar(label, total=num_chunks, completed=done, enabled=progress) as bar:
-        pending: list[dict] = []
-        for chunk in range(done, num_chunks):
-            if stop_after_chunks is not None and chunk - done >= stop_after_chunks:
-                return state, False
-            last = chunk + 1 == num_chunks
-            state, row, status = step(state, chunk, last,
-                                      lambda: elapsed0 + time.perf_counter() - t0)
-            pending.append(row)
-            if (chunk + 1) % checkpoint_every == 0 or last:
-                run.append_metrics(pending)
-                pending = []
-                run.save_checkpoint(state, {"update": int(state.update[0]),
-                                            "metrics_lines": run.metrics_line_count()})
-            bar.update(status)
-    return state, True
-
-
 def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = False,
                      stop_after_chunks: int | None = None, progress: bool = True,
                      finish: bool = True) -> PPOState:
@@ -262,7 +237,6 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
     idx, w, s = member_weights(cfg)
     run = RunDir(out)
     has_ckpt = run.start(_run_config(cfg, algo, idx), resume)
-    t0 = time.perf_counter()
     members = (mep_params(env, cfg.num_members, algo.horizon) if cfg.kind == "mep"
                else population_params(env, w, s, algo.horizon))
     trainer = ppo.make_train(algo, env, members)
@@ -278,15 +252,15 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
         return state, row, f"return mean {r.mean():.1f}  >=40: {(r >= 40).sum()}/{len(r)}"
 
     state, finished = drive_chunks(
-        run, trainer.init(jax.random.PRNGKey(cfg.seed)), has_ckpt, algo, step, t0,
+        run, trainer.init(jax.random.PRNGKey(cfg.seed)), has_ckpt, step=step,
+        num_chunks=ppo.num_updates(algo) // algo.updates_per_chunk,
+        chunks_done=lambda s: int(s.update[0]) // algo.updates_per_chunk,
         label=f"{cfg.kind} population {Path(cfg.layout).stem} x{cfg.num_members}",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)
     if not finished:
         return state
     if finish:
-        from coplay.populations.finish import finish_population
-
         finish_population(run.path, state=state, progress=progress)
     return state
 
@@ -294,15 +268,181 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
 def load_run(path: str | Path) -> tuple[PopulationConfig, PPOConfig, dict]:
     """(population config, PPO config, raw config.json) of a population folder."""
     raw = read_json(Path(path) / RunDir.CONFIG)
-    algo = ppo_config_from_json(raw["resolved"])
     fields = {f.name for f in dataclasses.fields(PopulationConfig)}
-    kw = {k: v for k, v in raw.items() if k in fields and k != "ppo"}
-    if kw.get("candidates") is not None:
-        kw["candidates"] = tuple(kw["candidates"])
-    stored = raw.get("ppo")  # None when the run used its preset's PPO config
-    ppo_cfg = None if stored is None else ppo_config_from_json(stored)
-    return PopulationConfig(**kw, ppo=ppo_cfg), algo, raw
+    try:
+        algo = config_from_json(PPOConfig, raw["resolved"], f"{path}/config.json resolved")
+        cfg = config_from_json(PopulationConfig, {k: v for k, v in raw.items() if k in fields},
+                               f"{path}/config.json")
+    except (ConfigError, KeyError, TypeError) as e:
+        raise RunError(f"{path} is not a population folder of this version of coplay: "
+                       f"{e}") from None
+    return cfg, algo, raw
 
 
-def write_manifest(path: str | Path, manifest: dict) -> None:
-    write_json(Path(path) / "manifest.json", manifest)
+BR_RETURN_TARGET = 40.0  # issue 5: best-response sparse return per 400 steps
+
+
+def evaluate_snapshot(path: str | Path, update: int, episodes: int | None = None,
+                      seed: int | None = None) -> dict:
+    """Evaluate every pair of one parameter snapshot as the final evaluation does (biased
+    policy with its own best response, team sparse reward, sampled actions): ``returns``
+    (M,) mean sparse return per episode, ``events`` (M, 2, E) mean counts per seat."""
+    path = Path(path)
+    cfg, algo, _ = load_run(path)
+    env = Overcooked(cfg.layout)
+    params = load_params(snapshot_path(path, update))
+    seed = cfg.seed if seed is None else seed
+    ev = evaluate_pairs(env, algo, network_of(algo, env), params,
+                        jax.random.PRNGKey(seed + 10_000), episodes or cfg.eval_envs)
+    return {"update": update, "returns": ev["sparse_return"].mean(1),
+            "events": ev["events"].mean(1)}
+
+
+def _snapshots(path: Path) -> list[int]:
+    return sorted(int(f.stem.split("_")[1]) for f in (path / "snapshots").glob("update_*.msgpack"))
+
+
+def finish_population(path: str | Path, state: PPOState | None = None,
+                      progress: bool = True) -> dict:
+    """Evaluate a trained population folder and write manifest, cross-play, GIF, report."""
+    path = Path(path)
+    cfg, algo, raw = load_run(path)
+    env = Overcooked(cfg.layout)
+    net = network_of(algo, env)
+    run = RunDir(path)
+    if state is None:
+        params = load_params(snapshot_path(path, _snapshots(path)[-1]))
+    else:
+        params = jax.tree.map(np.asarray, state.params)
+    rows = run.read_metrics()
+    idx, w, s = member_weights(cfg)
+    M = len(idx)
+    say = print if progress else (lambda *a, **k: None)
+
+    # --- every pair on the sparse reward: returns and event counts of both seats
+    key = jax.random.PRNGKey(cfg.seed + 10_000)
+    ev = evaluate_pairs(env, algo, net, params, key, cfg.eval_envs)
+    returns, events = ev["sparse_return"], ev["events"]  # (M, N), (M, N, 2, E)
+    mean_events = events.mean(1)  # (M, 2, E)
+    features = event_features(mean_events)
+
+    # --- snapshots: logged training return at each, mid-skill = closest to half the final
+    logged = {r["update"]: r["episode_return"] for r in rows}
+    snaps = [u for u in _snapshots(path) if u in logged]
+    final_logged = rows[-1]["episode_return"] if rows else [None] * M
+
+    members = []
+    for m in range(M):
+        f = Path("members") / f"m{m:02d}.msgpack"
+        atomic_write_bytes(path / f, serialization.to_bytes(take(params, m)))
+        snap_returns = [logged[u][m] if logged[u][m] is not None else 0.0 for u in snaps]
+        final = final_logged[m] if final_logged[m] is not None else 0.0
+        entry = {
+            "member": m,
+            "candidate": int(idx[m]),
+            "weights": describe_weights(env.event_names, w[m], float(s[m])),
+            "event_weights": [float(x) for x in w[m]],
+            "sparse_weight": float(s[m]),
+            "checkpoint": str(f),
+            "return": float(returns[m].mean()),
+            "return_std": float(returns[m].std()),
+            "training_return": final,
+            "events_biased": {n: float(mean_events[m, BIASED, i])
+                              for i, n in enumerate(env.event_names)},
+            "events_br": {n: float(mean_events[m, BR, i]) for i, n in enumerate(env.event_names)},
+            "features": [round(float(x), 6) for x in features[m]],
+            "snapshots": [{"update": u, "file": str(snapshot_path(Path("."), u)),
+                           "training_return": r} for u, r in zip(snaps, snap_returns,
+                                                                  strict=True)],
+        }
+        if snaps:
+            k = mid_skill(np.array(snap_returns), final)
+            entry["mid_skill"] = {"update": snaps[k], "file": entry["snapshots"][k]["file"],
+                                  "training_return": snap_returns[k], "final_training_return":
+                                  final}
+        members.append(entry)
+
+    # --- cross-play: biased policy of member i with the best response of member j
+    say("cross-play ...")
+    xp = crossplay_matrix(env, algo, net, params, jax.random.PRNGKey(cfg.seed + 20_000),
+                          cfg.crossplay_envs)
+    write_json(path / "crossplay.json", {
+        "rows": "biased policy of member i", "cols": "best response of member j",
+        "episodes_per_cell": cfg.crossplay_envs, "steps_per_episode": algo.horizon,
+        "sparse_return": np.round(xp, 3).tolist()})
+    plot_crossplay(xp, path / "crossplay.png",
+                   title=f"{cfg.layout}: cross-play sparse return ({cfg.crossplay_envs} episodes)")
+
+    # --- GIF of the two most different pairs (L1 distance of their event features)
+    ret_mean = returns.mean(1)
+    a, b = contrasting_pair(features, ret_mean)
+    say("pairs.gif ...")
+    write_pairs_gif(env, algo, net, params, (a, b), path / "pairs.gif", cfg.gif_steps,
+                    jax.random.PRNGKey(cfg.seed + 30_000))
+
+    ok = ret_mean >= BR_RETURN_TARGET
+    summary = {
+        "members_with_br_return_ge_40": int(ok.sum()),
+        "fraction_with_br_return_ge_40": float(ok.mean()),
+        "diversity_score": diversity_score(features),
+        "crossplay_diagonal_mean": float(np.diag(xp).mean()),
+        "crossplay_off_diagonal_mean": float((xp.sum() - np.trace(xp)) / max(M * (M - 1), 1)),
+        "gif_members": [int(a), int(b)],
+        "train_time_s": rows[-1]["time_s"] if rows else None,
+        "env_steps_per_member": rows[-1]["env_steps"] if rows else 0,
+    }
+    manifest = {
+        "kind": f"{cfg.kind}-population",
+        "layout": cfg.layout,
+        "num_members": M,
+        "seats": ({"0": "biased policy pi_w (hidden utility r_w)",
+                   "1": "best response (sparse + annealed shaping)"} if cfg.kind == "hsp" else
+                  {"0": "MEP agent (self-play)", "1": "the same agent"}),
+        "event_names": list(env.event_names),
+        "feature_names": [f"biased:{n}" for n in env.event_names]
+                         + [f"br:{n}" for n in env.event_names],
+        "eval_episodes": cfg.eval_envs,
+        "steps_per_episode": algo.horizon,
+        "summary": summary,
+        "members": members,
+    }
+    write_manifest(path, manifest)
+    write_report(path, cfg, manifest, xp)
+    return manifest
+
+
+def write_report(path: Path, cfg, manifest: dict, xp: np.ndarray) -> None:
+    s = manifest["summary"]
+    kind = "Hidden-utility" if cfg.kind == "hsp" else "MEP (stage 1)"
+    lines = [
+        f"# {kind} population — {cfg.layout}, preset `{cfg.preset}`, seed {cfg.seed}",
+        "",
+        f"- {manifest['num_members']} pairs, {s['env_steps_per_member']:,} env steps each, "
+        f"trained in {s['train_time_s'] or 0:.0f} s (wall clock, compile included)",
+        f"- best-response sparse return >= {BR_RETURN_TARGET:g} per "
+        f"{manifest['steps_per_episode']} steps: {s['members_with_br_return_ge_40']} of "
+        f"{manifest['num_members']} pairs ({100 * s['fraction_with_br_return_ge_40']:.0f} %), "
+        f"{manifest['eval_episodes']} evaluation episodes each, sampled actions",
+        f"- diversity score (mean pairwise L1 of normalised event features): "
+        f"{s['diversity_score']:.2f}",
+        f"- cross-play: own best response {s['crossplay_diagonal_mean']:.1f}, "
+        f"other members' best responses {s['crossplay_off_diagonal_mean']:.1f}",
+        "",
+        "![cross-play](crossplay.png)",
+        "",
+        f"![pairs](pairs.gif) members {s['gif_members'][0]} and {s['gif_members'][1]}",
+        "",
+        "| member | candidate | hidden utility (non-zero, sparse) | return | mid-skill update |",
+        "|---|---|---|---|---|",
+    ]
+    fixed = {"USEFUL_DISH_PICKUP", "SOUP_PICKUP", "PLACEMENT_IN_POT"}
+    for e in manifest["members"]:
+        wt = ", ".join(f"{k} {v:g}" for k, v in e["weights"].items() if k not in fixed)
+        mid = e.get("mid_skill", {}).get("update", "-")
+        lines.append(f"| {e['member']} | {e['candidate']} | {wt} | "
+                     f"{e['return']:.1f} ± {e['return_std']:.1f} | {mid} |")
+    sel = path / "selection.json"
+    if sel.exists():
+        d = read_json(sel)
+        lines += ["", f"Selection: evaluation partners {d['eval']}, training pool {d['train']}."]
+    atomic_write_text(path / "report.md", "\n".join(lines) + "\n")

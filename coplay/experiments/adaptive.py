@@ -23,41 +23,44 @@ The run folder (:func:`train_adaptive`): ``config.json``, ``checkpoint.msgpack``
 running returns and probabilities are part of the state, so a resumed run equals an
 uninterrupted one), ``metrics.jsonl`` (per chunk: returns, episodes, running returns and
 probabilities per partner), then ``agent.msgpack``, ``eval.json``, ``training.png``,
-``manifest.json`` and ``report.md`` (:mod:`coplay.populations.adaptive_report`).
+``manifest.json`` and ``report.md`` (:func:`finish_adaptive`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
-from coplay.agents.actor_critic import ActorCritic, critic_input
 from coplay.algos import ppo
-from coplay.algos.ppo import FrozenPartner, PPOConfig, PPOState, Runner
-from coplay.config import ConfigError
+from coplay.algos.ppo import PPOConfig, PPOState
+from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
-from coplay.populations.train import (
-    PPO_PRESETS,
-    Preset,
-    chunk_row,
-    drive_chunks,
-    load_run,
+from coplay.eval.crossplay import evaluate_pairs
+from coplay.eval.plots import plot_adaptive_training
+from coplay.experiments.populations import PPO_PRESETS, Preset, chunk_row, load_run
+from coplay.populations.members import load_params, network_of, take
+from coplay.populations.mep import (
+    ALPHA_MEP,
+    frozen_partner,
     mep_params,
-    ppo_config_from_json,
+    refresh_priorities,
+    with_partners,
 )
-from coplay.runs import RunDir, RunError, read_json
-
-ALPHA_MEP = 3.0
-"""MEP's prioritisation exponent: ``ALPHA=3.0`` in the stage-2 command of the MEP authors'
-released code (README of ruizhaogit/maximum_entropy_population_based_training; the config
-default there is 1.0) and ZSC-Eval's ``--mep_prioritized_alpha`` default. The value printed in
-the paper itself was not checked here."""
+from coplay.runs import (
+    RunDir,
+    RunError,
+    atomic_write_bytes,
+    atomic_write_text,
+    drive_chunks,
+    read_json,
+    write_json,
+)
 
 NETWORK_FIELDS = ("network", "hidden_sizes", "activation", "cnn_filters", "centralised_value")
 
@@ -109,114 +112,6 @@ def preset_config(preset: str, **changes) -> AdaptiveConfig:
 
 
 # --- prioritised partner sampling (NumPy, between chunks) -------------------------------------
-def dense_rank(x: np.ndarray) -> np.ndarray:
-    """1 for the smallest value, +1 per larger distinct value (ties share a rank)."""
-    _, inverse = np.unique(np.asarray(x), return_inverse=True)
-    return inverse.reshape(-1) + 1
-
-
-def partner_probs(returns: np.ndarray, alpha: float) -> np.ndarray:
-    """p_i ∝ rank(1/R_i)^alpha over partners' returns R (K,); NaN = no episode yet, counted
-    as the mean of the others (ZSC-Eval); none at all: uniform. The dense rank of -R orders
-    the partners as the rank of 1/(R + 1e-6) of the reference code does for R >= 0 (sparse
-    returns are) and stays defined for R <= 0."""
-    r = np.asarray(returns, np.float64)
-    seen = np.isfinite(r)
-    if not seen.any():
-        return np.full(len(r), 1.0 / len(r))
-    r = np.where(seen, r, r[seen].mean())
-    w = dense_rank(-r).astype(np.float64) ** alpha
-    return w / w.sum()
-
-
-def update_running(running: np.ndarray, return_sum: np.ndarray, episodes: np.ndarray,
-                   decay: float) -> np.ndarray:
-    """Fold one chunk's per-partner (summed return, episodes) into the running means (NaN:
-    none yet; the first chunk with episodes sets the mean)."""
-    running = np.asarray(running, np.float64)
-    has = np.asarray(episodes) > 0
-    mean = np.asarray(return_sum, np.float64) / np.maximum(episodes, 1)
-    first = has & ~np.isfinite(running)
-    blended = decay * running + (1.0 - decay) * mean
-    return np.where(first, mean, np.where(has, blended, running))
-
-
-# --- partners inside the jitted chunk ---------------------------------------------------------
-class PartnerRunner(Runner):
-    """The PPO runner plus the frozen partners' sampling state (N envs, K partners)."""
-
-    partner: jax.Array  # (N,) int32 partner of each env's running episode
-    probs: jax.Array  # (K,) sampling probabilities (set between chunks)
-    running_return: jax.Array  # (K,) running-mean sparse return per partner (NaN: none yet)
-    partner_episodes: jax.Array  # (K,) episodes finished since the last refresh
-    partner_return_sum: jax.Array  # (K,) their summed sparse returns
-
-
-def draw_partners(key: jax.Array, probs: jax.Array, n: int) -> jax.Array:
-    """(n,) partner indices drawn independently with probabilities ``probs`` (K,)."""
-    return jax.random.categorical(key, jnp.log(probs), shape=(n,)).astype(jnp.int32)
-
-
-def frozen_partner(net: ActorCritic, params, centralised: bool) -> FrozenPartner:
-    """Seat 1 played by partner ``runner.partner[n]`` of the stacked ``params`` (K, ...)."""
-
-    def logits(params, runner: PartnerRunner, obs_seat: jax.Array) -> jax.Array:
-        per_env = jax.tree.map(lambda x: x[runner.partner], params)  # (N, ...) gather
-        cx = critic_input(obs_seat, centralised, 1)[:, 1]  # (N, H, W, C') (critic unused)
-
-        def one(p, obs, c):  # (H, W, C) -> (A,)
-            return net.apply(p, obs[None], c[None])[0][0]
-
-        return jax.vmap(one)(per_env, obs_seat[:, 1], cx)
-
-    def after_step(runner: PartnerRunner, done: jax.Array, ret: jax.Array,
-                   key: jax.Array) -> PartnerRunner:
-        d = done.astype(jnp.float32)
-        nxt = draw_partners(key, runner.probs, done.shape[0])
-        return runner.replace(
-            partner=jnp.where(done, nxt, runner.partner),
-            partner_episodes=runner.partner_episodes.at[runner.partner].add(d),
-            partner_return_sum=runner.partner_return_sum.at[runner.partner].add(d * ret))
-
-    return FrozenPartner(params, logits, after_step)
-
-
-def with_partners(state: PPOState, key: jax.Array, num_partners: int) -> PPOState:
-    """A fresh (M, ...) train state's runner -> :class:`PartnerRunner`: uniform probabilities,
-    first partners drawn from them, no returns yet."""
-    r = state.runner
-    m, n = r.swap.shape
-    probs = jnp.full((m, num_partners), 1.0 / num_partners, jnp.float32)
-    zeros = jnp.zeros((m, num_partners), jnp.float32)
-    base = {f.name: getattr(r, f.name) for f in dataclasses.fields(Runner)}
-    partner = jax.vmap(draw_partners, in_axes=(0, 0, None))(jax.random.split(key, m), probs, n)
-    return state.replace(runner=PartnerRunner(
-        **base, partner=partner, probs=probs, running_return=jnp.full_like(zeros, jnp.nan),
-        partner_episodes=zeros, partner_return_sum=zeros))
-
-
-def refresh_priorities(state: PPOState, cfg: AdaptiveConfig) -> tuple[PPOState, dict]:
-    """Between chunks: running returns and probabilities from the chunk's per-partner sums
-    (member 0: stage 2 trains one learner); returns the new state and a metrics dict."""
-    r = state.runner
-    eps, sums = np.asarray(r.partner_episodes[0]), np.asarray(r.partner_return_sum[0])
-    running = update_running(np.asarray(r.running_return[0]), sums, eps, cfg.return_decay)
-    probs = partner_probs(running, cfg.alpha)
-    f32 = lambda x: jnp.asarray(x, jnp.float32)[None]  # noqa: E731
-    state = state.replace(runner=r.replace(
-        running_return=f32(running), probs=f32(probs),
-        partner_episodes=jnp.zeros_like(r.partner_episodes),
-        partner_return_sum=jnp.zeros_like(r.partner_return_sum)))
-    chunk_mean = [round(float(s / e), 3) if e else None for s, e in zip(sums, eps, strict=True)]
-    return state, {
-        "partner_episodes": [int(e) for e in eps],
-        "partner_return": chunk_mean,
-        "running_return": [round(float(x), 3) if np.isfinite(x) else None for x in running],
-        "probs": [round(float(p), 5) for p in np.asarray(state.runner.probs[0])],
-    }
-
-
-# --- the stage-1 population -------------------------------------------------------------------
 class Population(NamedTuple):
     path: Path
     cfg: object  # PopulationConfig of stage 1
@@ -260,9 +155,6 @@ def load_population(cfg: AdaptiveConfig) -> Population:
 def partner_params(pop: Population):
     """(K, ...) parameters of the partners: each member's policy 0 (its only policy: MEP
     members share one policy between the seats)."""
-    from coplay.populations.crossplay import take
-    from coplay.populations.finish import load_params
-
     ps = [take(load_params(pop.path / pop.manifest["members"][i]["checkpoint"]), 0)
           for i in pop.members]
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *ps)
@@ -316,19 +208,17 @@ def load_config(path: str | Path) -> AdaptiveConfig:
         raise RunError(f"{path} is not a MEP stage-2 run (experiment "
                        f"{raw.get('experiment')!r})")
     fields = {f.name for f in dataclasses.fields(AdaptiveConfig)}
-    kw = {k: v for k, v in raw.items() if k in fields}
-    if kw.get("partners") is not None:
-        kw["partners"] = tuple(kw["partners"])
-    if kw.get("ppo") is not None:
-        kw["ppo"] = ppo_config_from_json(kw["ppo"])
-    return AdaptiveConfig(**kw)
+    try:
+        return config_from_json(AdaptiveConfig, {k: v for k, v in raw.items() if k in fields},
+                                f"{path}/config.json")
+    except (ConfigError, TypeError) as e:
+        raise RunError(f"{path}: config.json does not match this version of coplay: {e}") \
+            from None
 
 
 # --- training ---------------------------------------------------------------------------------
 def make_trainer(algo: PPOConfig, pop: Population) -> tuple[ppo.Trainer, Overcooked, object]:
     """(trainer of one learner with the frozen partners, env, partner params (K, ...))."""
-    from coplay.populations.finish import network_of
-
     env = Overcooked(pop.cfg.layout)
     params = partner_params(pop)
     partner = frozen_partner(network_of(pop.algo, env), params, pop.algo.centralised_value)
@@ -347,12 +237,11 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
     algo, pop = resolve(cfg)
     run = RunDir(out)
     has_ckpt = run.start(run_config(cfg, algo, pop), resume)
-    t0 = time.perf_counter()
     trainer, _, _ = make_trainer(algo, pop)
 
     def step(state: PPOState, chunk: int, last: bool, elapsed):
         state, metrics = trainer.train_chunk(state)
-        state, partners = refresh_priorities(state, cfg)
+        state, partners = refresh_priorities(state, cfg.alpha, cfg.return_decay)
         row = chunk_row(metrics, int(state.update[0]), algo, elapsed()) | partners
         ret = row["episode_return"][0]
         worst = int(np.argmax(partners["probs"]))
@@ -360,12 +249,94 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
                             f"most drawn: member {pop.members[worst]}")
 
     state, finished = drive_chunks(
-        run, init_state(trainer, cfg.seed, len(pop.members)), has_ckpt, algo, step, t0,
+        run, init_state(trainer, cfg.seed, len(pop.members)), has_ckpt, step=step,
+        num_chunks=ppo.num_updates(algo) // algo.updates_per_chunk,
+        chunks_done=lambda s: int(s.update[0]) // algo.updates_per_chunk,
         label=f"MEP stage 2 {pop.cfg.layout} x{len(pop.members)} partners",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)
     if finished and finish:
-        from coplay.populations.adaptive_report import finish_adaptive
-
         finish_adaptive(run.path, state=state)
     return state
+
+
+AGENT_FILE = "agent.msgpack"
+
+
+def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
+    """Evaluate a trained stage-2 folder and write its agent, evaluation, plot and report."""
+    path = Path(path)
+    cfg = load_config(path)
+    algo, pop = resolve(cfg)
+    _, env, partners = make_trainer(algo, pop)
+    params = (load_params(path / RunDir.CHECKPOINT)["params"] if state is None
+              else jax.tree.map(np.asarray, state.params))
+    agent = take(params, 0)  # (G = 1, ...): the learner, as a population member's file
+    atomic_write_bytes(path / AGENT_FILE, serialization.to_bytes(agent))
+
+    # --- the learner (seat 0) with each partner (seat 1), each cook half the episodes
+    learner = take(agent, 0)
+    pairs = jax.tree.map(lambda a, p: jnp.stack([jnp.broadcast_to(a, p.shape), p], axis=1),
+                         learner, partners)  # (K, 2, ...)
+    ev = evaluate_pairs(env, algo, network_of(algo, env), pairs,
+                        jax.random.PRNGKey(cfg.seed + 10_000), cfg.eval_envs)
+    returns = ev["sparse_return"]  # (K, N)
+    rows = RunDir(path).read_metrics()
+    last = rows[-1] if rows else {}
+    partners_out = []
+    for k, m in enumerate(pop.members):
+        partners_out.append({
+            "partner": k, "member": m,
+            "checkpoint": str(pop.path / pop.manifest["members"][m]["checkpoint"]),
+            "return": float(returns[k].mean()), "return_std": float(returns[k].std()),
+            "partner_self_play_return": pop.manifest["members"][m]["return"],
+            "running_return": (last.get("running_return") or [None] * len(pop.members))[k],
+            "final_prob": (last.get("probs") or [None] * len(pop.members))[k],
+        })
+    summary = {
+        "mean_return": float(returns.mean()),
+        "worst_partner_return": float(returns.mean(1).min()),
+        "best_partner_return": float(returns.mean(1).max()),
+        "env_steps": last.get("env_steps", 0),
+        "train_time_s": last.get("time_s"),
+    }
+    write_json(path / "eval.json", {"episodes_per_partner": cfg.eval_envs,
+                                    "steps_per_episode": algo.horizon, "partners": partners_out,
+                                    "summary": summary})
+    manifest = {"kind": "mep-adaptive", "layout": pop.cfg.layout, "population": str(pop.path),
+                "agent": AGENT_FILE, "seats": {"0": "the MEP stage-2 learner",
+                                               "1": "a frozen stage-1 member"},
+                "alpha": cfg.alpha, "partner_members": pop.members, "summary": summary}
+    write_json(path / "manifest.json", manifest)
+    plot_adaptive_training(rows, pop.members, path / "training.png",
+                  title=f"MEP stage 2, {pop.cfg.layout}: alpha {cfg.alpha:g}")
+    write_report(path, cfg, manifest, partners_out)
+    return manifest
+
+
+def write_report(path: Path, cfg, manifest: dict, partners: list[dict]) -> None:
+    s = manifest["summary"]
+    lines = [
+        f"# MEP stage 2 — {manifest['layout']}, preset `{cfg.preset}`, seed {cfg.seed}",
+        "",
+        f"- one PPO learner, {s['env_steps']:,} env steps, trained in "
+        f"{s['train_time_s'] or 0:.0f} s (wall clock, compile included), against "
+        f"{len(partners)} frozen members of `{manifest['population']}`",
+        f"- partners drawn per episode with p ∝ rank(1/return)^α, α = {cfg.alpha:g}, running "
+        f"mean decay {cfg.return_decay:g} per chunk",
+        f"- evaluation ({cfg.eval_envs} episodes per partner, sampled actions, team sparse "
+        f"return): mean {s['mean_return']:.1f}, worst partner {s['worst_partner_return']:.1f}, "
+        f"best {s['best_partner_return']:.1f}",
+        "",
+        "![training](training.png)",
+        "",
+        "| member | learner + partner return | partner self-play return | final running return "
+        "| final p |",
+        "|---|---|---|---|---|",
+    ]
+    for p in partners:
+        run = "-" if p["running_return"] is None else f"{p['running_return']:.1f}"
+        prob = "-" if p["final_prob"] is None else f"{p['final_prob']:.3f}"
+        lines.append(f"| {p['member']} | {p['return']:.1f} ± {p['return_std']:.1f} | "
+                     f"{p['partner_self_play_return']:.1f} | {run} | {prob} |")
+    atomic_write_text(path / "report.md", "\n".join(lines) + "\n")

@@ -11,17 +11,18 @@ import numpy as np
 import pytest
 
 from coplay.cli import main
-from coplay.populations import adaptive
-from coplay.populations.adaptive import (
+from coplay.experiments import adaptive
+from coplay.experiments.adaptive import preset_config
+from coplay.experiments.populations import preset_config as population_preset
+from coplay.experiments.populations import train_population
+from coplay.populations import mep
+from coplay.populations.members import load_params, network_of
+from coplay.populations.mep import (
     dense_rank,
     draw_partners,
     partner_probs,
-    preset_config,
     update_running,
 )
-from coplay.populations.finish import load_params
-from coplay.populations.train import preset_config as population_preset
-from coplay.populations.train import train_population
 from coplay.runs import RunDir
 
 
@@ -115,10 +116,8 @@ def test_partner_logits_come_from_the_gathered_frozen_partner(stage1):
     cfg = preset_config("tiny", population=str(stage1))
     algo, pop = adaptive.resolve(cfg)
     trainer, env, params = adaptive.make_trainer(algo, pop)
-    from coplay.populations.finish import network_of
-
     net = network_of(pop.algo, env)
-    partner = adaptive.frozen_partner(net, params, False)
+    partner = mep.frozen_partner(net, params, False)
     state = adaptive.init_state(trainer, 0, 2)
     runner = jax.tree.map(lambda x: x[0], state.runner)
     runner = runner.replace(partner=jnp.array([1, 0, 1, 1], jnp.int32))
@@ -148,8 +147,7 @@ def test_refresh_priorities_folds_a_chunk_into_the_probabilities(one_chunk):
     runner = state.runner.replace(partner_episodes=jnp.array([[2.0, 4.0]]),
                                   partner_return_sum=jnp.array([[40.0, 0.0]]),
                                   running_return=jnp.array([[jnp.nan, 10.0]]))
-    cfg = dataclasses.replace(preset_config("tiny"), alpha=2.0, return_decay=0.5)
-    new, row = adaptive.refresh_priorities(state.replace(runner=runner), cfg)
+    new, row = mep.refresh_priorities(state.replace(runner=runner), alpha=2.0, return_decay=0.5)
     # partner 0: first episodes -> 40 / 2 = 20; partner 1: 0.5 x 10 + 0.5 x 0 = 5
     # -> ranks of 1/R: 1, 2 -> p = 1, 4 (alpha 2) / 5; the chunk's sums start again at 0
     np.testing.assert_allclose(np.asarray(new.runner.running_return[0]), [20.0, 5.0])
@@ -170,7 +168,7 @@ def test_tiny_stage2_run_writes_the_whole_folder(stage2, stage1):
         assert len(r["probs"]) == 2 and abs(sum(r["probs"]) - 1) < 1e-4
         assert sum(r["partner_episodes"]) == 4 * 2  # one 16-step episode per env and update
         want = partner_probs(np.array([np.nan if x is None else x
-                                       for x in r["running_return"]]), adaptive.ALPHA_MEP)
+                                       for x in r["running_return"]]), mep.ALPHA_MEP)
         np.testing.assert_allclose(r["probs"], want, rtol=1e-4)
     ev = json.loads((stage2 / "eval.json").read_text())
     assert [p["member"] for p in ev["partners"]] == [0, 1]
@@ -194,7 +192,7 @@ def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(stage2, tmp_path,
     monkeypatch.setattr(adaptive, "make_trainer", make_once)
     out = tmp_path / "killed"
     adaptive.train_adaptive(cfg, out, stop_after_chunks=3, progress=False)
-    assert json.loads((out / "checkpoint.json").read_text())["update"] == 4  # chunk 3 lost
+    assert json.loads((out / "checkpoint.json").read_text())["chunks"] == 2  # chunk 3 lost
     state = adaptive.train_adaptive(cfg, out, resume=True, progress=False, finish=False)
     want = load_params(stage2 / "checkpoint.msgpack")
     np.testing.assert_allclose(np.asarray(state.runner.probs), want["runner"]["probs"])

@@ -16,8 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import tyro
+from rich.console import Console
+from rich.table import Table
 
 from coplay.config import ConfigError, parse_overrides
+from coplay.experiments import adaptive
+from coplay.experiments.populations import (
+    PopulationConfig,
+    default_ppo,
+    load_run,
+    preset_config,
+    resolve,
+    train_population,
+)
+from coplay.populations.selection import select_sets
 from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 
 
@@ -96,8 +108,6 @@ def _split_set(items: tuple[str, ...], flags: tuple[str, ...]):
 
 
 def build_config(args: TrainArgs):
-    from coplay.populations.train import PopulationConfig, default_ppo, preset_config, resolve
-
     base = preset_config(args.preset)
     changes: dict = {"kind": args.kind, "layout": args.layout, "seed": args.seed}
     if args.num_members is not None:
@@ -122,8 +132,6 @@ def build_config(args: TrainArgs):
 
 def build_adaptive_config(args: TrainArgs):
     """The MEP stage-2 config of ``--kind mep-adaptive`` (validated)."""
-    from coplay.populations import adaptive
-
     if args.pop is None:
         raise ConfigError("--kind mep-adaptive needs --pop, a finished MEP stage-1 population "
                           "folder (coplay populations train --kind mep)")
@@ -143,8 +151,6 @@ def build_adaptive_config(args: TrainArgs):
 
 def train_adaptive(args: TrainArgs) -> Path:
     """``--kind mep-adaptive`` (or resuming such a run): train, then print the evaluation."""
-    from coplay.populations import adaptive
-
     cfg = adaptive.load_config(args.out) if args.resume else build_adaptive_config(args)
     out = args.out or default_run_dir(f"populations-mep-adaptive-{cfg.preset}",
                                       f"{Path(cfg.population).name}-seed{cfg.seed}")
@@ -174,8 +180,6 @@ def train(argv: list[str], prog: str = "coplay populations train") -> int:
         if adaptive:
             out = train_adaptive(args)
         else:
-            from coplay.populations.train import load_run, train_population
-
             cfg = load_run(args.out)[0] if args.resume else build_config(args)
             out = args.out or default_run_dir(f"populations-{args.kind}-{args.preset}",
                                               f"{Path(args.layout).stem}-seed{args.seed}")
@@ -189,8 +193,6 @@ def train(argv: list[str], prog: str = "coplay populations train") -> int:
 
 def select(argv: list[str], prog: str = "coplay populations select") -> int:
     args = tyro.cli(SelectArgs, args=argv, prog=prog)
-    from coplay.populations.selection import select_sets
-
     try:
         for f in ("eval_size", "train_size", "dpp_exact_limit", "dpp_samples"):
             if getattr(args, f) < 0 or (f.startswith("dpp") and getattr(args, f) < 1):
@@ -230,9 +232,6 @@ def show(argv: list[str], prog: str = "coplay populations show") -> int:
 
 
 def _print_members(path: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     man = read_json(path / "manifest.json")
     sel = read_json(path / "selection.json") if (path / "selection.json").exists() else None
     s = man["summary"]
