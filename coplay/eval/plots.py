@@ -120,11 +120,12 @@ def plot_adaptive_training(rows: list[dict], members: list[int], path: Path,
     probabilities set after each chunk (bottom, stacked)."""
     steps = np.array([r["env_steps"] for r in rows], np.float64)
     nan = lambda xs: [np.nan if x is None else x for x in xs]  # noqa: E731
-    running = np.array([nan(r["running_return"]) for r in rows]).reshape(len(rows), -1)
-    probs = np.array([r["probs"] for r in rows]).reshape(len(rows), -1)
+    k_partners = len(members)  # (rows, K) even when there are no rows yet
+    running = np.array([nan(r["running_return"]) for r in rows]).reshape(len(rows), k_partners)
+    probs = np.array([r["probs"] for r in rows]).reshape(len(rows), k_partners)
     fig, (ax_r, ax_p) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(members), 1)))
-    chunk = np.array([nan(r["partner_return"]) for r in rows]).reshape(len(rows), -1)
+    chunk = np.array([nan(r["partner_return"]) for r in rows]).reshape(len(rows), k_partners)
     for k, m in enumerate(members):
         ax_r.plot(steps, running[:, k], color=colours[k], lw=1.2, label=f"member {m}")
         ax_r.plot(steps, chunk[:, k], ".", color=colours[k], ms=2, alpha=0.5)

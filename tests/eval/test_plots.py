@@ -146,8 +146,6 @@ def test_adaptive_training_takes_partners_without_episodes_yet(tmp_path):
     assert not np.array_equal(drawn, png(tmp_path / "unseen.png"))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="bug: np.array([]).reshape(0, -1) raises before the len(rows) guard")
 def test_adaptive_training_with_no_rows(tmp_path):
     """No metrics row (the function guards its stack plot for this case, and finish_adaptive
     reads the rows with `rows[-1] if rows else {}`), as plot_ppo_training and
