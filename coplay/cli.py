@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from coplay.runs import RunError  # the commands themselves are imported when called
+
 # (system, command) -> "module:function"; the function takes the remaining argv.
 COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("ipd", "train"): ("coplay.experiments.ipd_cli:train",
@@ -28,15 +30,20 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def _usage() -> str:
+def _usage(system: str | None = None) -> str:
     lines = ["usage: coplay <system> <command> [options]   (add --help after a command)", ""]
-    for (system, command), (_, doc) in sorted(COMMANDS.items()):
-        lines.append(f"  coplay {system} {command:<10} {doc}")
+    for (name, command), (_, doc) in sorted(COMMANDS.items()):
+        if system is None or name == system:
+            lines.append(f"  coplay {name} {command:<10} {doc}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    systems = {system for system, _ in COMMANDS}
+    if argv and argv[0] in systems and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        print(_usage(argv[0]))  # `coplay populations --help`: that system's commands
+        return 0 if len(argv) > 1 else 2
     if len(argv) < 2 or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -49,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     module_name, fn_name = target.split(":")
     fn = getattr(importlib.import_module(module_name), fn_name)
     prog = f"coplay {argv[0]} {argv[1]}"
-    from coplay.runs import RunError
-
     try:
         result = fn(argv[2:], prog=prog)
     except (ValueError, RunError) as e:  # config, layout and run-folder errors: no traceback

@@ -6,13 +6,21 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import tyro
+from rich.console import Console
+from rich.table import Table
 
 from coplay.algos.ppo import PPOConfig
 from coplay.config import ConfigError
-from coplay.config import parse_overrides as apply_overrides
-from coplay.experiments.overcooked_ppo import PRESETS, OvercookedTrainConfig, Preset, resolve
-from coplay.runs import RunError, default_run_dir
+from coplay.experiments.cli_common import override_or_none, parse_with_preset
+from coplay.experiments.overcooked_ppo import (
+    PRESETS,
+    OvercookedTrainConfig,
+    Preset,
+    resolve,
+    time_to,
+    train_run,
+)
+from coplay.runs import RunDir, RunError, default_run_dir, read_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,33 +30,31 @@ class TrainArgs:
     layout: str = "cramped_room"
     """Layout name (cramped_room, random1 = Coord. Ring, ...) or a path to an ASCII layout."""
     preset: Preset = "default"
-    """tiny (seconds, for tests), default (this 2-core CPU), paper (ZSC-Eval's values)."""
+    """tiny (seconds, for tests), default (this 2-core CPU), paper (ZSC-Eval's values). Sets
+    the defaults of the --ppo.* flags."""
     seed: int = 0
     """Random seed."""
     out: Path | None = None
     """Run folder (default: runs/overcooked-ppo-<preset>/<layout>-seed<seed>)."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint."""
+    checkpoint_every: int = OvercookedTrainConfig.checkpoint_every
+    """Write a checkpoint, and the metrics rows since the last one, every this many chunks."""
+    eval_envs: int = OvercookedTrainConfig.eval_envs
+    """Episodes of the final evaluation (half with each seat arrangement)."""
     set: tuple[str, ...] = ()
-    """Override PPO fields of the preset, e.g. --set learning_rate=5e-4 hidden_sizes=128,128."""
-
-
-def parse_overrides(base: PPOConfig, items: tuple[str, ...]) -> PPOConfig:
-    """Apply ``FIELD=VALUE`` strings to a PPOConfig; tuples are comma-separated."""
-    return apply_overrides(base, items, "ppo")
+    """Alias for the --ppo.* flags, e.g. --set learning_rate=5e-4 hidden_sizes=128,128."""
+    ppo: PPOConfig = PRESETS["default"]
+    """PPO hyperparameters (defaults: the --preset's)."""
 
 
 def train(argv: list[str], prog: str = "coplay overcooked train") -> int:
-    args = tyro.cli(TrainArgs, args=argv, prog=prog)
-    from coplay.experiments.overcooked_ppo import train_run
-
     try:
-        base = PRESETS.get(args.preset)
-        if base is None:
-            raise ConfigError(f"preset = {args.preset!r}: unknown")
-        algo = parse_overrides(base, args.set) if args.set else None
+        args = parse_with_preset(TrainArgs, argv, prog, "ppo", PRESETS)
         cfg = OvercookedTrainConfig(layout=args.layout, preset=args.preset, seed=args.seed,
-                                    ppo=algo)
+                                    ppo=override_or_none(args.ppo, PRESETS, args.preset),
+                                    checkpoint_every=args.checkpoint_every,
+                                    eval_envs=args.eval_envs)
         resolve(cfg)  # every config error surfaces here, before anything compiles
         out = args.out or default_run_dir(f"overcooked-ppo-{args.preset}",
                                           f"{Path(args.layout).stem}-seed{args.seed}")
@@ -61,12 +67,6 @@ def train(argv: list[str], prog: str = "coplay overcooked train") -> int:
 
 
 def _print_summary(path: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from coplay.experiments.overcooked_ppo import time_to
-    from coplay.runs import RunDir, read_json
-
     ev = read_json(path / "eval.json")
     rows = RunDir(path).read_metrics()
     hit = time_to(rows, 150.0)

@@ -11,9 +11,9 @@ import pytest
 
 from coplay.algos.ppo import PPOConfig, num_updates
 from coplay.cli import main
+from coplay.config import parse_overrides
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.state import ACTION_NAMES
-from coplay.experiments.overcooked_cli import parse_overrides
 from coplay.experiments.overcooked_ppo import (
     PRESETS,
     OvercookedTrainConfig,
@@ -140,7 +140,7 @@ def test_bad_config_fails_before_compiling_and_names_the_field(args, field, tmp_
 def test_overrides_parse_tuples_and_optionals():
     cfg = parse_overrides(PPOConfig(), ("hidden_sizes=128,32", "shaping_horizon=none",
                                         "entropy_coefs=0.2,0.05", "share_policy=true",
-                                        "network=cnn", "total_steps=1e6"))
+                                        "network=cnn", "total_steps=1e6"), "ppo")
     assert cfg.hidden_sizes == (128, 32) and cfg.shaping_horizon is None
     assert cfg.entropy_coefs == (0.2, 0.05) and cfg.share_policy and cfg.network == "cnn"
     assert cfg.total_steps == 1_000_000
@@ -169,3 +169,21 @@ def test_time_to_threshold():
     assert time_to(rows, 150.0) == (400, 2.5)
     assert time_to(rows, 140.0) == (300, 2.5)
     assert time_to(rows, 500.0) is None
+
+
+def test_every_ppo_field_is_a_flag_with_the_presets_default(capsys):
+    """tyro over the nested config: --ppo.FIELD flags, their docstrings in --help, and the
+    --preset's values as their defaults; a flag reaches the resolved config."""
+    with pytest.raises(SystemExit):
+        main(["overcooked", "train", "--preset", "tiny", "--help"])
+    text = capsys.readouterr().out
+    assert "--ppo.total-steps" in text and "(default: 256)" in text  # the tiny preset's
+    assert "--checkpoint-every" in text and "--eval-envs" in text
+    from coplay.experiments.cli_common import parse_with_preset
+    from coplay.experiments.overcooked_cli import TrainArgs
+    from coplay.experiments.overcooked_ppo import PRESETS
+
+    args = parse_with_preset(TrainArgs, ["--preset", "tiny", "--ppo.num-envs", "8",
+                                         "--set", "learning_rate=1e-3"], "t", "ppo", PRESETS)
+    assert args.ppo.num_envs == 8 and args.ppo.learning_rate == 1e-3
+    assert args.ppo.total_steps == PRESETS["tiny"].total_steps
