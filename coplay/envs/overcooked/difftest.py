@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coplay.envs.overcooked.env import Overcooked
+from coplay.envs.overcooked.layouts import COUNTER, FLOOR, POT
 from coplay.envs.overcooked.reference import (
     configure,
     reference_events,
@@ -23,7 +24,15 @@ from coplay.envs.overcooked.reference import (
     to_reference_state,
 )
 from coplay.envs.overcooked.scripted import scripted_actions
-from coplay.envs.overcooked.state import State, recipe_tables
+from coplay.envs.overcooked.state import (
+    DISH,
+    NOTHING,
+    ONION,
+    SOUP,
+    TOMATO,
+    State,
+    recipe_tables,
+)
 
 STATE_FIELDS = ("pos", "dir", "held", "held_soup", "obj", "soup", "pot_tick")
 REF_EVENTS = (
@@ -165,9 +174,6 @@ def run_differential(env: Overcooked, n_episodes: int, n_steps: int, seed: int,
 
 def random_state(layout, rng: np.random.Generator, time: int = 0) -> State:
     """A random but valid kitchen: cooks anywhere, objects on counters, pots in any phase."""
-    from coplay.envs.overcooked.layouts import COUNTER, FLOOR, POT
-    from coplay.envs.overcooked.state import DISH, NOTHING, ONION, SOUP, TOMATO
-
     t = layout.terrain
     h, w = t.shape
     _, cook_time = recipe_tables(layout)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import struct
 
-from coplay.envs.overcooked import events as E
+import coplay.envs.overcooked.events as E
 from coplay.envs.overcooked.events import EventIndex
 from coplay.envs.overcooked.layouts import (
     COUNTER,
