@@ -10,6 +10,7 @@ make_params` turns it into the vmappable ``EnvParams`` pytree.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from pathlib import Path
 
@@ -139,6 +140,10 @@ def parse_layout(
     has_tomato = bool((terrain == TOMATO_DISP).any())
     if old_dynamics is None:
         old_dynamics = not has_tomato
+    if old_dynamics and has_tomato:  # the 20-channel old observation has no tomato plane
+        raise LayoutError(f"layout {name!r}: a tomato dispenser 'T' under the old dynamics "
+                          "(onion soup only; its 20-channel observation cannot show a tomato): "
+                          "use the new dynamics (old_dynamics=False)")
     if orders is None:
         orders = dict(OLD_ORDERS if old_dynamics else NEW_ORDERS)
     if old_dynamics and any(o + t != 3 for o, t in orders):
@@ -248,16 +253,71 @@ def layout_names() -> list[str]:
     return list(LAYOUT_TEXTS)
 
 
+# Fields of an Overcooked-AI `.layout` file this env honours, with the values it supports
+# (old dynamics: one onion soup worth 20 that cooks 20 ticks).
+_AI_FIELD_DEFAULTS = {"start_bonus_orders": [], "rew_shaping_params": None,
+                      "cook_time": 20, "num_items_for_soup": 3, "delivery_reward": 20}
+
+
+def parse_overcooked_ai_layout(text: str, name: str = "custom", **kwargs) -> Layout:
+    """An Overcooked-AI ``.layout`` file (a Python dict literal with a ``grid`` string, read
+    with ``ast.literal_eval``, never ``eval``). Its ``start_all_orders`` must be the orders
+    coplay plays for the grid's dynamics, the other fields their defaults; anything else is
+    refused by field name (the dynamics here cannot honour it)."""
+    try:
+        spec = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as e:
+        raise LayoutError(f"layout {name!r}: not a valid Overcooked-AI .layout dict ({e})") \
+            from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("grid"), str):
+        raise LayoutError(f"layout {name!r}: an Overcooked-AI .layout needs a 'grid' string")
+    grid = "\n".join(row.strip() for row in spec["grid"].strip().split("\n"))
+    layout = parse_layout(grid, name=name, **kwargs)
+    for field, value in spec.items():
+        if field == "grid":
+            continue
+        if field == "start_all_orders":
+            want = sorted(layout.orders)
+            try:
+                got = sorted((o["ingredients"].count("onion"), o["ingredients"].count("tomato"))
+                             for o in value)
+            except (TypeError, KeyError, AttributeError):
+                got = None
+            if got != want:
+                raise LayoutError(
+                    f"layout {name!r}: Overcooked-AI field start_all_orders = {value!r} is "
+                    f"not supported: the {'old' if layout.old_dynamics else 'new'} dynamics "
+                    f"play the orders (onions, tomatoes) {want}")
+        elif field in _AI_FIELD_DEFAULTS:
+            if value != _AI_FIELD_DEFAULTS[field]:
+                raise LayoutError(f"layout {name!r}: Overcooked-AI field {field} = {value!r} "
+                                  f"is not supported (only {_AI_FIELD_DEFAULTS[field]!r})")
+        else:
+            raise LayoutError(f"layout {name!r}: Overcooked-AI field {field!r} is not "
+                              "supported by this env")
+    return layout
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.endswith((".layout", ".txt"))
+
+
 def get_layout(name_or_path: str, **kwargs) -> Layout:
-    """A named layout, a path to a text file holding a grid, or a grid string itself."""
+    """A named layout, a path to a text file holding a grid (ASCII, or an Overcooked-AI
+    ``.layout`` dict), or a grid string itself."""
     if name_or_path in LAYOUT_TEXTS:
         return parse_layout(LAYOUT_TEXTS[name_or_path], name=name_or_path, **kwargs)
     if "\n" in name_or_path:
         return parse_layout(name_or_path, **kwargs)
     path = Path(name_or_path)
     if path.is_file():
-        return parse_layout(path.read_text(), name=path.stem, **kwargs)
+        text = path.read_text()
+        if text.lstrip().startswith("{"):
+            return parse_overcooked_ai_layout(text, name=path.stem, **kwargs)
+        return parse_layout(text, name=path.stem, **kwargs)
+    if _looks_like_path(name_or_path):
+        raise LayoutError(f"layout file not found: {name_or_path}")
     raise LayoutError(
         f"unknown layout {name_or_path!r}: not one of {', '.join(LAYOUT_TEXTS)} "
-        "and not a file path"
+        "(or give the path of a layout file)"
     )

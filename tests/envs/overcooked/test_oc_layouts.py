@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,45 @@ def test_old_dynamics_reject_two_ingredient_orders():
     with pytest.raises(LayoutError, match="3-ingredient"):
         parse_layout(get_layout("random1").text(), old_dynamics=True, orders={(2, 0): (10, 10)})
     assert np.asarray(get_layout("random1_m").terrain).max() <= 6
+
+
+# --- files as users have them (issue 19) -------------------------------------------------------
+def _ai_layouts():
+    overcooked = pytest.importorskip("overcooked")  # the reference package (dev extra)
+    return Path(os.path.dirname(overcooked.__file__)) / "data" / "layouts"
+
+
+def test_an_overcooked_ai_layout_file_loads_as_the_built_in_grid():
+    got = get_layout(str(_ai_layouts() / "cramped_room.layout"))
+    want = get_layout("cramped_room")
+    assert got.grid == want.grid and got.orders == want.orders and got.old_dynamics
+    np.testing.assert_array_equal(got.terrain, want.terrain)
+
+
+def test_overcooked_ai_fields_that_cannot_be_honoured_are_refused_by_name(tmp_path):
+    with pytest.raises(LayoutError, match="start_bonus_orders"):
+        get_layout(str(_ai_layouts() / "counter_circuit.layout"))
+    f = tmp_path / "slow.layout"
+    f.write_text('{"grid": """XXPXX\n O  2O\n X1  X\n XDXSX""", "cook_time": 5}')
+    with pytest.raises(LayoutError, match="cook_time = 5"):
+        get_layout(str(f))
+    f.write_text('{"grid": "XXPXX", "__import__": 1}')
+    with pytest.raises(LayoutError):
+        get_layout(str(f))
+    f.write_text('{"grid": __import__("os").system("echo no")}')  # never evaluated
+    with pytest.raises(LayoutError, match="not a valid Overcooked-AI .layout"):
+        get_layout(str(f))
+
+
+def test_a_missing_file_says_so_and_an_unknown_name_lists_the_names():
+    with pytest.raises(LayoutError, match="layout file not found: runs/nope.layout"):
+        get_layout("runs/nope.layout")
+    with pytest.raises(LayoutError, match="not one of cramped_room"):
+        get_layout("nope")
+
+
+def test_a_tomato_dispenser_under_the_old_dynamics_is_refused():
+    grid = "XXPXX\nT  2O\nX1  X\nXDXSX"
+    with pytest.raises(LayoutError, match="tomato dispenser 'T' under the old dynamics"):
+        parse_layout(grid, old_dynamics=True)
+    assert not parse_layout(grid).old_dynamics  # by default a tomato grid plays the new ones
