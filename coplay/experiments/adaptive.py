@@ -43,6 +43,7 @@ from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.crossplay import evaluate_pairs
 from coplay.eval.plots import plot_adaptive_training
+from coplay.experiments.overcooked_ppo import ppo_chunk_counts
 from coplay.experiments.populations import PPO_PRESETS, Preset, chunk_row, load_run
 from coplay.populations.members import load_params, network_of, take
 from coplay.populations.mep import (
@@ -250,8 +251,7 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
 
     state, finished = drive_chunks(
         run, init_state(trainer, cfg.seed, len(pop.members)), has_ckpt, step=step,
-        num_chunks=ppo.num_updates(algo) // algo.updates_per_chunk,
-        chunks_done=lambda s: int(s.update[0]) // algo.updates_per_chunk,
+        **ppo_chunk_counts(algo),
         label=f"MEP stage 2 {pop.cfg.layout} x{len(pop.members)} partners",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)

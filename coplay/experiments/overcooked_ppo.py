@@ -89,6 +89,12 @@ def resolve(cfg: OvercookedTrainConfig) -> PPOConfig:
     return algo
 
 
+def ppo_chunk_counts(algo: PPOConfig) -> dict:
+    """``drive_chunks``' chunk counting for PPO train states (update counter per member)."""
+    return {"num_chunks": ppo.num_updates(algo) // algo.updates_per_chunk,
+            "chunks_done": lambda s: int(s.update[0]) // algo.updates_per_chunk}
+
+
 def self_play_params(env: Overcooked, algo: PPOConfig):
     """One member: both seats paid the team sparse reward (plus annealed shaping)."""
     return ppo.stack_params([env.default_params(horizon=algo.horizon)])
@@ -148,8 +154,7 @@ def train_run(cfg: OvercookedTrainConfig, out: str | Path, resume: bool = False,
 
     state, finished = drive_chunks(
         run, trainer.init(jax.random.PRNGKey(cfg.seed)), has_ckpt, step=step,
-        num_chunks=ppo.num_updates(algo) // algo.updates_per_chunk,
-        chunks_done=lambda s: int(s.update[0]) // algo.updates_per_chunk,
+        **ppo_chunk_counts(algo),
         label=f"overcooked ppo {Path(cfg.layout).stem} seed {cfg.seed}",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)

@@ -39,6 +39,7 @@ from coplay.eval.crossplay import (
     write_pairs_gif,
 )
 from coplay.eval.plots import plot_crossplay
+from coplay.experiments.overcooked_ppo import ppo_chunk_counts
 from coplay.populations.hsp import (
     BIASED,
     BR,
@@ -253,8 +254,7 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
 
     state, finished = drive_chunks(
         run, trainer.init(jax.random.PRNGKey(cfg.seed)), has_ckpt, step=step,
-        num_chunks=ppo.num_updates(algo) // algo.updates_per_chunk,
-        chunks_done=lambda s: int(s.update[0]) // algo.updates_per_chunk,
+        **ppo_chunk_counts(algo),
         label=f"{cfg.kind} population {Path(cfg.layout).stem} x{cfg.num_members}",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)
