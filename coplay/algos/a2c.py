@@ -28,6 +28,7 @@ from coplay.algos.ipd_rollout import (
     random_pairing,
     rollout_with_final_value,
 )
+from coplay.algos.losses import action_log_probs, categorical_entropy, clipped_surrogate_loss
 from coplay.algos.returns import gae
 from coplay.config import checker
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
@@ -337,16 +338,10 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
     def loss_fn(params, batch: Trajectory, advantages, targets, ent_coef):
         """One learner's loss on (T, n) data."""
         logits, values = sequence(agent, params, batch.inputs, cfg.scan_unroll)
-        log_probs = jax.nn.log_softmax(logits)
-        log_prob = jnp.take_along_axis(log_probs, batch.action[..., None], axis=-1)[..., 0]
-        ratio = jnp.exp(log_prob - batch.log_prob)
-        surrogate = ratio * advantages
-        if cfg.clip_eps > 0:
-            clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * advantages
-            surrogate = jnp.minimum(surrogate, clipped)
-        policy_loss = -surrogate.mean()
+        log_probs, log_prob = action_log_probs(logits, batch.action)  # (T, n, 2), (T, n)
+        policy_loss = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, cfg.clip_eps)
         value_loss = jnp.square(values - targets).mean()
-        entropy = -(jnp.exp(log_probs) * log_probs).sum(-1).mean()
+        entropy = categorical_entropy(log_probs)
         loss = policy_loss + cfg.value_coef * value_loss - ent_coef * entropy
         return loss, (policy_loss, value_loss, entropy)
 

@@ -38,6 +38,7 @@ import optax
 from flax import struct
 
 from coplay.agents.actor_critic import ActorCritic, critic_input, make_network
+from coplay.algos.losses import action_log_probs, categorical_entropy, clipped_surrogate_loss
 from coplay.algos.returns import gae
 from coplay.config import ConfigError, checker
 from coplay.envs.overcooked.env import Overcooked
@@ -320,14 +321,10 @@ def ppo_losses(logits: jax.Array, value: jax.Array, action: jax.Array, old_log_p
     value: 0.5 * mean((v - target)^2), or of the max with the clipped prediction's error;
     with ``huber_delta`` the error is Huber's (quadratic within delta, then linear) instead.
     """
-    log_probs = jax.nn.log_softmax(logits)  # (B, A)
-    log_prob = jnp.take_along_axis(log_probs, action[:, None], axis=-1)[:, 0]
+    log_probs, log_prob = action_log_probs(logits, action)  # (B, A), (B,)
     if normalize_advantages:
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-    ratio = jnp.exp(log_prob - old_log_prob)
-    surrogate = jnp.minimum(ratio * advantage,
-                            jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage)
-    policy_loss = -surrogate.mean()
+    policy_loss = clipped_surrogate_loss(log_prob, old_log_prob, advantage, clip_eps)
     if huber_delta is None:
         loss = lambda e: 0.5 * jnp.square(e)  # noqa: E731
     else:
@@ -337,7 +334,7 @@ def ppo_losses(logits: jax.Array, value: jax.Array, action: jax.Array, old_log_p
         clipped = old_value + jnp.clip(value - old_value, -clip_eps, clip_eps)
         err = jnp.maximum(err, loss(clipped - target))
     value_loss = err.mean()
-    entropy = -(jnp.exp(log_probs) * log_probs).sum(-1).mean()
+    entropy = categorical_entropy(log_probs)
     return policy_loss, value_loss, entropy
 
 
