@@ -140,10 +140,6 @@ def parse_layout(
     has_tomato = bool((terrain == TOMATO_DISP).any())
     if old_dynamics is None:
         old_dynamics = not has_tomato
-    if old_dynamics and has_tomato:  # the 20-channel old observation has no tomato plane
-        raise LayoutError(f"layout {name!r}: a tomato dispenser 'T' under the old dynamics "
-                          "(onion soup only; its 20-channel observation cannot show a tomato): "
-                          "use the new dynamics (old_dynamics=False)")
     if orders is None:
         orders = dict(OLD_ORDERS if old_dynamics else NEW_ORDERS)
     if old_dynamics and any(o + t != 3 for o, t in orders):

@@ -100,10 +100,3 @@ def test_a_missing_file_says_so_and_an_unknown_name_lists_the_names():
         get_layout("runs/nope.layout")
     with pytest.raises(LayoutError, match="not one of cramped_room"):
         get_layout("nope")
-
-
-def test_a_tomato_dispenser_under_the_old_dynamics_is_refused():
-    grid = "XXPXX\nT  2O\nX1  X\nXDXSX"
-    with pytest.raises(LayoutError, match="tomato dispenser 'T' under the old dynamics"):
-        parse_layout(grid, old_dynamics=True)
-    assert not parse_layout(grid).old_dynamics  # by default a tomato grid plays the new ones
