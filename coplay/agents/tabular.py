@@ -26,10 +26,13 @@ def memory1_act(key: jax.Array, probs: jax.Array, token: jax.Array) -> jax.Array
     return jnp.where(cooperate, COOPERATE, DEFECT).astype(jnp.int32)
 
 
-def memory1_log_policy(probs: jax.Array, eps: float = 1e-6) -> jax.Array:
-    """(…, 5) -> (…, 10): log P(C|s), log P(D|s) per token — the spec's opponent-id vector z."""
-    p = jnp.clip(probs, eps, 1.0 - eps)
-    return jnp.concatenate([jnp.log(p), jnp.log1p(-p)], axis=-1)
+def memory1_log_policy(probs: jax.Array, eps: float = 1e-6, xp=jnp) -> jax.Array:
+    """(…, 5) -> (…, 10): log P(C|s), log P(D|s) per token — the spec's opponent-id vector z.
+
+    ``xp`` is the array module: ``jnp`` (default, traceable) or ``np`` for host-side callers,
+    which then compute in their arrays' dtype (e.g. float64) with this same formula."""
+    p = xp.clip(probs, eps, 1.0 - eps)
+    return xp.concatenate([xp.log(p), xp.log1p(-p)], axis=-1)
 
 
 def zd_extortioner(chi: float = 2.0, phi: float | None = None, p_start: float = 1.0):

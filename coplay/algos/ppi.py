@@ -508,9 +508,9 @@ def episodes_of(traj: PPITrajectory, opponents: Opponents, learner: int) -> Epis
 
 
 def _opponent_ids_np(opponents: Opponents, learner: int) -> np.ndarray:
-    """(N, 10) float16: :func:`ipd_rollout.opponent_ids` of one learner, in NumPy."""
-    p = np.clip(np.asarray(opponents.tabular[learner], np.float64), 1e-6, 1 - 1e-6)
-    z = np.concatenate([np.log(p), np.log1p(-p)], -1)
+    """(N, 10) float16: :func:`ipd_rollout.opponent_ids` of one learner, in NumPy (float64
+    before the cast, as it always was: the float32 jnp path rounds differently at the clip)."""
+    z = memory1_log_policy(np.asarray(opponents.tabular[learner], np.float64), xp=np)
     return np.where(np.asarray(opponents.is_learner)[:, None], 0.0, z).astype(np.float16)
 
 

@@ -245,3 +245,15 @@ def test_action_weights_drop_trajectories_from_the_action_loss_only():
 def test_validate_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ppi.validate(dataclasses.replace(CFG, **{field: value}))
+
+
+def test_numpy_opponent_ids_use_the_one_formula_in_float64():
+    from coplay.algos.ipd_rollout import Opponents
+    from coplay.algos.ppi import _opponent_ids_np
+
+    tab = np.array([[[0.0, 1.0, 0.5, 0.25, 1e-9], [0.3, 0.7, 0.9, 0.1, 1.0]]])  # (L=1, N=2, 5)
+    opp = Opponents(jnp.asarray(tab, jnp.float32), jnp.asarray([False, True]))
+    p = np.clip(np.asarray(opp.tabular[0], np.float64), 1e-6, 1 - 1e-6)
+    want = np.concatenate([np.log(p), np.log1p(-p)], -1)
+    want[1] = 0.0  # a learner co-player
+    np.testing.assert_array_equal(_opponent_ids_np(opp, 0), want.astype(np.float16))
