@@ -30,6 +30,7 @@ from coplay.algos.ipd_rollout import (
 )
 from coplay.algos.losses import action_log_probs, categorical_entropy, clipped_surrogate_loss
 from coplay.algos.returns import gae
+from coplay.algos.sgd import TrainCarry, optimiser_step, sgd_epochs
 from coplay.config import checker
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
 
@@ -206,6 +207,14 @@ class A2CState(struct.PyTreeNode):
     slow_params: dict | None = None
 
 
+class LearnerBatch(NamedTuple):
+    """One learner's training data, time-major (T, N, ...): episodes on axis 1."""
+
+    traj: Trajectory
+    advantage: jax.Array  # (T, N)
+    target: jax.Array  # (T, N)
+
+
 class UpdateMetrics(NamedTuple):
     """Per update, per learner (L,). Pairing metrics are NaN when the pairing has no episode."""
 
@@ -323,8 +332,6 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
     agent = make_agent(cfg)
     optimizer = make_optimizer(cfg)
     lookahead = cfg.lookahead_sync_period > 0
-    n_eps = cfg.episodes_per_update
-    mb_size = n_eps // cfg.num_minibatches
 
     def init(key: jax.Array) -> A2CState:
         keys = jax.random.split(key, cfg.num_learners)
@@ -335,12 +342,13 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         own = optax.LookaheadParams(params, slow) if lookahead else params
         return A2CState(params, jax.vmap(optimizer.init)(own), update, coef, slow)
 
-    def loss_fn(params, batch: Trajectory, advantages, targets, ent_coef):
+    def loss_fn(params, mb: LearnerBatch, ent_coef):
         """One learner's loss on (T, n) data."""
-        logits, values = sequence(agent, params, batch.inputs, cfg.scan_unroll)
-        log_probs, log_prob = action_log_probs(logits, batch.action)  # (T, n, 2), (T, n)
-        policy_loss = clipped_surrogate_loss(log_prob, batch.log_prob, advantages, cfg.clip_eps)
-        value_loss = jnp.square(values - targets).mean()
+        logits, values = sequence(agent, params, mb.traj.inputs, cfg.scan_unroll)
+        log_probs, log_prob = action_log_probs(logits, mb.traj.action)  # (T, n, 2), (T, n)
+        policy_loss = clipped_surrogate_loss(log_prob, mb.traj.log_prob, mb.advantage,
+                                             cfg.clip_eps)
+        value_loss = jnp.square(values - mb.target).mean()
         entropy = categorical_entropy(log_probs)
         loss = policy_loss + cfg.value_coef * value_loss - ent_coef * entropy
         return loss, (policy_loss, value_loss, entropy)
@@ -361,30 +369,12 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         if cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-        def epoch(carry, key):
-            params, opt_state = carry
-            perm = jax.random.permutation(key, n_eps) if cfg.num_minibatches > 1 else None
-
-            def minibatch(carry, idx):
-                params, opt_state = carry
-                take = lambda x: x[:, idx] if perm is not None else x  # (T, N, ...) episodes
-                batch = jax.tree.map(take, traj)
-                grads, aux = jax.grad(loss_fn, has_aux=True)(
-                    params.fast if lookahead else params, batch, take(advantages),
-                    take(targets), ent_coef
-                )
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), aux
-
-            idxs = (perm if perm is not None else jnp.arange(n_eps)).reshape(
-                cfg.num_minibatches, mb_size
-            )
-            return jax.lax.scan(minibatch, (params, opt_state), idxs)
-
-        (params, opt_state), aux = jax.lax.scan(
-            epoch, (params, opt_state), jax.random.split(key, cfg.update_epochs)
-        )
-        return params, opt_state, jax.tree.map(lambda a: a[-1, -1], aux)
+        step = optimiser_step(optimizer, lambda p, mb: loss_fn(p, mb, ent_coef),
+                              (lambda p: p.fast) if lookahead else (lambda p: p))
+        carry, aux = sgd_epochs(key, TrainCarry(params, opt_state),
+                                LearnerBatch(traj, advantages, targets), step, cfg.update_epochs,
+                                cfg.num_minibatches, batch_axis=1, shuffle_full_batch=False)
+        return carry.params, carry.opt_state, jax.tree.map(lambda a: a[-1, -1], aux)
 
     def one_update(state: A2CState, key: jax.Array):
         k_opp, k_roll, k_upd = jax.random.split(key, 3)

@@ -18,12 +18,8 @@ import jax.numpy as jnp
 
 from coplay.agents.gru import AgentInput, GRUAgent
 from coplay.agents.tabular import memory1_act, memory1_log_policy
-from coplay.envs.matrix_games import (
-    START,
-    MatrixGameParams,
-    first_person_tokens,
-    joint_rewards,
-)
+from coplay.algos.ipd_game import History, game_step, new_game, seat_input
+from coplay.envs.matrix_games import MatrixGameParams
 
 
 class Opponents(NamedTuple):
@@ -81,6 +77,30 @@ def rollout(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
                                     use_opponent_id, unroll)[0]
 
 
+def coplayer_values(opponents: Opponents, learner: jax.Array, tabular: jax.Array) -> jax.Array:
+    """(L, N) what each learner's co-player has: its learner partner's entry of ``learner``
+    (L, N) in learner episodes (:func:`partner_values`), else the entry of ``tabular``."""
+    return jnp.where(opponents.is_learner[None, :], partner_values(learner, opponents.partner),
+                     tabular)
+
+
+def coplayer_action(key: jax.Array, opponents: Opponents, history: History,
+                    learner_action: jax.Array) -> jax.Array:
+    """(L, N) int32 the co-players' actions in seat 1 of ``history`` (L, N, 2): the learner
+    partner's ``learner_action``, or a draw of the tabular agent on its own token."""
+    tabular = memory1_act(key, opponents.tabular, history.token[..., 1])
+    return coplayer_values(opponents, learner_action, tabular)
+
+
+class RolloutCarry(NamedTuple):
+    """Between rounds of a learners' rollout (A2C's :func:`rollout_with_final_value`, PPI's
+    ``ppi.rollout``)."""
+
+    hidden: jax.Array  # (L, N, H) learners' GRU states
+    history: History  # (L, N, 2) learner in seat 0, co-player in seat 1
+    key: jax.Array
+
+
 def rollout_with_final_value(key: jax.Array, agent: GRUAgent, params, opponents: Opponents,
                              env_params: MatrixGameParams, num_rounds: int,
                              use_opponent_id: bool = False,
@@ -93,42 +113,27 @@ def rollout_with_final_value(key: jax.Array, agent: GRUAgent, params, opponents:
     )
     apply_step = jax.vmap(agent.apply)  # over the learner axis
 
-    class Carry(NamedTuple):
-        hidden: jax.Array  # (L, N, H)
-        token: jax.Array  # (L, N) learner's first-person token
-        prev_action: jax.Array  # (L, N)
-        prev_reward: jax.Array  # (L, N)
-        tab_token: jax.Array  # (L, N) tabular co-player's first-person token
-        key: jax.Array
-
-    def step(carry: Carry, _):
+    def step(carry: RolloutCarry, _):
         key, k_act, k_tab = jax.random.split(carry.key, 3)
-        inputs = AgentInput(carry.token, carry.prev_action, carry.prev_reward, z)
-        hidden, (logits, value) = apply_step(params, carry.hidden, inputs)
-        action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
+
+        def policy(history: History):
+            inputs = seat_input(history, z)  # what the learner sees before acting
+            hidden, (logits, value) = apply_step(params, carry.hidden, inputs)
+            action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
+            joint = jnp.stack([action, coplayer_action(k_tab, opponents, history, action)], -1)
+            return joint, (inputs, hidden, logits, value)
+
+        history, (inputs, hidden, logits, value) = game_step(carry.history, policy, env_params)
+        action = history.action[..., 0]
         log_prob = jnp.take_along_axis(
             jax.nn.log_softmax(logits), action[..., None], axis=-1
         )[..., 0]
-        tab_action = memory1_act(k_tab, opponents.tabular, carry.tab_token)
-        learner_action = partner_values(action, opponents.partner)
-        opp_action = jnp.where(opponents.is_learner[None, :], learner_action, tab_action)
-        joint = jnp.stack([action, opp_action], axis=-1)  # (L, N, 2), learner's seat first
-        reward = joint_rewards(joint, env_params)[..., 0]
-        tokens = first_person_tokens(joint)
-        new = Carry(hidden, tokens[..., 0], action, reward, tokens[..., 1], key)
-        out = Trajectory(inputs, action, log_prob, value, reward, opp_action)
-        return new, out
+        out = Trajectory(inputs, action, log_prob, value, history.reward[..., 0],
+                         history.action[..., 1])
+        return RolloutCarry(hidden, history, key), out
 
-    shape = (num_learners, num_episodes)
-    init = Carry(
-        hidden=jnp.zeros((*shape, agent.hidden_size), jnp.float32),
-        token=jnp.full(shape, START, jnp.int32),
-        prev_action=jnp.full(shape, -1, jnp.int32),
-        prev_reward=jnp.zeros(shape, jnp.float32),
-        tab_token=jnp.full(shape, START, jnp.int32),
-        key=key,
-    )
+    init = RolloutCarry(jnp.zeros((num_learners, num_episodes, agent.hidden_size), jnp.float32),
+                        new_game((num_learners, num_episodes)), key)
     last, traj = jax.lax.scan(step, init, None, length=num_rounds, unroll=unroll)
-    inputs = AgentInput(last.token, last.prev_action, last.prev_reward, z)
-    _, (_, final_value) = apply_step(params, last.hidden, inputs)
+    _, (_, final_value) = apply_step(params, last.hidden, seat_input(last.history, z))
     return traj, final_value

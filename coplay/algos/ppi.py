@@ -34,14 +34,18 @@ import optax
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel, predict_sequence
 from coplay.agents.tabular import memory1_act, memory1_log_policy, random_memory1
-from coplay.algos.ipd_rollout import Opponents, opponent_ids, partner_values, random_pairing
-from coplay.config import checker
-from coplay.envs.matrix_games import (
-    START,
-    MatrixGameParams,
-    first_person_tokens,
-    joint_rewards,
+from coplay.algos.ipd_game import History, game_step, new_game, seat_input
+from coplay.algos.ipd_rollout import (
+    Opponents,
+    RolloutCarry,
+    coplayer_action,
+    coplayer_values,
+    opponent_ids,
+    random_pairing,
 )
+from coplay.algos.sgd import TrainCarry, optimiser_step, sgd_steps
+from coplay.config import checker
+from coplay.envs.matrix_games import START, MatrixGameParams, first_person_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +300,14 @@ def batch_indices(rng: np.random.Generator, dataset_size: int, steps: int,
     return np.concatenate(perms)[:need].reshape(steps, batch).astype(np.int32)
 
 
+class TrainingRows(NamedTuple):
+    """A learner's training data (cap, ...): its episodes and, with `prior_window`, the weight
+    (cap,) of each one's own-action loss (None: unweighted)."""
+
+    episodes: Episodes
+    action_weight: jax.Array | None
+
+
 def make_train_steps(cfg: PPIConfig):
     """Jitted ``train_steps(params, opt_state, data: Episodes (cap, T), idx (S, B),
     action_weight (cap,))`` for a stack of learners (leading axis on every argument).
@@ -304,18 +316,16 @@ def make_train_steps(cfg: PPIConfig):
     loss parts over the S steps, per learner."""
     optimizer = make_optimizer(cfg)
 
-    def one_learner(params, opt_state, data: Episodes, idx, action_weight):
-        def step(carry, rows):
-            params, opt_state = carry
-            batch = jax.tree.map(lambda x: x[rows], data)
-            w = action_weight[rows] if cfg.prior_window else None
-            grads, parts = jax.grad(lambda p: (lambda lp: (lp.total, lp))(
-                model_loss(cfg, p, batch, w)), has_aux=True)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), parts
+    def loss(params, mb: TrainingRows):
+        parts = model_loss(cfg, params, mb.episodes, mb.action_weight)
+        return parts.total, parts
 
-        (params, opt_state), parts = jax.lax.scan(step, (params, opt_state), idx)
-        return params, opt_state, jax.tree.map(jnp.mean, parts)
+    step = optimiser_step(optimizer, loss)
+
+    def one_learner(params, opt_state, data: Episodes, idx, action_weight):
+        rows = TrainingRows(data, action_weight if cfg.prior_window else None)
+        carry, parts = sgd_steps(TrainCarry(params, opt_state), rows, idx, step)
+        return carry.params, carry.opt_state, jax.tree.map(jnp.mean, parts)
 
     return jax.jit(jax.vmap(one_learner)), optimizer
 
@@ -449,36 +459,34 @@ def rollout(key: jax.Array, cfg: PPIConfig, params, opponents: Opponents,
         key, k_episode = jax.random.split(key)
         episode_plan_keys = jax.random.split(k_episode, num_learners)
 
-    def step(carry, t):
-        hidden, token, prev_action, prev_reward, tab_token, key = carry
-        key, k_plan, k_act, k_tab = jax.random.split(key, 4)
-        inputs = AgentInput(token, prev_action, prev_reward, z)
+    def step(carry: RolloutCarry, t):
+        key, k_plan, k_act, k_tab = jax.random.split(carry.key, 4)
         plan_keys = (episode_plan_keys if cfg.planning_noise == "episode"
                      else jax.random.split(k_plan, num_learners))
-        hidden, prior, q, predicted = decide_all(params, hidden, inputs, t, plan_keys)
-        logits = improved_logits(prior, q, beta)
-        action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
-        log_prob = jnp.take_along_axis(logits, action[..., None], -1)[..., 0]
-        tab_action = memory1_act(k_tab, opponents.tabular, tab_token)
-        coop_prob = jnp.exp(logits[..., 0])
-        tab_coop = jnp.take_along_axis(opponents.tabular, tab_token[..., None], -1)[..., 0]
-        vs_learner = opponents.is_learner[None, :]
-        coplayer_coop = jnp.where(vs_learner, partner_values(coop_prob, opponents.partner),
-                                  tab_coop)
-        opp_action = jnp.where(vs_learner, partner_values(action, opponents.partner), tab_action)
-        joint = jnp.stack([action, opp_action], -1)
-        reward = joint_rewards(joint, env_params)[..., 0]
-        tokens = first_person_tokens(joint)
-        out = PPITrajectory(inputs, action, log_prob, jax.nn.softmax(prior)[..., 0],
-                            coop_prob, q, reward, opp_action,
-                            jnp.take_along_axis(predicted, action[..., None], -1)[..., 0],
-                            coplayer_coop)
-        return (hidden, tokens[..., 0], action, reward, tokens[..., 1], key), out
 
-    shape = (num_learners, n)
-    init = (jnp.zeros((*shape, cfg.hidden_size), jnp.float32),
-            jnp.full(shape, START, jnp.int32), jnp.full(shape, -1, jnp.int32),
-            jnp.zeros(shape, jnp.float32), jnp.full(shape, START, jnp.int32), key)
+        def policy(history: History):
+            inputs = seat_input(history, z)
+            hidden, prior, q, predicted = decide_all(params, carry.hidden, inputs, t, plan_keys)
+            logits = improved_logits(prior, q, beta)
+            action = jax.random.categorical(k_act, logits).astype(jnp.int32)  # (L, N)
+            joint = jnp.stack([action, coplayer_action(k_tab, opponents, history, action)], -1)
+            return joint, (inputs, hidden, prior, q, predicted, logits)
+
+        history, (inputs, hidden, prior, q, predicted, logits) = game_step(
+            carry.history, policy, env_params)
+        action = history.action[..., 0]
+        log_prob = jnp.take_along_axis(logits, action[..., None], -1)[..., 0]
+        coop_prob = jnp.exp(logits[..., 0])
+        tab_token = carry.history.token[..., 1]
+        tab_coop = jnp.take_along_axis(opponents.tabular, tab_token[..., None], -1)[..., 0]
+        out = PPITrajectory(inputs, action, log_prob, jax.nn.softmax(prior)[..., 0],
+                            coop_prob, q, history.reward[..., 0], history.action[..., 1],
+                            jnp.take_along_axis(predicted, action[..., None], -1)[..., 0],
+                            coplayer_values(opponents, coop_prob, tab_coop))
+        return RolloutCarry(hidden, history, key), out
+
+    init = RolloutCarry(jnp.zeros((num_learners, n, cfg.hidden_size), jnp.float32),
+                        new_game((num_learners, n)), key)
     _, traj = jax.lax.scan(step, init, jnp.arange(cfg.num_rounds))
     return traj
 
@@ -525,11 +533,12 @@ def make_random_pairs(num_rounds: int, env_params: MatrixGameParams | None = Non
         k_tab, k_play = jax.random.split(key)
         probs = random_memory1(k_tab, (n, 2))  # (n, seat, 5)
 
-        def step(tokens, key):
-            actions = memory1_act(key, probs, tokens)  # (n, 2)
-            return first_person_tokens(actions), (actions, joint_rewards(actions, env_params))
+        def step(history: History, key):
+            pair = lambda h: (memory1_act(key, probs, h.token), None)  # noqa: E731  (n, 2)
+            history, _ = game_step(history, pair, env_params)
+            return history, (history.action, history.reward)
 
-        _, (actions, rewards) = jax.lax.scan(step, jnp.full((n, 2), START, jnp.int32),
+        _, (actions, rewards) = jax.lax.scan(step, new_game((n,)),
                                              jax.random.split(k_play, num_rounds))
         seat = lambda x: jnp.concatenate([x[..., 0].T, x[..., 1].T], 0)  # noqa: E731
         z = memory1_log_policy(probs)  # (n, seat, 10): each seat's own log-policy

@@ -40,6 +40,7 @@ from flax import struct
 from coplay.agents.actor_critic import ActorCritic, critic_input, make_network
 from coplay.algos.losses import action_log_probs, categorical_entropy, clipped_surrogate_loss
 from coplay.algos.returns import gae
+from coplay.algos.sgd import TrainCarry, optimiser_step, sgd_epochs
 from coplay.config import ConfigError, checker
 from coplay.envs.overcooked.env import Overcooked
 from coplay.envs.overcooked.rewards import agent_rewards
@@ -569,24 +570,10 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams,
 
     def policy_update(params, opt_state, batch: Batch, key, ent_coef):
         """All epochs / minibatches of one policy on its (B, ...) samples."""
-        n = batch.action.shape[0]
-        mb_size = n // cfg.num_minibatches
-
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, n).reshape(cfg.num_minibatches, mb_size)
-
-            def minibatch(carry, idx):
-                params, opt_state = carry
-                mb = jax.tree.map(lambda x: x[idx], batch)
-                grads, aux = jax.grad(loss_fn, has_aux=True)(params, mb, ent_coef)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), aux
-
-            return jax.lax.scan(minibatch, carry, perm)
-
-        (params, opt_state), aux = jax.lax.scan(epoch, (params, opt_state),
-                                                jax.random.split(key, cfg.update_epochs))
-        return params, opt_state, jax.tree.map(lambda a: a[-1, -1], aux)
+        step = optimiser_step(optimizer, lambda p, mb: loss_fn(p, mb, ent_coef))
+        carry, aux = sgd_epochs(key, TrainCarry(params, opt_state), batch, step,
+                                cfg.update_epochs, cfg.num_minibatches)
+        return carry.params, carry.opt_state, jax.tree.map(lambda a: a[-1, -1], aux)
 
     def one_update(state: PPOState, env_params: EnvParams, partner_params):
         key = jax.random.fold_in(state.key, state.update)

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageDraw
 
-from coplay.agents.actor_critic import ActorCritic, critic_input
+from coplay.agents.actor_critic import ActorCritic
+from coplay.algos.overcooked_play import pair_policy, two_seat_step
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.render import render_rgb, save_gif
 from coplay.envs.overcooked.state import EnvParams
@@ -74,18 +75,17 @@ def episode_states(env: Overcooked, env_params: EnvParams, net: ActorCritic, par
     """One episode, A steering cook 0 and B cook 1 (sampled actions): the states (steps+1, ...)
     and the per-step team sparse reward (steps,)."""
     _, state = env.reset(key, env_params)
-
-    def act(params, obs, i, key):
-        cx = critic_input(obs[None], centralised, 1)[:, i]
-        logits, _ = net.apply(params, obs[i][None], cx)
-        return jax.random.categorical(key, logits[0])
+    one = lambda x: x[None]  # noqa: E731  a batch of one env, A's seat on cook 0
+    cook_of_seat = jnp.array([[0, 1]])
 
     def body(state, key):
         k_a, k_b, k_env = jax.random.split(key, 3)
-        obs = env.get_obs(state, env_params)
-        actions = jnp.stack([act(params_a, obs, 0, k_a), act(params_b, obs, 1, k_b)])
-        _, new_state, _, _, info = env.step_env(k_env, state, actions, env_params)
-        return new_state, (new_state, info["sparse_reward"])
+        policy = pair_policy(net, params_a, params_b, k_a, k_b, centralised)
+        s = two_seat_step(env, env_params, k_env, jax.tree.map(one, state),
+                          one(env.get_obs(state, env_params)), cook_of_seat, policy,
+                          auto_reset=False)
+        new_state = jax.tree.map(lambda x: x[0], s.env_state)
+        return new_state, (new_state, s.sparse[0])
 
     _, (states, sparse) = jax.lax.scan(body, state, jax.random.split(key, steps))
     states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s]), state, states)

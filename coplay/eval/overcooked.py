@@ -8,13 +8,24 @@ second half), so self-play evaluation, a pair's evaluation and cross-play are al
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from coplay.agents.actor_critic import ActorCritic, critic_input
+from coplay.agents.actor_critic import ActorCritic
+from coplay.algos.overcooked_play import pair_policy, two_seat_step
 from coplay.envs.overcooked.env import Overcooked
-from coplay.envs.overcooked.state import EnvParams
+from coplay.envs.overcooked.state import EnvParams, State
+
+
+class PlayCarry(NamedTuple):
+    """Between steps of :func:`play` (N = num_envs)."""
+
+    env_state: State  # (N, ...)
+    obs: jax.Array  # (N, 2, H, W, C) per cook
+    sparse_return: jax.Array  # (N,) team sparse return so far
+    events: jax.Array  # (N, 2, E) int32 event counts so far, per seat (A, B)
 
 
 @partial(jax.jit, static_argnames=("env", "net", "steps", "num_envs", "centralised", "greedy"))
@@ -29,27 +40,16 @@ def play(env: Overcooked, env_params: EnvParams, net: ActorCritic, params_a, par
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs),
                                                       env_params)
     obs = jax.vmap(env.get_obs, in_axes=(0, None))(state, env_params)
-    step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
 
-    def act(params, obs_seat, seat, key):
-        x = obs_seat[:, seat]
-        cx = critic_input(obs_seat, centralised, 1)[:, seat]
-        logits, _ = net.apply(params, x, cx)
-        return jnp.argmax(logits, -1) if greedy else jax.random.categorical(key, logits)
-
-    def body(carry, key):
-        state, obs, ret, events = carry
+    def body(carry: PlayCarry, key):
         k_a, k_b, k_env = jax.random.split(key, 3)
-        obs_seat = jnp.take_along_axis(obs, cook_of_seat[:, :, None, None, None], axis=1)
-        action = jnp.stack([act(params_a, obs_seat, 0, k_a), act(params_b, obs_seat, 1, k_b)],
-                           axis=1)  # (N, 2) per seat
-        actions_cook = jnp.take_along_axis(action, cook_of_seat, axis=1)
-        obs, state, _, _, info = step(jax.random.split(k_env, num_envs), state, actions_cook,
-                                      env_params)
-        ev = jnp.take_along_axis(info["events"], cook_of_seat[:, :, None], axis=1)
-        return (state, obs, ret + info["sparse_reward"], events + ev), None
+        policy = pair_policy(net, params_a, params_b, k_a, k_b, centralised, greedy)
+        s = two_seat_step(env, env_params, k_env, carry.env_state, carry.obs, cook_of_seat,
+                          policy, auto_reset=False)
+        return PlayCarry(s.env_state, s.obs, carry.sparse_return + s.sparse,
+                         carry.events + s.events), None
 
-    init = (state, obs, jnp.zeros((num_envs,)),
-            jnp.zeros((num_envs, 2, env.num_events), jnp.int32))
-    (_, _, ret, events), _ = jax.lax.scan(body, init, jax.random.split(key, steps))
-    return {"sparse_return": ret, "events": events, "a_cook": a_cook}
+    init = PlayCarry(state, obs, jnp.zeros((num_envs,)),
+                     jnp.zeros((num_envs, 2, env.num_events), jnp.int32))
+    out, _ = jax.lax.scan(body, init, jax.random.split(key, steps))
+    return {"sparse_return": out.sparse_return, "events": out.events, "a_cook": a_cook}
