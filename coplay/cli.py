@@ -27,6 +27,11 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("populations", "select"): ("coplay.experiments.populations_cli:select",
                                 "k-DPP evaluation partners and a greedy training pool"),
     ("populations", "show"): ("coplay.experiments.populations_cli:show", "a population's members"),
+    ("zoo", "list"): ("coplay.experiments.zoo_cli:list_", "entries of the model zoo (zoo/)"),
+    ("zoo", "verify"): ("coplay.experiments.zoo_cli:verify",
+                        "check every zoo file's sha256 (non-zero exit if damaged)"),
+    ("zoo", "export"): ("coplay.experiments.zoo_cli:export",
+                        "a population's members (actor weights, fp16) into the zoo"),
 }
 
 

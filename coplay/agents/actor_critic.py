@@ -115,3 +115,31 @@ def make_network(kind: str, hidden_sizes: Sequence[int], activation: str,
         raise ValueError(f"network kind {kind!r}: choose cnn or mlp")
     filters = tuple(cnn_filters) if kind == "cnn" else ()
     return ActorCritic(num_actions, filters, tuple(hidden_sizes), activation)
+
+
+class ActorOnly(nn.Module):
+    """The actor tower of :class:`ActorCritic` alone (submodules ``actor`` and ``policy``, as
+    there): runs on the actor half of an ActorCritic's parameters, e.g. a zoo entry, which
+    ships without the critic. Takes (and ignores) ``critic_obs`` and returns a zero value so
+    that it stands in for an ActorCritic wherever only the logits are used."""
+
+    num_actions: int = 6
+    conv_filters: Sequence[int] = ()
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    kernel_size: int = 3
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, critic_obs: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
+        del critic_obs
+        x = Torso(self.conv_filters, self.hidden_sizes, self.activation, self.kernel_size,
+                  name="actor")(obs)
+        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01), name="policy")(x)
+        return logits, jnp.zeros(logits.shape[:1], logits.dtype)
+
+
+def actor_only(net: ActorCritic) -> ActorOnly:
+    """The :class:`ActorOnly` network of ``net``'s actor tower."""
+    return ActorOnly(net.num_actions, tuple(net.conv_filters), tuple(net.hidden_sizes),
+                     net.activation, net.kernel_size)
