@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 import tyro
-from rich.console import Console
-from rich.table import Table
 
 from coplay import zoo
 from coplay.experiments.zoo_export import export_population
@@ -66,16 +64,19 @@ def list_(argv: list[str], prog: str = "coplay zoo list") -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     where = args.zoo or zoo.default_zoo_dir()
-    table = Table(title=f"{where}: {len(entries)} entries")
-    for col in ("name", "format", "dtype", "bytes", "layout", "role", "return"):
-        table.add_column(col)
-    for name, e in entries.items():
+    print(f"{where}: {len(entries)} entries" + (f" under {args.prefix!r}" if args.prefix
+                                               else ""))
+    width = max((len(n) for n in entries), default=4)
+    if entries:
+        print(f"  {'name':<{width}}  {'format':<7} {'dtype':<8} {'bytes':>10}  layout / role "
+              "/ return")
+    for name, e in entries.items():  # plain lines: names stay whole and copyable
         meta = e.get("meta") or {}
         ret = meta.get("return")
-        table.add_row(name, str(e.get("format", "msgpack")), str(e.get("dtype") or "-"),
-                      f"{int(e['bytes']):,}", str(meta.get("layout", "-")),
-                      str(meta.get("role", "-")), "-" if ret is None else f"{ret:.1f}")
-    Console().print(table)
+        print(f"  {name:<{width}}  {e.get('format', 'msgpack'):<7} "
+              f"{e.get('dtype') or '-':<8} {int(e['bytes']):>10,}  "
+              f"{meta.get('layout', '-')} / {meta.get('role', '-')} / "
+              f"{'-' if ret is None else f'{ret:.1f}'}")
     total = sum(int(e["bytes"]) for e in zoo.list_entries(args.zoo).values())
     print(f"zoo size {total:,} of {zoo.SIZE_BUDGET:,} bytes")
     return 0
