@@ -13,6 +13,8 @@ experiment          what is loaded                               choose with
                     best response (seat 1), ``manifest.json``
 ``mep-population``  a MEP stage-1 member (one policy, any seat)  ``member``
 ``mep-adaptive``    the MEP stage-2 learner (``agent.msgpack``)
+``zoo:<name>``      a model-zoo entry (actor weights, fp16), not
+                    a folder: :mod:`coplay.experiments.zoo_export`
 ==================  ===========================================  ==========================
 
 Parameters are read without a train-state template and checked against the shapes the run's
