@@ -1,0 +1,125 @@
+"""The Coordination Transformer as an :class:`~coplay.agents.base.Agent`: in-context play.
+
+State: the k context slots (the previous episodes with this partner, oldest first, all-zero
+while empty), their keys / values in every block (computed once per episode, at its end), the
+current episode as far as it went, and the window of the latest ``Lq`` observations. Each step
+feeds only the ``Lq`` query tokens through the model, attending to the cached context
+(:meth:`GPT.query`), and reads the logits of the newest one; no parameter changes.
+
+    state = agent.reset(key)                       # empty context: a partner never met
+    action, state = agent.act(key, state, obs)     # H steps of an episode
+    state = agent.end_episode(state, rewards)      # (H,) sparse rewards -> FIFO context
+
+``end_episode`` appends the finished episode (its first H steps; a shorter one is padded with
+zero steps) as the newest slot and evicts the oldest. Unbatched and jittable; vmap over
+partner-seats.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from coplay.agents.base import Agent
+from coplay.agents.gpt import GPT, LayerKV, query_indices, query_tokens, token_inputs
+
+
+class CootSpec(NamedTuple):
+    """Static: the model and the context's shape."""
+
+    model: GPT
+    num_episodes: int  # k
+    episode_len: int  # H
+    query_len: int  # Lq
+    obs_dim: int  # D
+
+
+class CootState(NamedTuple):
+    ctx_obs: jax.Array  # (k, H, D) float32
+    ctx_action: jax.Array  # (k, H) int32, -1 = none
+    ctx_reward: jax.Array  # (k, H) float32
+    cache: tuple[LayerKV, ...]  # per block K, V (nh, k * H, hd)
+    ep_obs: jax.Array  # (H, D) this episode's observations so far
+    ep_action: jax.Array  # (H,) int32
+    window: jax.Array  # (Lq, D) the latest observations, newest last
+    t: jax.Array  # () int32 steps of this episode so far
+
+
+def _encode(spec: CootSpec, params, obs, action, reward) -> tuple[LayerKV, ...]:
+    tokens = token_inputs(obs, action, reward, spec.model.cfg.num_actions)  # (k, H, Din)
+    cache = spec.model.apply(params, tokens.reshape(1, -1, tokens.shape[-1]),
+                             method=GPT.encode)
+    return tuple(LayerKV(kv.k[0], kv.v[0]) for kv in cache)
+
+
+def _init(spec: CootSpec, params, key) -> CootState:
+    del key
+    k, h, d = spec.num_episodes, spec.episode_len, spec.obs_dim
+    obs, action, reward = jnp.zeros((k, h, d)), jnp.full((k, h), -1, jnp.int32), jnp.zeros((k, h))
+    return CootState(obs, action, reward, _encode(spec, params, obs, action, reward),
+                     jnp.zeros((h, d)), jnp.full((h,), -1, jnp.int32),
+                     jnp.zeros((spec.query_len, d)), jnp.int32(0))
+
+
+def _observe(spec: CootSpec, state: CootState, obs) -> CootState:
+    x = jnp.reshape(jnp.asarray(obs, jnp.float32), (spec.obs_dim,))
+    return state._replace(ep_obs=state.ep_obs.at[state.t].set(x, mode="drop"),
+                          window=jnp.concatenate([state.window[1:], x[None]]))
+
+
+def _logits(spec: CootSpec, params, state: CootState) -> jax.Array:
+    # the window after observing step t holds steps t - Lq + 1 .. t (front invalid if t < Lq - 1)
+    _, valid = query_indices(state.t, spec.query_len)
+    q = query_tokens(state.window, valid)[None, None]  # (1, 1, Lq, Din)
+    cache = tuple(LayerKV(kv.k[None], kv.v[None]) for kv in state.cache)
+    return spec.model.apply(params, cache, q, method=GPT.query)[0, 0, -1]  # (A,)
+
+
+def _policy(spec: CootSpec, params, key, state: CootState, obs):
+    """The distribution at this step; the observation enters the state, the step counter
+    advances only in :func:`_act` (which knows the action taken)."""
+    del key
+    state = _observe(spec, state, obs)
+    return _logits(spec, params, state), state
+
+
+def _act(spec: CootSpec, params, key, state: CootState, obs, greedy: bool):
+    logits, state = _policy(spec, params, None, state, obs)
+    action = (jnp.argmax(logits) if greedy else jax.random.categorical(key, logits)
+              ).astype(jnp.int32)
+    return action, state._replace(ep_action=state.ep_action.at[state.t].set(action, mode="drop"),
+                                  t=state.t + 1)
+
+
+def _end(spec: CootSpec, params, state: CootState, rewards) -> CootState:
+    h = spec.episode_len
+    steps = jnp.arange(h) < state.t  # steps this episode reached
+    r = jnp.zeros((h,)) if rewards is None else jnp.asarray(rewards, jnp.float32).reshape(-1)
+    r = jnp.zeros((h,)).at[: min(h, r.shape[0])].set(r[:h])
+    obs = jnp.where(steps[:, None], state.ep_obs, 0.0)
+    action = jnp.where(steps, state.ep_action, -1)
+    reward = jnp.where(steps, r, 0.0)
+    ctx_obs = jnp.concatenate([state.ctx_obs[1:], obs[None]])  # FIFO: oldest out
+    ctx_action = jnp.concatenate([state.ctx_action[1:], action[None]])
+    ctx_reward = jnp.concatenate([state.ctx_reward[1:], reward[None]])
+    return CootState(ctx_obs, ctx_action, ctx_reward,
+                     _encode(spec, params, ctx_obs, ctx_action, ctx_reward),
+                     jnp.zeros_like(state.ep_obs), jnp.full((h,), -1, jnp.int32),
+                     jnp.zeros_like(state.window), jnp.int32(0))
+
+
+def coot_agent(model: GPT, params, num_episodes: int, episode_len: int, query_len: int,
+               obs_dim: int, name: str = "coot") -> Agent:
+    """The Coordination Transformer with ``params``, a context of ``num_episodes`` slots of
+    ``episode_len`` steps and queries of ``query_len`` observations of ``obs_dim`` values.
+    ``end_episode(state, rewards)`` takes the episode's (H,) sparse rewards."""
+    needed = num_episodes * episode_len + query_len
+    if needed > model.cfg.max_positions:
+        raise ValueError(f"a context of {num_episodes} x {episode_len} steps plus "
+                         f"{query_len} query tokens needs {needed} positions; the model has "
+                         f"{model.cfg.max_positions}")
+    spec = CootSpec(model, num_episodes, episode_len, query_len, obs_dim)
+    return Agent(params, _policy, name, "overcooked", model.cfg.num_actions, spec, _init, _end,
+                 _act)

@@ -1,0 +1,102 @@
+"""Consecutive episodes of an ego agent with fixed partners, its memory carried over.
+
+:func:`play_episodes` is the evaluation of every Overcooked agent against partners, the
+Coordination Transformer and its baselines alike: N games at once (partners x seats x
+repeats), ``episodes`` episodes of ``steps`` steps in each, the ego agent's state kept across
+the episodes of a game (``end_episode`` between them, with that episode's sparse rewards), so
+an in-context learner adapts while a memoryless policy plays the same every episode. The
+partner of game n is entry ``partner_index[n]`` of the partners' stacked parameters, and the
+ego steers cook ``ego_cook[n]``.
+
+With ``record=True`` it also returns the ego's trajectories (observations as uint8, actions,
+rewards): the rollouts the CooT dataset is made of.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from coplay.agents.base import Agent
+from coplay.algos.overcooked_play import two_seat_step
+from coplay.envs.overcooked.env import Overcooked
+from coplay.envs.overcooked.state import EnvParams
+
+
+class Trajectories(NamedTuple):
+    """The ego's side of every step, (episodes, N, steps, ...)."""
+
+    obs: jax.Array  # (E, N, T, H, W, C) uint8
+    action: jax.Array  # (E, N, T) int8 ego action
+    partner_action: jax.Array  # (E, N, T) int8
+    reward: jax.Array  # (E, N, T) float32 team sparse reward
+
+
+def _ego_cooks(ego_cook: jax.Array) -> jax.Array:
+    # seat 0 = the ego, seat 1 = the partner -> (N, 2) the cook of each seat
+    return jnp.stack([ego_cook, 1 - ego_cook], axis=1).astype(jnp.int32)
+
+
+@partial(jax.jit, static_argnames=("env", "episodes", "steps", "greedy", "record"))
+def play_episodes(env: Overcooked, env_params: EnvParams, ego: Agent, partner: Agent,
+                  partner_index: jax.Array, ego_cook: jax.Array, key: jax.Array,
+                  episodes: int, steps: int, greedy: bool = False, record: bool = False):
+    """Returns a dict: ``returns`` (E, N) sparse return of every episode, ``events`` (E, N, 2,
+    Ev) event counts per seat (ego, partner), and ``trajectories`` (:class:`Trajectories`)
+    when ``record``. ``partner.params`` carry a leading axis (one entry per partner); the ego's
+    are shared by all games. Actions are sampled unless ``greedy`` (both agents)."""
+    n = partner_index.shape[0]
+    cook_of_seat = _ego_cooks(ego_cook)
+    partner_params = jax.tree.map(lambda x: x[partner_index], partner.params)  # (N, ...)
+    k_reset, k_eps = jax.random.split(key)
+    ego_state = jax.vmap(ego.reset)(jax.random.split(k_reset, n))
+    partner_state = jax.vmap(lambda p, k: partner.replace(params=p).reset(k))(
+        partner_params, jax.random.split(jax.random.fold_in(k_reset, 1), n))
+
+    def partner_act(p, k, s, o):
+        return partner.replace(params=p).act(k, s, o, greedy)
+
+    def episode(carry, key):
+        ego_state, partner_state = carry
+        k_env, k_steps = jax.random.split(key)
+        _, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, n),
+                                                              env_params)
+        obs = jax.vmap(env.get_obs, in_axes=(0, None))(env_state, env_params)
+
+        def step(c, key):
+            env_state, obs, ego_state, partner_state = c
+            k_ego, k_partner, k_step = jax.random.split(key, 3)
+
+            def policy(obs_seat):
+                a_ego, s_ego = jax.vmap(lambda k, s, o: ego.act(k, s, o, greedy))(
+                    jax.random.split(k_ego, n), ego_state, obs_seat[:, 0])
+                a_par, s_par = jax.vmap(partner_act)(partner_params, jax.random.split(
+                    k_partner, n), partner_state, obs_seat[:, 1])
+                return jnp.stack([a_ego, a_par], axis=1), (s_ego, s_par)
+
+            s = two_seat_step(env, env_params, k_step, env_state, obs, cook_of_seat, policy,
+                              auto_reset=False)
+            out = (s.sparse, s.events)
+            if record:
+                out += (s.obs_seat[:, 0].astype(jnp.uint8), s.action.astype(jnp.int8))
+            return (s.env_state, s.obs) + s.aux, out
+
+        (_, _, ego_state, partner_state), out = jax.lax.scan(
+            step, (env_state, obs, ego_state, partner_state), jax.random.split(k_steps, steps))
+        sparse, events = out[0], out[1]  # (T, N), (T, N, 2, Ev)
+        ego_state = jax.vmap(ego.end_episode)(ego_state, sparse.T)
+        partner_state = jax.vmap(lambda p, s, r: partner.replace(params=p).end_episode(s, r))(
+            partner_params, partner_state, sparse.T)
+        result = {"returns": sparse.sum(0), "events": events.sum(0)}
+        if record:
+            obs_ego, actions = out[2], out[3]  # (T, N, H, W, C), (T, N, 2)
+            result["trajectories"] = Trajectories(
+                jnp.moveaxis(obs_ego, 0, 1), actions[..., 0].T, actions[..., 1].T, sparse.T)
+        return (ego_state, partner_state), result
+
+    _, results = jax.lax.scan(episode, (ego_state, partner_state),
+                              jax.random.split(k_eps, episodes))
+    return results

@@ -1,0 +1,55 @@
+"""The in-context CooT agent: every cached step's logits equal a full causal pass over the
+context it has accumulated (FIFO, oldest first) and the current query window."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from coplay.agents.coot_agent import coot_agent
+from coplay.agents.gpt import GPTConfig, init_gpt, make_gpt, query_indices, query_tokens, token_inputs
+
+K, H, LQ, D = 2, 7, 3, 5
+CFG = GPTConfig(num_layers=2, num_heads=2, width=16, max_positions=K * H + LQ)
+
+
+def _full_logits(model, params, episodes, cur_obs, t):
+    """The reference: slots of the last K finished episodes (zeros before), the window."""
+    slots = [(np.zeros((H, D)), -np.ones(H, int), np.zeros(H))] * K + episodes
+    slots = slots[-K:]
+    ctx = jnp.concatenate([token_inputs(jnp.asarray(o, jnp.float32), jnp.asarray(a),
+                                        jnp.asarray(r, jnp.float32)) for o, a, r in slots])
+    steps, valid = query_indices(jnp.int32(t), LQ)
+    q = query_tokens(jnp.asarray(cur_obs, jnp.float32)[steps], valid)
+    return model.apply(params, jnp.concatenate([ctx, q])[None])[0, -1]
+
+
+def test_cached_steps_equal_the_full_pass():
+    model = make_gpt(CFG)
+    params = init_gpt(CFG, jax.random.PRNGKey(0), D + 7)
+    agent = coot_agent(model, params, K, H, LQ, D)
+    policy, act, end = jax.jit(agent.policy), jax.jit(agent.act), jax.jit(agent.end_episode)
+    rng = np.random.default_rng(0)
+    state = agent.reset(jax.random.PRNGKey(0))
+    done = []
+    key = jax.random.PRNGKey(1)
+    for ep in range(K + 2):  # the FIFO evicts the oldest after K episodes
+        obs = rng.integers(0, 3, (H, D)).astype(np.float32)
+        actions = []
+        for t in range(H):
+            key, k = jax.random.split(key)
+            logits, _ = policy(k, state, obs[t])
+            np.testing.assert_allclose(logits, _full_logits(model, params, done, obs, t),
+                                       atol=2e-5, err_msg=f"episode {ep} step {t}")
+            a, state = act(k, state, obs[t])
+            actions.append(int(a))
+        rewards = rng.choice([0.0, 20.0], H)
+        state = end(state, rewards)
+        done.append((obs, np.array(actions), rewards))
+
+
+def test_context_too_long_for_the_model_is_refused():
+    model = make_gpt(CFG)
+    params = init_gpt(CFG, jax.random.PRNGKey(0), D + 7)
+    with pytest.raises(ValueError, match="needs 19 positions; the model has 17"):
+        coot_agent(model, params, K, H + 1, LQ, D)
