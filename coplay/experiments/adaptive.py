@@ -1,4 +1,4 @@
-"""MEP stage 2: one adaptive agent trained against the frozen stage-1 population.
+"""MEP stage 2 and the HSP adaptive agent: one learner trained against a frozen population.
 
 MEP (Zhao et al., AAAI 2023; spec §2): after the maximum-entropy population (stage 1,
 ``coplay populations train --kind mep``) ONE new agent — a fresh PPO actor-critic — is trained
@@ -19,6 +19,14 @@ draws its next partner from ``runner.probs``. Between chunks the Python loop fol
 into the running means and recomputes the probabilities (:func:`refresh_priorities`). The
 learner is seat 0; seats are randomised per episode, so it steers either cook.
 
+HSP (Yu et al., ICLR 2023; spec §2) trains its adaptive agent the same way against the
+*biased* policies (seat 0, :data:`~coplay.populations.hsp.BIASED`) of an HSP population's
+training pool — the members ``coplay populations select`` wrote to ``selection.json``
+``"train"`` (``pool = "all-eligible"``: its ``"train_eligible"``; or explicit ``partners``),
+sampled **uniformly** by default (alpha = 0: every rank^0 = 1), as HSP's own stage 2 does.
+The run's experiment is ``hsp-adaptive`` (``mep-adaptive`` for a MEP population): the kind is
+the population's.
+
 The run folder (:func:`train_adaptive`): ``config.json``, ``checkpoint.msgpack`` (atomic; the
 running returns and probabilities are part of the state, so a resumed run equals an
 uninterrupted one), ``metrics.jsonl`` (per chunk: returns, episodes, running returns and
@@ -30,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +53,7 @@ from coplay.eval.crossplay import evaluate_pairs
 from coplay.eval.plots import plot_adaptive_training
 from coplay.experiments.overcooked_ppo import ppo_chunk_counts
 from coplay.experiments.populations import PPO_PRESETS, Preset, chunk_row, load_run
-from coplay.populations.members import load_params, network_of, take
+from coplay.populations.members import load_params, member_policies, network_of, take
 from coplay.populations.mep import (
     ALPHA_MEP,
     frozen_partner,
@@ -68,24 +76,30 @@ NETWORK_FIELDS = ("network", "hidden_sizes", "activation", "cnn_filters", "centr
 
 @dataclasses.dataclass(frozen=True)
 class AdaptiveConfig:
-    """MEP stage 2: one PPO learner against a frozen stage-1 MEP population."""
+    """One PPO learner against a frozen population: MEP stage 2 (a MEP stage-1 population) or
+    the HSP adaptive agent (an HSP population with a selection)."""
 
     population: str = ""
-    """Finished MEP stage-1 population folder (``coplay populations train --kind mep``); the
-    layout is the population's."""
+    """Finished MEP stage-1 (``coplay populations train --kind mep``) or HSP population folder
+    (``--kind hsp``, then ``coplay populations select``); the layout is the population's."""
     preset: Preset = "default"
     """Named settings: tiny (seconds, the tests), default (this 2-core CPU)."""
     seed: int = 0
     """Seed of the learner's parameters, environments, partner draws and evaluation."""
-    alpha: float = ALPHA_MEP
-    """Exponent of the prioritised sampling p_i ∝ rank(1/R_i)^alpha (:data:`ALPHA_MEP`);
-    0: uniform sampling (FCP-style)."""
+    alpha: float | None = None
+    """Exponent of the prioritised sampling p_i ∝ rank(1/R_i)^alpha; 0: uniform sampling.
+    None: the population's default (:func:`sampling_alpha`): :data:`ALPHA_MEP` for MEP, 0 for
+    HSP (HSP's stage 2 draws its partners uniformly)."""
     return_decay: float = 0.95
     """Running mean of each partner's return, once per chunk: R <- decay R + (1 - decay) x
     the chunk's mean return with that partner (ZSC-Eval: 0.95, per rollout); the first chunk
     with episodes sets R; partners without episodes yet count as the mean of the others."""
     partners: tuple[int, ...] | None = None
-    """Members of the population to train with (None: all), e.g. its training pool."""
+    """Members of the population to train with (None: MEP all, HSP the ``pool``)."""
+    pool: Literal["train", "all-eligible"] = "train"
+    """HSP, when ``partners`` is None: the members of the population's ``selection.json``
+    ``"train"`` (the training pool: greedy max-L1) or ``"train_eligible"`` (every pair with
+    return above the selection's train_min_return, evaluation partners excluded)."""
     ppo: PPOConfig | None = None
     """Learner's PPO hyperparameters (None: the preset's, with the population's network)."""
     checkpoint_every: int = 10
@@ -118,32 +132,50 @@ class Population(NamedTuple):
     cfg: object  # PopulationConfig of stage 1
     algo: PPOConfig  # its resolved PPO config (network of the partners)
     manifest: dict
-    members: list[int]  # members used as partners
+    members: list[int]  # members used as partners (their policy in seat 0)
 
 
-def load_population(cfg: AdaptiveConfig) -> Population:
-    """The finished stage-1 MEP population of ``cfg`` (ConfigError naming what is wrong)."""
+POPULATION_NAMES = {"mep": "MEP stage-1 population", "hsp": "HSP population"}
+
+
+def load_population(cfg: AdaptiveConfig, kind: str | None = None) -> Population:
+    """The finished population of ``cfg`` (ConfigError naming what is wrong); ``kind`` (mep
+    or hsp): refuse the other kind."""
     where = f"population = {cfg.population!r}"
     path = Path(cfg.population)
+    want = POPULATION_NAMES.get(kind, "MEP stage-1 or HSP population")
     if not cfg.population:
-        raise ConfigError("population: give a finished MEP stage-1 population folder (--pop)")
+        raise ConfigError(f"population: give a finished {want} folder (--pop)")
     if not path.is_dir():
         raise ConfigError(f"{where}: no such folder")
     try:
         raw = read_json(path / RunDir.CONFIG)
     except RunError:
         raise ConfigError(f"{where}: not a population folder (no readable config.json)") from None
-    if raw.get("experiment") != "mep-population":
-        what = raw.get("experiment", "unknown run")
-        raise ConfigError(f"{where}: a {what} folder, not a MEP stage-1 population "
-                          "(train one with coplay populations train --kind mep)")
+    what = raw.get("experiment", "unknown run")
+    if what not in [f"{k}-population" for k in POPULATION_NAMES] or \
+            kind not in (None, what.removesuffix("-population")):
+        other = what.removesuffix("-population")
+        hint = (f"train its adaptive agent with --kind {other}-adaptive"
+                if other in POPULATION_NAMES else
+                f"train one with coplay populations train --kind {kind or 'mep'}")
+        raise ConfigError(f"{where}: a {what} folder, not a {want} ({hint})")
     pop_cfg, pop_algo, _ = load_run(path)
     if not (path / "manifest.json").is_file():
-        raise ConfigError(f"{where}: stage 1 has not finished (no manifest.json); continue "
+        raise ConfigError(f"{where}: the population has not finished (no manifest.json); continue "
                           f"it with coplay populations train --out {path} --resume")
     man = read_json(path / "manifest.json")
     k = man["num_members"]
-    members = list(range(k)) if cfg.partners is None else [int(i) for i in cfg.partners]
+    if cfg.pool != "train" and (pop_cfg.kind == "mep" or cfg.partners is not None):
+        raise ConfigError(f"pool = {cfg.pool!r}: for HSP populations without partners (a MEP "
+                          "population has no selection; partners names the members itself)")
+    members = (list(range(k)) if pop_cfg.kind == "mep" else selected_members(cfg, path)) \
+        if cfg.partners is None else [int(i) for i in cfg.partners]
+    if pop_cfg.kind == "hsp" and (path / "selection.json").is_file():
+        held_out = set(members) & set(read_json(path / "selection.json")["eval"])
+        if held_out:
+            raise ConfigError(f"partners = {cfg.partners!r}: members {sorted(held_out)} are "
+                              "evaluation partners (selection.json eval); they never train")
     if not members or len(set(members)) != len(members) or not all(0 <= i < k for i in members):
         raise ConfigError(f"partners = {cfg.partners!r}: distinct members in [0, {k}) needed")
     for i in members:
@@ -153,11 +185,27 @@ def load_population(cfg: AdaptiveConfig) -> Population:
     return Population(path, pop_cfg, pop_algo, man, members)
 
 
+def selected_members(cfg: AdaptiveConfig, path: Path) -> list[int]:
+    """An HSP population's partners from its ``selection.json`` (``cfg.pool``)."""
+    if cfg.pool not in ("train", "all-eligible"):
+        raise ConfigError(f"pool = {cfg.pool!r}: train or all-eligible")
+    if not (path / "selection.json").is_file():
+        raise ConfigError(f"population = {cfg.population!r}: no selection.json; choose the "
+                          f"training pool first with coplay populations select --pop {path} "
+                          "(or name the members: partners=0,3,5)")
+    key = "train" if cfg.pool == "train" else "train_eligible"
+    members = [int(i) for i in read_json(path / "selection.json")[key]]
+    if not members:
+        raise ConfigError(f"{path}/selection.json: {key} is empty (no pair's return is above "
+                          "the selection's train_min_return)")
+    return members
+
+
 def partner_params(pop: Population):
-    """(K, ...) parameters of the partners: each member's policy 0 (its only policy: MEP
-    members share one policy between the seats)."""
-    ps = [take(load_params(pop.path / pop.manifest["members"][i]["checkpoint"]), 0)
-          for i in pop.members]
+    """(K, ...) parameters of the partners: each member's policy in seat 0 — an HSP member's
+    biased policy (:data:`~coplay.populations.hsp.BIASED`), a MEP member's only policy (it
+    plays both seats)."""
+    ps = [member_policies(pop.path, i)[0] for i in pop.members]
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *ps)
 
 
@@ -171,7 +219,7 @@ def resolve(cfg: AdaptiveConfig) -> tuple[PPOConfig, Population]:
     """Validate everything (before compiling): the learner's PPO config and the population."""
     if cfg.preset not in PRESETS:
         raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PRESETS)}")
-    if not cfg.alpha >= 0:
+    if cfg.alpha is not None and not cfg.alpha >= 0:
         raise ConfigError(f"alpha = {cfg.alpha!r}: must be >= 0 (0: uniform sampling)")
     if not 0.0 <= cfg.return_decay < 1.0:
         raise ConfigError(f"return_decay = {cfg.return_decay!r}: must be in [0, 1)")
@@ -197,16 +245,39 @@ def resolve(cfg: AdaptiveConfig) -> tuple[PPOConfig, Population]:
     return algo, pop
 
 
+def sampling_alpha(cfg: AdaptiveConfig, pop: Population) -> float:
+    """The sampling exponent: ``cfg.alpha``, else MEP's :data:`ALPHA_MEP` or HSP's 0
+    (uniform)."""
+    if cfg.alpha is not None:
+        return float(cfg.alpha)
+    return ALPHA_MEP if pop.cfg.kind == "mep" else 0.0
+
+
+def experiment_of(pop: Population) -> str:
+    """``mep-adaptive`` or ``hsp-adaptive``: the kind of the population."""
+    return f"{pop.cfg.kind}-adaptive"
+
+
+KINDS = ("mep-adaptive", "hsp-adaptive")
+TITLES = {"mep-adaptive": "MEP stage 2", "hsp-adaptive": "HSP adaptive agent"}
+
+
+def sampling_text(alpha: float) -> str:
+    return "uniform" if alpha == 0 else f"prioritised, p ∝ rank(1/return)^{alpha:g}"
+
+
 def run_config(cfg: AdaptiveConfig, algo: PPOConfig, pop: Population) -> dict:
-    return {"experiment": "mep-adaptive", **dataclasses.asdict(cfg), "resolved": algo,
-            "layout": pop.cfg.layout, "partner_members": pop.members}
+    alpha = sampling_alpha(cfg, pop)
+    return {"experiment": experiment_of(pop), **dataclasses.asdict(cfg), "resolved": algo,
+            "layout": pop.cfg.layout, "partner_members": pop.members,
+            "sampling_alpha": alpha, "partner_sampling": sampling_text(alpha)}
 
 
 def load_config(path: str | Path) -> AdaptiveConfig:
-    """The config a stage-2 run folder was started with."""
+    """The config a stage-2 run folder (mep-adaptive or hsp-adaptive) was started with."""
     raw = read_json(Path(path) / RunDir.CONFIG)
-    if raw.get("experiment") != "mep-adaptive":
-        raise RunError(f"{path} is not a MEP stage-2 run (experiment "
+    if raw.get("experiment") not in KINDS:
+        raise RunError(f"{path} is not a MEP stage-2 or HSP adaptive run (experiment "
                        f"{raw.get('experiment')!r})")
     fields = {f.name for f in dataclasses.fields(AdaptiveConfig)}
     try:
@@ -239,10 +310,11 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
     run = RunDir(out)
     has_ckpt = run.start(run_config(cfg, algo, pop), resume)
     trainer, _, _ = make_trainer(algo, pop)
+    alpha = sampling_alpha(cfg, pop)
 
     def step(state: PPOState, chunk: int, last: bool, elapsed):
         state, metrics = trainer.train_chunk(state)
-        state, partners = refresh_priorities(state, cfg.alpha, cfg.return_decay)
+        state, partners = refresh_priorities(state, alpha, cfg.return_decay)
         row = chunk_row(metrics, int(state.update[0]), algo, elapsed()) | partners
         ret = row["episode_return"][0]
         worst = int(np.argmax(partners["probs"]))
@@ -252,7 +324,7 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
     state, finished = drive_chunks(
         run, init_state(trainer, cfg.seed, len(pop.members)), has_ckpt, step=step,
         **ppo_chunk_counts(algo),
-        label=f"MEP stage 2 {pop.cfg.layout} x{len(pop.members)} partners",
+        label=f"{TITLES[experiment_of(pop)]} {pop.cfg.layout} x{len(pop.members)} partners",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)
     if finished and finish:
@@ -303,34 +375,41 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
     write_json(path / "eval.json", {"episodes_per_partner": cfg.eval_envs,
                                     "steps_per_episode": algo.horizon, "partners": partners_out,
                                     "summary": summary})
-    manifest = {"kind": "mep-adaptive", "layout": pop.cfg.layout, "population": str(pop.path),
-                "agent": AGENT_FILE, "seats": {"0": "the MEP stage-2 learner",
-                                               "1": "a frozen stage-1 member"},
-                "alpha": cfg.alpha, "partner_members": pop.members, "summary": summary}
+    kind, alpha = experiment_of(pop), sampling_alpha(cfg, pop)
+    seat1 = "a frozen stage-1 member" if kind == "mep-adaptive" else \
+        "a frozen member's biased policy"
+    manifest = {"kind": kind, "layout": pop.cfg.layout, "population": str(pop.path),
+                "agent": AGENT_FILE, "seats": {"0": f"the {TITLES[kind]} learner", "1": seat1},
+                "alpha": alpha, "partner_sampling": sampling_text(alpha),
+                "partner_members": pop.members, "summary": summary}
     write_json(path / "manifest.json", manifest)
     plot_adaptive_training(rows, pop.members, path / "training.png",
-                  title=f"MEP stage 2, {pop.cfg.layout}: alpha {cfg.alpha:g}")
+                  title=f"{TITLES[kind]}, {pop.cfg.layout}: {sampling_text(alpha)}")
     write_report(path, cfg, manifest, partners_out)
     return manifest
 
 
 def write_report(path: Path, cfg, manifest: dict, partners: list[dict]) -> None:
     s = manifest["summary"]
+    hsp = manifest["kind"] == "hsp-adaptive"
+    own = "+ its best response" if hsp else "self-play"
     lines = [
-        f"# MEP stage 2 — {manifest['layout']}, preset `{cfg.preset}`, seed {cfg.seed}",
+        f"# {TITLES[manifest['kind']]} — {manifest['layout']}, preset `{cfg.preset}`, "
+        f"seed {cfg.seed}",
         "",
         f"- one PPO learner, {s['env_steps']:,} env steps, trained in "
         f"{s['train_time_s'] or 0:.0f} s (wall clock, compile included), against "
-        f"{len(partners)} frozen members of `{manifest['population']}`",
-        f"- partners drawn per episode with p ∝ rank(1/return)^α, α = {cfg.alpha:g}, running "
-        f"mean decay {cfg.return_decay:g} per chunk",
+        f"{len(partners)} frozen {'biased policies of members' if hsp else 'members'} of "
+        f"`{manifest['population']}`",
+        f"- partners drawn per episode: {manifest['partner_sampling']} (p ∝ rank(1/return)^α, "
+        f"α = {manifest['alpha']:g}), running mean decay {cfg.return_decay:g} per chunk",
         f"- evaluation ({cfg.eval_envs} episodes per partner, sampled actions, team sparse "
         f"return): mean {s['mean_return']:.1f}, worst partner {s['worst_partner_return']:.1f}, "
         f"best {s['best_partner_return']:.1f}",
         "",
         "![training](training.png)",
         "",
-        "| member | learner + partner return | partner self-play return | final running return "
+        f"| member | learner + partner return | partner {own} return | final running return "
         "| final p |",
         "|---|---|---|---|---|",
     ]

@@ -13,6 +13,7 @@ experiment          what is loaded                               choose with
                     best response (seat 1), ``manifest.json``
 ``mep-population``  a MEP stage-1 member (one policy, any seat)  ``member``
 ``mep-adaptive``    the MEP stage-2 learner (``agent.msgpack``)
+``hsp-adaptive``    the HSP adaptive agent (``agent.msgpack``)
 ``zoo:<name>``      a model-zoo entry (actor weights, fp16), not
                     a folder: :mod:`coplay.experiments.zoo_export`
 ==================  ===========================================  ==========================
@@ -49,7 +50,8 @@ from coplay.populations.members import member_policies, network_of, take
 from coplay.runs import RunDir, RunError, read_json
 
 ADAPTIVE_AGENT = "agent.msgpack"  # what coplay.experiments.adaptive.finish_adaptive writes
-KNOWN = ("ipd", "overcooked-ppo", "hsp-population", "mep-population", "mep-adaptive")
+ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")  # coplay.experiments.adaptive.KINDS
+KNOWN = ("ipd", "overcooked-ppo", "hsp-population", "mep-population", *ADAPTIVE_KINDS)
 
 
 def load_agent(path: str | Path, *, member: int | None = None, seat: int | None = None,
@@ -93,9 +95,9 @@ def load_agent(path: str | Path, *, member: int | None = None, seat: int | None 
         raise ValueError("which = 'mid': mid-skill snapshots exist for population members only")
     if experiment == "overcooked-ppo":
         return _self_play_agent(path, raw, seat)
-    if experiment == "mep-adaptive":
+    if experiment in ADAPTIVE_KINDS:
         if member is not None or seat is not None:
-            raise ValueError(f"{path} holds one agent (the MEP stage-2 learner): no member or "
+            raise ValueError(f"{path} holds one agent (the {experiment} learner): no member or "
                              "seat to choose")
         return _adaptive_agent(path, raw)
     return _population_agent(path, raw, member, seat, which)
@@ -299,12 +301,11 @@ def _population_agent(path: Path, raw: dict, member: int | None, seat: int | Non
 
 def _adaptive_agent(path: Path, raw: dict) -> Agent:
     algo, env = _ppo_config(path, raw), _env(path, raw.get("layout"))
-    file = path / ADAPTIVE_AGENT
+    file, kind = path / ADAPTIVE_AGENT, raw["experiment"]
     if not file.is_file():
-        raise RunError(f"{path}: no {ADAPTIVE_AGENT} (the MEP stage-2 run has not finished; "
-                       f"continue it with coplay populations train --kind mep-adaptive "
-                       f"--out {path} --resume)")
-    params = read_params(file, "the MEP stage-2 learner's parameters")
+        raise RunError(f"{path}: no {ADAPTIVE_AGENT} (the {kind} run has not finished; "
+                       f"continue it with coplay populations train --out {path} --resume)")
+    params = read_params(file, f"the {kind} learner's parameters")
     return _policy_agent(path, algo, env, params, file, (1,),
                          lambda p: take(p, 0),
-                         f"mep-adaptive {env.layout.name} learner ({path})")
+                         f"{kind} {env.layout.name} learner ({path})")

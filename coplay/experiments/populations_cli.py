@@ -6,6 +6,7 @@
     coplay populations show --pop runs/pop-ring
     coplay populations train --kind mep --layout random1 --out runs/mep-ring        # MEP 1
     coplay populations train --kind mep-adaptive --pop runs/mep-ring --out runs/mep2  # MEP 2
+    coplay populations train --kind hsp-adaptive --pop runs/pop-ring --out runs/hsp2  # HSP 2
 """
 
 from __future__ import annotations
@@ -36,14 +37,18 @@ from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
     """Train a population of hidden-utility pairs (biased policy + best response) by PPO,
-    MEP stage 1 (--kind mep), or MEP stage 2 (--kind mep-adaptive --pop STAGE1_FOLDER)."""
+    MEP stage 1 (--kind mep), MEP stage 2 (--kind mep-adaptive --pop STAGE1_FOLDER) or the
+    HSP adaptive agent (--kind hsp-adaptive --pop HSP_FOLDER)."""
 
     kind: str = "hsp"
-    """hsp (hidden-utility pairs), mep (self-play agents + population-entropy bonus) or
+    """hsp (hidden-utility pairs), mep (self-play agents + population-entropy bonus),
     mep-adaptive (one learner against the frozen MEP population --pop, partners drawn with
-    p ∝ rank(1/return)^alpha)."""
+    p ∝ rank(1/return)^alpha, alpha 3) or hsp-adaptive (one learner against the biased
+    policies of the HSP population's training pool, selection.json "train" of `coplay
+    populations select`; partners drawn uniformly, alpha 0)."""
     pop: Path | None = None
-    """--kind mep-adaptive: the finished MEP stage-1 population folder (its layout is used)."""
+    """--kind mep-adaptive / hsp-adaptive: the finished MEP stage-1 / HSP population folder
+    (its layout is used)."""
     layout: str = "random1"
     """Layout with an HSP weight grid (random1 = Coord. Ring, random0, random3, ...)."""
     preset: str = "default"
@@ -60,9 +65,11 @@ class TrainArgs:
     """Continue the population in --out from its last checkpoint."""
     set: tuple[str, ...] = ()
     """Override population fields (checkpoint_every, snapshot_every, eval_envs,
-    crossplay_envs, gif_steps; mep-adaptive: alpha, return_decay, partners, checkpoint_every,
-    eval_envs) or PPO fields as ppo.FIELD=VALUE, e.g.
-    --set ppo.total_steps=2000000 snapshot_every=5, or --set alpha=1 partners=0,3,5."""
+    crossplay_envs, gif_steps; mep-adaptive / hsp-adaptive: alpha, return_decay, partners,
+    checkpoint_every, eval_envs; hsp-adaptive: pool=all-eligible, every pair that passed the
+    selection's return threshold outside the evaluation set, instead of the training pool) or
+    PPO fields as ppo.FIELD=VALUE, e.g. --set ppo.total_steps=2000000 snapshot_every=5, or
+    --set alpha=1 partners=0,3,5."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +127,8 @@ def build_config(args: TrainArgs):
     cfg = dataclasses.replace(base, **changes)
     cfg = parse_overrides(cfg, pop_items, "population") if pop_items else cfg
     if cfg.kind not in ("hsp", "mep"):
-        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp, mep or mep-adaptive")
+        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp, mep, mep-adaptive or "
+                          "hsp-adaptive")
     algo = cfg.ppo if cfg.ppo is not None else default_ppo(cfg.preset, cfg.kind)
     if ppo_items:
         cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
@@ -131,18 +139,20 @@ def build_config(args: TrainArgs):
 
 
 def build_adaptive_config(args: TrainArgs):
-    """The MEP stage-2 config of ``--kind mep-adaptive`` (validated)."""
+    """The stage-2 config of ``--kind mep-adaptive`` / ``hsp-adaptive`` (validated)."""
+    pop_kind = args.kind.removesuffix("-adaptive")
     if args.pop is None:
-        raise ConfigError("--kind mep-adaptive needs --pop, a finished MEP stage-1 population "
-                          "folder (coplay populations train --kind mep)")
+        raise ConfigError(f"--kind {args.kind} needs --pop, a finished "
+                          f"{adaptive.POPULATION_NAMES[pop_kind]} folder (coplay populations "
+                          f"train --kind {pop_kind})")
     if args.num_members is not None or args.candidates is not None:
-        raise ConfigError("--num-members / --candidates: not for --kind mep-adaptive (the "
+        raise ConfigError(f"--num-members / --candidates: not for --kind {args.kind} (the "
                           "partners are the population's members; --set partners=0,2 picks)")
     ppo_items, items = _split_set(args.set, ("population", "preset", "seed", "ppo"))
     cfg = adaptive.preset_config(args.preset, population=str(args.pop), seed=args.seed)
-    cfg = parse_overrides(cfg, items, "mep-adaptive") if items else cfg
+    cfg = parse_overrides(cfg, items, args.kind) if items else cfg
+    pop = adaptive.load_population(cfg, pop_kind)
     if ppo_items:
-        pop = adaptive.load_population(cfg)
         algo = cfg.ppo or adaptive.default_learner_ppo(cfg.preset, pop.algo)
         cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
     adaptive.resolve(cfg)
@@ -150,9 +160,10 @@ def build_adaptive_config(args: TrainArgs):
 
 
 def train_adaptive(args: TrainArgs) -> Path:
-    """``--kind mep-adaptive`` (or resuming such a run): train, then print the evaluation."""
+    """``--kind mep-adaptive`` / ``hsp-adaptive`` (or resuming such a run): train, then print
+    the evaluation."""
     cfg = adaptive.load_config(args.out) if args.resume else build_adaptive_config(args)
-    out = args.out or default_run_dir(f"populations-mep-adaptive-{cfg.preset}",
+    out = args.out or default_run_dir(f"populations-{args.kind}-{cfg.preset}",
                                       f"{Path(cfg.population).name}-seed{cfg.seed}")
     adaptive.train_adaptive(cfg, out, resume=args.resume)
     return Path(out)
@@ -161,10 +172,12 @@ def train_adaptive(args: TrainArgs) -> Path:
 def _print_adaptive(path: Path) -> None:
     ev = read_json(path / "eval.json")
     s = ev["summary"]
-    print(f"{path}: MEP stage-2 learner, {s['env_steps']:,} env steps; return with each "
-          f"partner ({ev['episodes_per_partner']} episodes):")
+    kind = read_json(path / "manifest.json")["kind"]
+    own = "self-play" if kind == "mep-adaptive" else "with its best response"
+    print(f"{path}: {adaptive.TITLES[kind]} learner, {s['env_steps']:,} env steps; return "
+          f"with each partner ({ev['episodes_per_partner']} episodes):")
     for p in ev["partners"]:
-        print(f"  member {p['member']:>3}: {p['return']:7.1f}   (partner self-play "
+        print(f"  member {p['member']:>3}: {p['return']:7.1f}   (partner {own} "
               f"{p['partner_self_play_return']:.1f}, final p {p['final_prob']})")
     print(f"mean {s['mean_return']:.1f}, worst partner {s['worst_partner_return']:.1f}  "
           f"report: {path / 'report.md'}")
@@ -175,9 +188,9 @@ def train(argv: list[str], prog: str = "coplay populations train") -> int:
     try:
         if args.resume and args.out is None:
             raise ConfigError("--resume needs --out (the population folder to continue)")
-        adaptive = (read_json(args.out / RunDir.CONFIG).get("experiment") == "mep-adaptive"
-                    if args.resume else args.kind == "mep-adaptive")
-        if adaptive:
+        adaptive_run = (read_json(args.out / RunDir.CONFIG).get("experiment")
+                        if args.resume else args.kind) in adaptive.KINDS
+        if adaptive_run:
             out = train_adaptive(args)
         else:
             cfg = load_run(args.out)[0] if args.resume else build_config(args)
@@ -187,7 +200,7 @@ def train(argv: list[str], prog: str = "coplay populations train") -> int:
     except (ConfigError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    (_print_adaptive if adaptive else _print_members)(Path(out))
+    (_print_adaptive if adaptive_run else _print_members)(Path(out))
     return 0
 
 

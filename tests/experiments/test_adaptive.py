@@ -1,9 +1,11 @@
 """MEP stage 2: the priority formula, partner sampling inside the chunk, frozen partners, a
-tiny run from a tiny stage-1 population, resumption, CLI errors."""
+tiny run from a tiny stage-1 population, resumption, CLI errors; the HSP adaptive agent: a
+tiny run against the biased policies of a tiny HSP population's training pool."""
 
 import dataclasses
 import hashlib
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -11,12 +13,15 @@ import numpy as np
 import pytest
 
 from coplay.cli import main
+from coplay.envs.overcooked import Overcooked
 from coplay.experiments import adaptive
 from coplay.experiments.adaptive import preset_config
+from coplay.experiments.agents import load_agent
 from coplay.experiments.populations import preset_config as population_preset
 from coplay.experiments.populations import train_population
 from coplay.populations import mep
-from coplay.populations.members import load_params, network_of
+from coplay.populations.hsp import BIASED, BR
+from coplay.populations.members import load_params, network_of, take
 from coplay.populations.mep import (
     dense_rank,
     draw_partners,
@@ -73,12 +78,17 @@ def stage1(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def stage2(stage1, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mep2") / "run"
-    assert main(["populations", "train", "--kind", "mep-adaptive", "--pop", str(stage1),
+def tiny_stage2(kind: str, pop, tmp_path_factory):
+    """A tiny ``--kind kind`` run (seed 1) against the population folder ``pop``, by the CLI."""
+    out = tmp_path_factory.mktemp(kind) / "run"
+    assert main(["populations", "train", "--kind", kind, "--pop", str(pop),
                  "--preset", "tiny", "--seed", "1", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def stage2(stage1, tmp_path_factory):
+    return tiny_stage2("mep-adaptive", stage1, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +188,10 @@ def test_tiny_stage2_run_writes_the_whole_folder(stage2, stage1):
     assert jax.tree.leaves(agent)[0].shape[0] == 1
 
 
-def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(stage2, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["stage2", "hsp2"])
+def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(kind, request, tmp_path,
+                                                                monkeypatch):
+    stage2 = request.getfixturevalue(kind)  # MEP stage 2, the HSP adaptive agent
     cfg = adaptive.load_config(stage2)
     # the resumed run reuses the killed one's compiled trainer (a new process would build the
     # same program again; this keeps the test to one compilation)
@@ -235,6 +248,115 @@ def test_cli_errors_name_the_problem(stage1, tmp_path, capsys):
         (["--pop", str(stage1), "--set", "ppo.population_entropy_coef=0.01"],
          "population_entropy_coef"),
         (["--pop", str(stage1), "--num-members", "3"], "--num-members"),
+    ]
+    for args, text in cases:
+        assert main(base + args) == 2, args
+        assert text in capsys.readouterr().err, (args, text)
+    assert not (tmp_path / "x").exists()
+
+
+# --- the HSP adaptive agent -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hsp1(tmp_path_factory):
+    """A tiny HSP population (3 pairs on random1) with its selection: 1 evaluation partner,
+    the 2 others the training pool (thresholds below the tiny pairs' returns); and a copy of
+    the population from before the selection."""
+    out = tmp_path_factory.mktemp("hsp1") / "pop"
+    assert main(["populations", "train", "--preset", "tiny", "--seed", "3",
+                 "--out", str(out)]) == 0
+    shutil.copytree(out, out.parent / "unselected")
+    assert main(["populations", "select", "--pop", str(out), "--eval-size", "1",
+                 "--train-size", "2", "--eval-min-return=-1", "--train-min-return=-1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def hsp2(hsp1, tmp_path_factory):
+    return tiny_stage2("hsp-adaptive", hsp1, tmp_path_factory)
+
+
+def test_hsp_adaptive_trains_uniformly_against_the_training_pools_biased_policies(hsp1, hsp2):
+    sel = json.loads((hsp1 / "selection.json").read_text())
+    assert len(sel["train"]) == 2 and not set(sel["train"]) & set(sel["eval"])
+    for name in ("config.json", "checkpoint.msgpack", "metrics.jsonl", "agent.msgpack",
+                 "eval.json", "manifest.json", "training.png", "report.md"):
+        assert (hsp2 / name).is_file(), name
+    raw = json.loads((hsp2 / "config.json").read_text())
+    assert raw["experiment"] == "hsp-adaptive" and raw["alpha"] is None
+    assert raw["sampling_alpha"] == 0 and raw["partner_sampling"] == "uniform"
+    assert raw["partner_members"] == sel["train"]
+    rows = RunDir(hsp2).read_metrics()
+    assert len(rows) == 4 and all(r["probs"] == [0.5, 0.5] for r in rows)
+    assert sum(sum(r["partner_episodes"]) for r in rows) == 4 * 2 * 4
+    # the partners are the biased policies (seat 0) of the pool's members, not their BRs
+    _, pop = adaptive.resolve(adaptive.load_config(hsp2))
+    got = adaptive.partner_params(pop)
+    for k, m in enumerate(sel["train"]):
+        pair = load_params(hsp1 / "members" / f"m{m:02d}.msgpack")
+        for a, b, br in zip(jax.tree.leaves(take(got, k)), jax.tree.leaves(take(pair, BIASED)),
+                            jax.tree.leaves(take(pair, BR)), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), b)
+            assert a.shape == br.shape
+        assert any(not np.array_equal(b, br) for b, br in
+                   zip(jax.tree.leaves(take(pair, BIASED)), jax.tree.leaves(take(pair, BR)),
+                       strict=True))
+    ev = json.loads((hsp2 / "eval.json").read_text())
+    assert [p["member"] for p in ev["partners"]] == sel["train"]
+    man = json.loads((hsp2 / "manifest.json").read_text())
+    assert man["kind"] == "hsp-adaptive" and man["alpha"] == 0
+    assert man["partner_members"] == sel["train"]
+    report = (hsp2 / "report.md").read_text()
+    assert "HSP adaptive agent" in report and "uniform" in report
+
+
+def test_hsp_adaptive_agent_loads(hsp2):
+    agent = load_agent(hsp2)
+    assert agent.name.startswith("hsp-adaptive")
+    cfg = adaptive.load_config(hsp2)
+    algo, pop = adaptive.resolve(cfg)
+    env = Overcooked(pop.cfg.layout)
+    obs = jax.random.bernoulli(jax.random.PRNGKey(0), 0.2, (3, *env.obs_shape)).astype(
+        jnp.float32)
+    learner = take(load_params(hsp2 / "agent.msgpack"), 0)  # (G = 1, ...) -> the learner
+    want, _ = network_of(algo, env).apply(learner, obs, obs)
+    got, _ = jax.vmap(agent.policy, in_axes=(None, None, 0))(jax.random.PRNGKey(0), (), obs)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="no member or seat"):
+        load_agent(hsp2, member=0)
+
+
+def test_hsp_partner_choices(hsp1, tmp_path):
+    sel = json.loads((hsp1 / "selection.json").read_text())
+    _, pop = adaptive.resolve(preset_config("tiny", population=str(hsp1), pool="all-eligible"))
+    assert pop.members == sel["train_eligible"]
+    # a hand-made selection whose training pool is smaller than its eligible pairs
+    pop_dir = tmp_path / "pop"
+    shutil.copytree(hsp1, pop_dir)
+    (pop_dir / "selection.json").write_text(json.dumps(
+        {"eval": sel["eval"], "train": sel["train"][:1], "train_eligible": sel["train"]}))
+    for pool, want in (("train", sel["train"][:1]), ("all-eligible", sel["train"])):
+        _, pop = adaptive.resolve(preset_config("tiny", population=str(pop_dir), pool=pool))
+        assert pop.members == want, pool
+    _, pop = adaptive.resolve(preset_config("tiny", population=str(pop_dir),
+                                            partners=tuple(sel["train"][::-1])))
+    assert pop.members == sel["train"][::-1]
+
+
+def test_hsp_cli_errors_name_the_problem(hsp1, stage1, tmp_path, capsys):
+    sel = json.loads((hsp1 / "selection.json").read_text())
+    base = ["populations", "train", "--preset", "tiny", "--out", str(tmp_path / "x")]
+    hsp = ["--kind", "hsp-adaptive"]
+    cases = [
+        (hsp, "--pop"),
+        (hsp + ["--pop", str(hsp1.parent / "unselected")],
+         f"coplay populations select --pop {hsp1.parent / 'unselected'}"),
+        (["--kind", "mep-adaptive", "--pop", str(hsp1)], "--kind hsp-adaptive"),
+        (hsp + ["--pop", str(stage1)], "--kind mep-adaptive"),
+        (hsp + ["--pop", str(hsp1), "--set", f"partners={sel['eval'][0]}"],
+         "evaluation partners"),
+        (hsp + ["--pop", str(hsp1), "--set", "pool=everything"], "pool"),
+        (["--kind", "mep-adaptive", "--pop", str(stage1), "--set", "pool=all-eligible"],
+         "for HSP populations"),
     ]
     for args, text in cases:
         assert main(base + args) == 2, args
