@@ -45,7 +45,8 @@ class TrainArgs:
     mep-adaptive (one learner against the frozen MEP population --pop, partners drawn with
     p ∝ rank(1/return)^alpha, alpha 3) or hsp-adaptive (one learner against the biased
     policies of the HSP population's training pool, selection.json "train" of `coplay
-    populations select`; partners drawn uniformly, alpha 0)."""
+    populations select`; partners drawn uniformly, alpha 0). The --pop folder must be of the
+    adaptive kind's population (an error names the other kind)."""
     pop: Path | None = None
     """--kind mep-adaptive / hsp-adaptive: the finished MEP stage-1 / HSP population folder
     (its layout is used)."""
