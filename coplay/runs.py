@@ -237,7 +237,8 @@ ChunkStep = Callable[[Any, int, bool, Callable[[], float]], tuple[Any, dict, str
 def drive_chunks(run: RunDir, state: Any, has_checkpoint: bool, *, num_chunks: int,
                  chunks_done: Callable[[Any], int], step: ChunkStep, label: str,
                  checkpoint_every: int = 1, progress: bool = True,
-                 stop_after_chunks: int | None = None) -> tuple[Any, bool]:
+                 stop_after_chunks: int | None = None,
+                 should_stop: Callable[[Any], bool] | None = None) -> tuple[Any, bool]:
     """The checkpoint / resume loop of every driver around its jitted train chunk.
 
     Reloads the checkpoint into ``state`` (a template) when ``has_checkpoint`` and drops
@@ -246,7 +247,9 @@ def drive_chunks(run: RunDir, state: Any, has_checkpoint: bool, *, num_chunks: i
     (``elapsed()``: wall seconds of this run, those before a resume included). Rows reach
     ``metrics.jsonl`` with each checkpoint — every ``checkpoint_every`` chunks and after the
     last — so that a resumed run's metrics are exactly an uninterrupted run's. Returns
-    (state, finished); ``stop_after_chunks`` ends the loop early as a kill would (tests).
+    (state, finished); ``stop_after_chunks`` ends the loop early as a kill would (tests);
+    ``should_stop(state)`` ends it for good before a chunk (early stopping: the state of the
+    last checkpoint already says so, so a resumed run stops at once too).
     """
     if has_checkpoint:
         state, meta = run.load_checkpoint(state)
@@ -265,6 +268,12 @@ def drive_chunks(run: RunDir, state: Any, has_checkpoint: bool, *, num_chunks: i
         for chunk in range(done, num_chunks):
             if stop_after_chunks is not None and chunk - done >= stop_after_chunks:
                 return state, False
+            if should_stop is not None and should_stop(state):
+                if pending:
+                    run.append_metrics(pending)
+                    run.save_checkpoint(state, {"chunks": chunk,
+                                                "metrics_lines": run.metrics_line_count()})
+                return state, True
             last = chunk + 1 == num_chunks
             state, row, status = step(state, chunk, last, elapsed)
             pending.append(row)

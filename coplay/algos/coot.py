@@ -39,7 +39,8 @@ class CootConfig:
     """Contexts per gradient step; a step sees contexts_per_batch * queries_per_context
     examples (paper: batch 128 examples; 2 * 70 = 140 here)."""
     contexts_per_group: int = 125
-    """Contexts of each training group per epoch (paper: 125)."""
+    """Contexts of each training group (a pair with its best response in one seat) per
+    epoch (paper: 125 per pair, seats pooled)."""
     epochs: int = 70
     """Epochs at most (paper: 70)."""
     patience: int = 25

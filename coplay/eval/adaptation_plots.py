@@ -133,3 +133,24 @@ def plot_br_prox_bars(table: Mapping[str, tuple[float, float, float]], path: Pat
         ax.legend(fontsize=7, loc="best")
     ax.set_title(title, fontsize=9)
     _save(fig, path)
+
+
+def plot_loss_curves(rows: Sequence[Mapping], path: Path, title: str = "",
+                     series: Sequence[tuple[str, str]] = (("train_loss", "train"),
+                                                         ("val_loss", "validation")),
+                     x: str = "epoch", best: int | None = None) -> None:
+    """Supervised training curves (CooT, BC): one line per ``(key, label)`` of ``series``
+    over ``rows[i][x]``; ``best`` marks the kept epoch."""
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    xs = [r[x] for r in rows]
+    for key, label in series:
+        ys = [np.nan if r.get(key) is None else r[key] for r in rows]
+        ax.plot(xs, ys, marker="o", ms=3, label=label)
+    if best is not None:
+        ax.axvline(best, color="grey", ls=":", label=f"kept ({x} {best})")
+    ax.set_xlabel(x)
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    _save(fig, path)

@@ -40,7 +40,6 @@ def _ego_cooks(ego_cook: jax.Array) -> jax.Array:
     return jnp.stack([ego_cook, 1 - ego_cook], axis=1).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("env", "episodes", "steps", "greedy", "record"))
 def play_episodes(env: Overcooked, env_params: EnvParams, ego: Agent, partner: Agent,
                   partner_index: jax.Array, ego_cook: jax.Array, key: jax.Array,
                   episodes: int, steps: int, greedy: bool = False, record: bool = False):
@@ -48,6 +47,15 @@ def play_episodes(env: Overcooked, env_params: EnvParams, ego: Agent, partner: A
     Ev) event counts per seat (ego, partner), and ``trajectories`` (:class:`Trajectories`)
     when ``record``. ``partner.params`` carry a leading axis (one entry per partner); the ego's
     are shared by all games. Actions are sampled unless ``greedy`` (both agents)."""
+    # names are static fields of an Agent: drop them so that agents of one architecture
+    # (every member of a population) share one compiled program
+    return _play(env, env_params, ego.replace(name="ego"), partner.replace(name="partner"),
+                 partner_index, ego_cook, key, episodes, steps, greedy, record)
+
+
+@partial(jax.jit, static_argnames=("env", "episodes", "steps", "greedy", "record"))
+def _play(env, env_params, ego, partner, partner_index, ego_cook, key, episodes, steps,
+          greedy, record):
     n = partner_index.shape[0]
     cook_of_seat = _ego_cooks(ego_cook)
     partner_params = jax.tree.map(lambda x: x[partner_index], partner.params)  # (N, ...)

@@ -1,0 +1,233 @@
+"""Training runs of the Coordination Transformer and its BC baseline on a CooT dataset.
+
+:func:`train_coot` (run folder ``runs/coot/<name>``): ``config.json``; one epoch per chunk of
+the checkpoint / resume loop (exact resume: parameters, optimiser, key and the best epoch so
+far are the checkpoint); ``metrics.jsonl`` per epoch (train / validation loss and accuracy,
+step-mask probability, learning rate, wall time); early stopping after ``patience`` epochs
+without a better validation loss; then ``model.msgpack`` (the best epoch's parameters),
+``curves.png`` and ``report.md``. Validation groups are both seats of ``val_pairs`` training
+pairs held out by the run's seed (spec: early stopping on held-out training pairs).
+
+:func:`train_bc_run`: the BC baseline on the same dataset and split (state only), written as
+``model.msgpack`` + ``history.json`` + ``report.md``.
+
+:func:`coot_run_agent` / :func:`bc_run_agent`: a finished folder -> an Agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+from coplay.agents.base import Agent
+from coplay.agents.coot_agent import coot_agent
+from coplay.agents.gpt import GPTConfig, make_gpt
+from coplay.algos import bc
+from coplay.algos.coot import CootConfig, make_trainer
+from coplay.config import ConfigError, checker, config_from_json
+from coplay.data.context import ContextSpec, Episodes
+from coplay.eval.adaptation_plots import plot_loss_curves
+from coplay.experiments.coot_data import Dataset, load_dataset
+from coplay.runs import (RunDir, RunError, atomic_write_bytes, atomic_write_text, drive_chunks,
+                         read_json, write_json)
+
+MODEL = "model.msgpack"
+
+# presets: tiny for tests; default sized for this 2-core CPU; paper = the CooT release
+COOT_PRESETS: dict[str, CootConfig] = {
+    "tiny": CootConfig(
+        gpt=GPTConfig(num_layers=1, num_heads=2, width=32, max_positions=2 * 20 + 6,
+                      dropout=0.1),
+        context=ContextSpec(num_episodes=2, episode_len=20, queries_per_context=8),
+        contexts_per_batch=2, contexts_per_group=4, epochs=3, patience=2,
+        val_contexts_per_group=2, learning_rate=1e-3),
+    "default": CootConfig(contexts_per_group=32, epochs=12, patience=4),
+    "paper": CootConfig(),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CootRunConfig:
+    """A CooT training run."""
+
+    dataset: str
+    """The dataset folder (coplay coot collect)."""
+    coot: CootConfig = COOT_PRESETS["default"]
+    preset: str = "default"
+    """The preset the coot fields came from (recorded)."""
+    val_pairs: int = 1
+    """Training pairs held out (both seats) for the validation loss and early stopping."""
+    seed: int = 0
+    """Seed of the split, initialisation, sampling and dropout."""
+
+    def validate(self) -> CootRunConfig:
+        need = checker(self, "run")
+        need(isinstance(self.val_pairs, int) and self.val_pairs >= 1, "val_pairs",
+             "must be an integer >= 1")
+        self.coot.validate()
+        return self
+
+
+def split_pairs(num_pairs: int, val_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training pairs, held-out pairs) drawn by ``seed``."""
+    if val_pairs >= num_pairs:
+        raise ConfigError(f"run.val_pairs = {val_pairs}: the dataset has {num_pairs} pairs; "
+                          "keep at least one for training")
+    order = np.random.default_rng(seed).permutation(num_pairs)
+    return np.sort(order[val_pairs:]), np.sort(order[:val_pairs])
+
+
+def _groups(ds: Dataset, pairs: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.isin(ds.group_pair, pairs))
+
+
+def _check_dataset(ds: Dataset, spec: ContextSpec, where: str) -> None:
+    t = ds.episodes.obs.shape[2]
+    if t != spec.episode_len:
+        raise ConfigError(f"{where}: episodes of {t} steps, but coot.context.episode_len = "
+                          f"{spec.episode_len}")
+
+
+def train_coot(cfg: CootRunConfig, out: str | Path, resume: bool = False,
+               progress: bool = True, stop_after_chunks: int | None = None) -> Path:
+    """Train (or resume) a CooT run in ``out``; returns the folder."""
+    cfg.validate()
+    ds = load_dataset(cfg.dataset)
+    _check_dataset(ds, cfg.coot.context, cfg.dataset)
+    train_p, val_p = split_pairs(len(ds.pairs), cfg.val_pairs, cfg.seed)
+    obs_dim = int(np.prod(ds.obs_shape))
+    trainer = make_trainer(cfg.coot, _groups(ds, train_p), _groups(ds, val_p), obs_dim)
+    data = Episodes(*(jnp.asarray(x) for x in ds.episodes))
+    run = RunDir(out)
+    has_ckpt = run.start({"experiment": "coot", **dataclasses.asdict(cfg),
+                          "layout": ds.layout, "obs_shape": list(ds.obs_shape)}, resume)
+    state = trainer.init(jax.random.PRNGKey(cfg.seed))
+
+    def step(state, chunk, last, elapsed):
+        state, m = trainer.epoch(state, data)
+        row = {"epoch": int(state.epoch), **{k: float(v) for k, v in m._asdict().items()},
+               "best_epoch": int(state.best_epoch), "time_s": elapsed()}
+        return state, row, f"loss {row['train_loss']:.3f} val {row['val_loss']:.3f}"
+
+    def stop(state):
+        return int(state.epoch) - int(state.best_epoch) >= cfg.coot.patience
+
+    state, finished = drive_chunks(run, state, has_ckpt, num_chunks=cfg.coot.epochs,
+                                   chunks_done=lambda s: int(s.epoch), step=step,
+                                   label="coot", progress=progress,
+                                   stop_after_chunks=stop_after_chunks, should_stop=stop)
+    if finished:
+        atomic_write_bytes(run.path / MODEL, serialization.msgpack_serialize(
+            jax.tree.map(np.asarray, state.best_params)))
+        rows = run.read_metrics()
+        plot_loss_curves(rows, run.path / "curves.png", f"CooT {ds.layout} seed {cfg.seed}",
+                         best=int(state.best_epoch))
+        _report(run.path, cfg, ds, train_p, val_p, rows, int(state.best_epoch))
+    return run.path
+
+
+def _report(path: Path, cfg: CootRunConfig, ds: Dataset, train_p, val_p, rows, best: int):
+    last = rows[-1] if rows else {}
+    lines = [
+        f"# Coordination Transformer — {ds.layout}, preset `{cfg.preset}`, seed {cfg.seed}", "",
+        f"- dataset `{cfg.dataset}`: {len(ds.pairs)} pairs x 2 seats x "
+        f"{ds.episodes.obs.shape[1]} episodes of {ds.episodes.obs.shape[2]} steps",
+        f"- training pairs {', '.join(ds.pairs[i].name for i in train_p)}; held out "
+        f"{', '.join(ds.pairs[i].name for i in val_p)}",
+        f"- {len(rows)} epochs in {last.get('time_s', 0):.0f} s; best validation loss "
+        f"{min(r['val_loss'] for r in rows):.3f} at epoch {best} (kept in `{MODEL}`)",
+        "", "![curves](curves.png)", "",
+        "| epoch | train loss | train acc | val loss | val acc | step mask | lr |",
+        "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['epoch']} | {r['train_loss']:.3f} | {r['train_accuracy']:.3f} | "
+              f"{r['val_loss']:.3f} | {r['val_accuracy']:.3f} | {r['step_mask']:.2f} | "
+              f"{r['learning_rate']:.2e} |" for r in rows]
+    atomic_write_text(path / "report.md", "\n".join(lines) + "\n")
+
+
+def load_coot_config(path: Path) -> tuple[CootRunConfig, dict]:
+    raw = read_json(path / RunDir.CONFIG)
+    if raw.get("experiment") != "coot":
+        raise RunError(f"{path}: not a CooT run (experiment {raw.get('experiment')!r})")
+    fields = {f.name for f in dataclasses.fields(CootRunConfig)}
+    return config_from_json(CootRunConfig, {k: v for k, v in raw.items() if k in fields},
+                            str(path / RunDir.CONFIG)), raw
+
+
+def coot_run_agent(path: str | Path, name: str | None = None) -> Agent:
+    """The trained CooT of a finished run folder, as an in-context agent."""
+    path = Path(path)
+    cfg, raw = load_coot_config(path)
+    file = path / MODEL
+    if not file.is_file():
+        raise RunError(f"{path}: no {MODEL} (the run has not finished; resume it)")
+    params = serialization.msgpack_restore(file.read_bytes())
+    spec = cfg.coot.context
+    return coot_agent(make_gpt(cfg.coot.gpt), jax.tree.map(jnp.asarray, params),
+                      spec.num_episodes, spec.episode_len, spec.query_len,
+                      int(np.prod(raw["obs_shape"])), name or f"coot-s{cfg.seed}")
+
+
+# --- BC -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BCRunConfig:
+    """The BC baseline on a CooT dataset (same split as CooT with the same seed)."""
+
+    dataset: str
+    """The dataset folder."""
+    bc: bc.BCConfig = bc.BC_PRESETS["default"]
+    preset: str = "default"
+    """The preset the bc fields came from (recorded)."""
+    val_pairs: int = 1
+    """Training pairs held out for early stopping (as CooT's)."""
+    seed: int = 0
+    """Seed of the split and of training."""
+
+
+def _bc_episodes(ds: Dataset, groups: np.ndarray) -> bc.Episodes:
+    obs = ds.episodes.obs[groups]  # (g, n, T, D)
+    n = obs.shape[1]
+    return bc.Episodes(obs.reshape(-1, obs.shape[2], *ds.obs_shape),
+                       ds.episodes.action[groups].reshape(-1, obs.shape[2]),
+                       ds.returns[groups].reshape(-1), np.repeat(groups, n))
+
+
+def train_bc_run(cfg: BCRunConfig, out: str | Path, progress: bool = True) -> Path:
+    ds = load_dataset(cfg.dataset)
+    train_p, val_p = split_pairs(len(ds.pairs), cfg.val_pairs, cfg.seed)
+    run = RunDir(out)
+    run.start({"experiment": "coot-bc", **dataclasses.asdict(cfg), "layout": ds.layout,
+               "obs_shape": list(ds.obs_shape)}, resume=False)
+    bc_cfg = dataclasses.replace(cfg.bc, seed=cfg.seed)
+    params, history = bc.train_bc(bc_cfg, _bc_episodes(ds, _groups(ds, train_p)),
+                                  _bc_episodes(ds, _groups(ds, val_p)))
+    atomic_write_bytes(run.path / MODEL, serialization.msgpack_serialize(
+        jax.tree.map(np.asarray, params)))
+    write_json(run.path / "history.json", history)
+    best = min((h for h in history if h.get("val_loss") is not None),
+               key=lambda h: h["val_loss"], default=history[-1])
+    atomic_write_text(run.path / "report.md", "\n".join([
+        f"# BC baseline — {ds.layout}, top {cfg.bc.top_fraction:.0%} per pair, seed {cfg.seed}",
+        "", f"- dataset `{cfg.dataset}`, {len(history)} epochs, best epoch {best['epoch']}: "
+        f"val loss {best.get('val_loss')}, val accuracy {best.get('val_accuracy')}", ""]))
+    return run.path
+
+
+def bc_run_agent(path: str | Path, name: str | None = None) -> Agent:
+    path = Path(path)
+    raw = read_json(path / RunDir.CONFIG)
+    if raw.get("experiment") != "coot-bc":
+        raise RunError(f"{path}: not a BC run (experiment {raw.get('experiment')!r})")
+    fields = {f.name for f in dataclasses.fields(BCRunConfig)}
+    cfg = config_from_json(BCRunConfig, {k: v for k, v in raw.items() if k in fields},
+                           str(path / RunDir.CONFIG))
+    file = path / MODEL
+    if not file.is_file():
+        raise RunError(f"{path}: no {MODEL}")
+    params = jax.tree.map(jnp.asarray, serialization.msgpack_restore(file.read_bytes()))
+    return bc.bc_agent(cfg.bc, params, name or f"bc-top{cfg.bc.top_fraction:g}")

@@ -1,0 +1,172 @@
+"""`coplay coot collect|train|bc|eval|report` — the Coordination Transformer end to end.
+
+    coplay coot collect --out runs/coot-data                       # rollouts of the pool
+    coplay coot train --dataset runs/coot-data --out runs/coot/s0 --seed 0
+    coplay coot train --out runs/coot/s0 --resume                  # continue a killed run
+    coplay coot bc --dataset runs/coot-data --out runs/coot-bc/s0
+    coplay coot eval --agent coot=runs/coot/s0 coot=runs/coot/s1 bc=runs/coot-bc/s0 \\
+        mep-adaptive=runs/mep2 --out runs/coot-eval
+    coplay coot report --eval runs/coot-eval
+
+Presets (``--preset tiny|default|paper``) set every field of the nested ``--coot.*`` /
+``--bc.*`` configs; ``--help`` shows the values a run would use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+import tyro
+
+from coplay.algos.bc import BC_PRESETS, BCConfig
+from coplay.algos.coot import CootConfig
+from coplay.experiments.cli_common import parse_with_preset
+from coplay.experiments.coot import (COOT_PRESETS, BCRunConfig, CootRunConfig, load_coot_config,
+                                     train_bc_run, train_coot)
+from coplay.experiments.coot_data import CollectConfig, collect
+from coplay.experiments.coot_eval import EvalConfig, evaluate
+from coplay.experiments.coot_report import write_report
+from coplay.runs import RunError
+
+# tiny collection / evaluation sizes to go with the tiny model preset
+COLLECT_PRESETS = {"tiny": CollectConfig(episode_len=20, episodes_per_seat=4),
+                   "default": CollectConfig(), "paper": CollectConfig(episodes_per_seat=64)}
+EVAL_PRESETS = {"tiny": EvalConfig(episodes=3, episode_len=20, br_episodes=2),
+                "default": EvalConfig(), "paper": EvalConfig(repeats=5)}
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectArgs:
+    """Roll out every training pair in both seats (sampled actions) into a dataset folder."""
+
+    out: Path
+    """The dataset folder (rerun with the same --out to continue a killed collection)."""
+    collect: CollectConfig = CollectConfig()
+    preset: Literal["tiny", "default", "paper"] = "default"
+    """tiny (20-step episodes, 4 per seat) / default / paper."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train the Coordination Transformer on a dataset (one epoch per checkpoint)."""
+
+    out: Path
+    """The run folder."""
+    dataset: str = ""
+    """The dataset folder (coplay coot collect); not needed with --resume."""
+    coot: CootConfig = COOT_PRESETS["default"]
+    preset: Literal["tiny", "default", "paper"] = "default"
+    """tiny (tests) / default (this 2-core CPU) / paper (the release: 70 epochs, 125
+    contexts per pair; GPU scale)."""
+    val_pairs: int = 1
+    """Training pairs held out (both seats) for early stopping."""
+    seed: int = 0
+    """Seed of the split, initialisation, sampling and dropout."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint."""
+    set: tuple[str, ...] = ()
+    """Override coot fields as FIELD=VALUE (an alias of the --coot.* flags)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BCArgs:
+    """Train the BC baseline (state only) on a dataset, same split as CooT's by seed."""
+
+    dataset: str
+    """The dataset folder (coplay coot collect)."""
+    out: Path
+    """The run folder."""
+    bc: BCConfig = BC_PRESETS["default"]
+    preset: Literal["tiny", "default"] = "default"
+    """tiny / default."""
+    val_pairs: int = 1
+    """Training pairs held out for early stopping."""
+    seed: int = 0
+    """Seed of the split and training."""
+    set: tuple[str, ...] = ()
+    """Override bc fields as FIELD=VALUE (e.g. top_fraction=0.25)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Play agents against the held-out partners; write eval.json and report.md."""
+
+    out: Path
+    """The evaluation folder."""
+    eval: EvalConfig = EvalConfig()
+    preset: Literal["tiny", "default", "paper"] = "default"
+    """tiny / default / paper."""
+    agent: tuple[str, ...] = ()
+    """label=REF ... (one flag, several values; added to --eval.agents); a label given twice
+    pools its REFs as seeds; the first label is compared with the best of the others."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportArgs:
+    """Rewrite report.md and the PNGs of an evaluation folder."""
+
+    eval: Path
+    """The evaluation folder (with eval.json)."""
+
+
+def _run(fn) -> int:
+    try:
+        fn()
+    except (RunError, ValueError) as e:
+        print(f"error: {e}")
+        return 1
+    return 0
+
+
+def collect_cmd(argv: list[str], prog: str = "coplay coot collect") -> int:
+    args = parse_with_preset(CollectArgs, argv, prog, "collect", COLLECT_PRESETS,
+                             out=Path("runs/coot-data"))
+    return _run(lambda: print(f"dataset: {collect(args.collect, args.out)}"))
+
+
+def train_cmd(argv: list[str], prog: str = "coplay coot train") -> int:
+    args = parse_with_preset(TrainArgs, argv, prog, "coot", COOT_PRESETS, out=Path("runs/coot"))
+
+    def go():
+        if args.resume:
+            cfg, _ = load_coot_config(args.out)
+        else:
+            if not args.dataset:
+                raise RunError("--dataset is needed (the folder of coplay coot collect)")
+            cfg = CootRunConfig(args.dataset, args.coot, args.preset, args.val_pairs, args.seed)
+        path = train_coot(cfg, args.out, resume=args.resume)
+        print(f"report: {path / 'report.md'}")
+
+    return _run(go)
+
+
+def bc_cmd(argv: list[str], prog: str = "coplay coot bc") -> int:
+    args = parse_with_preset(BCArgs, argv, prog, "bc", BC_PRESETS, dataset="",
+                             out=Path("runs/coot-bc"))
+
+    def go():
+        if not args.dataset:
+            raise RunError("--dataset is needed (the folder of coplay coot collect)")
+        cfg = BCRunConfig(args.dataset, args.bc, args.preset, args.val_pairs, args.seed)
+        print(f"report: {train_bc_run(cfg, args.out) / 'report.md'}")
+
+    return _run(go)
+
+
+def eval_cmd(argv: list[str], prog: str = "coplay coot eval") -> int:
+    args = parse_with_preset(EvalArgs, argv, prog, "eval", EVAL_PRESETS,
+                             out=Path("runs/coot-eval"))
+    cfg = dataclasses.replace(args.eval, agents=tuple(args.eval.agents) + tuple(args.agent))
+
+    def go():
+        out = evaluate(cfg, args.out)
+        print(f"report: {write_report(out)}")
+
+    return _run(go)
+
+
+def report_cmd(argv: list[str], prog: str = "coplay coot report") -> int:
+    args = tyro.cli(ReportArgs, args=argv, prog=prog)
+    return _run(lambda: print(f"report: {write_report(args.eval)}"))

@@ -1,0 +1,298 @@
+"""The Coordination Transformer's partners and dataset: pools of (partner, best response)
+pairs, rollouts of every training pair in both seats as shards, and their loading.
+
+A pair's policies are named by :class:`AgentRef` — a population run folder with member and
+seat, or a zoo entry (``zoo:<name>``) — so a dataset or an evaluation can be rebuilt from the
+zoo on a fresh clone. Pools (spec §2):
+
+- training pool: the HSP pairs of one population that ``coplay populations select`` put in
+  its ``train`` set (greedy max-L1, sparse return <= 0.1 dropped), plus every MEP stage-1
+  member with itself as partner (a self-play agent is its own best response);
+- evaluation partners: the ``eval`` set (k-DPP) of a *separate* HSP population, each with its
+  own best response for the BR-Prox denominator.
+
+The dataset folder (:func:`collect`): one shard per training pair (``pairNNN.npz``: the best
+response's observations (2n, T, H, W, C) uint8, its actions, the partner's actions, the team's
+sparse rewards, returns, the cook it steered; n episodes per seat) and ``manifest.json``
+(config, the pairs with their refs and checkpoints, each shard's name once written). Shards
+are written atomically one pair at a time, so a killed collection resumes with the next pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from coplay import zoo
+from coplay.agents.base import Agent
+from coplay.config import checker, need_positive_ints
+from coplay.data.context import Episodes
+from coplay.data.shards import ShardStore
+from coplay.envs.overcooked import Overcooked
+from coplay.eval.in_context import play_episodes
+from coplay.experiments.agents import load_agent
+from coplay.runs import RunError, progress_bar, read_json, to_jsonable, write_json
+
+MANIFEST = "manifest.json"
+ZOO = "zoo:"
+POPULATION_ENTRY = "population"  # what coplay.experiments.zoo_export writes per population
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentRef:
+    """Where a policy is: ``path`` a run folder (with ``member`` / ``seat`` / ``which``) or
+    ``zoo:<entry>``."""
+
+    path: str
+    member: int | None = None
+    seat: int | None = None
+    which: str = "final"
+
+    def load(self) -> Agent:
+        if self.path.startswith(ZOO):
+            return load_agent(self.path)
+        return load_agent(self.path, member=self.member, seat=self.seat, which=self.which)
+
+    def label(self) -> str:
+        if self.path.startswith(ZOO):
+            return self.path
+        parts = [f"member {self.member}"] * (self.member is not None)
+        parts += [f"seat {self.seat}"] * (self.seat is not None)
+        parts += [self.which] * (self.which != "final")
+        return f"{self.path} ({', '.join(parts)})" if parts else self.path
+
+
+class Pair(NamedTuple):
+    """A partner and its best response."""
+
+    name: str
+    partner: AgentRef
+    br: AgentRef
+    info: dict  # kind, source, member, checkpoint, pair return on record
+
+
+def ref_from_json(d: dict) -> AgentRef:
+    return AgentRef(str(d["path"]), d.get("member"), d.get("seat"), d.get("which", "final"))
+
+
+def pair_from_json(d: dict) -> Pair:
+    return Pair(d["name"], ref_from_json(d["partner"]), ref_from_json(d["br"]), dict(d["info"]))
+
+
+# --- pools ------------------------------------------------------------------------------------
+def _population(source: str) -> tuple[dict, str]:
+    """(summary, layout) of a population run folder or zoo prefix: ``selection`` (or None),
+    ``kind`` (hsp-population / mep-population) and the member entries."""
+    if source.startswith(ZOO):
+        doc, _ = zoo.load_json(f"{source[len(ZOO):].rstrip('/')}/{POPULATION_ENTRY}")
+        return doc, doc["layout"]
+    path = Path(source)
+    raw = read_json(path / "config.json")
+    man = read_json(path / "manifest.json")
+    sel = path / "selection.json"
+    doc = {"kind": raw.get("experiment"), "selection": read_json(sel) if sel.is_file() else None,
+           "members": [{"member": i, **m} for i, m in enumerate(man["members"])]}
+    return doc, raw["layout"]
+
+
+def hsp_pairs(source: str, subset: str, layout: str, which: str = "final") -> list[Pair]:
+    """The pairs of HSP population ``source`` in its selection's ``subset`` (train / eval)."""
+    doc, pop_layout = _population(source)
+    if doc["kind"] != "hsp-population":
+        raise RunError(f"{source}: a {doc['kind']} population, expected an HSP population")
+    if pop_layout != layout:
+        raise RunError(f"{source} was trained on layout {pop_layout!r}, not {layout!r}")
+    if doc.get("selection") is None:
+        raise RunError(f"{source} has no selection: run `coplay populations select --pop "
+                       f"{source}` first")
+    members = doc["selection"][subset]
+    if which != "final" and source.startswith(ZOO):
+        raise RunError(f"{source}: the zoo holds final policies only (which = {which!r})")
+    pairs = []
+    for m in members:
+        entry = doc["members"][m]
+        info = {"kind": "hsp", "source": source, "member": int(m), "checkpoint": which,
+                "return": entry.get("return")}
+        if source.startswith(ZOO):
+            e = entry["entries"]
+            partner, br = AgentRef(ZOO + e["biased"]), AgentRef(ZOO + e["br"])
+        else:
+            partner, br = (AgentRef(source, int(m), 0, which), AgentRef(source, int(m), 1, which))
+        pairs.append(Pair(f"hsp{int(m):02d}-{which}", partner, br, info))
+    return pairs
+
+
+def mep_pairs(source: str, layout: str) -> list[Pair]:
+    """Every MEP stage-1 member of ``source`` with itself as partner and best response."""
+    doc, pop_layout = _population(source)
+    if doc["kind"] != "mep-population":
+        raise RunError(f"{source}: a {doc['kind']} population, expected a MEP population")
+    if pop_layout != layout:
+        raise RunError(f"{source} was trained on layout {pop_layout!r}, not {layout!r}")
+    pairs = []
+    for i, entry in enumerate(doc["members"]):
+        ref = (AgentRef(ZOO + entry["entries"]["member"]) if source.startswith(ZOO)
+               else AgentRef(source, i))
+        pairs.append(Pair(f"mep{i:02d}", ref, ref, {"kind": "mep", "source": source,
+                                                     "member": i, "checkpoint": "final",
+                                                     "return": entry.get("return")}))
+    return pairs
+
+
+# --- collection -------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CollectConfig:
+    """Rollouts of the training pool (the CooT dataset)."""
+
+    hsp: str = "zoo:random1/hsp-s0"
+    """HSP population of the training pool (run folder or zoo:<prefix>); its `train` set."""
+    mep: str | None = "zoo:random1/mep-s0"
+    """MEP stage-1 population whose members join the pool (None: HSP pairs only)."""
+    layout: str = "random1"
+    """Layout (must be the populations')."""
+    checkpoints: tuple[str, ...] = ("final",)
+    """HSP checkpoints per pair: final and / or mid (mid-skill snapshot; run folders only)."""
+    episode_len: int = 200
+    """Steps per episode (the CooT paper's 200)."""
+    episodes_per_seat: int = 32
+    """Episodes of each pair with the best response in each seat."""
+    seed: int = 0
+    """Seed of the rollouts."""
+
+    def validate(self) -> CollectConfig:
+        need = checker(self, "collect")
+        need_positive_ints(self, "collect", ("episode_len", "episodes_per_seat"))
+        need(len(self.checkpoints) >= 1 and set(self.checkpoints) <= {"final", "mid"},
+             "checkpoints", "choose from final, mid")
+        return self
+
+
+def training_pool(cfg: CollectConfig) -> list[Pair]:
+    pairs = [p for which in cfg.checkpoints for p in hsp_pairs(cfg.hsp, "train", cfg.layout, which)]
+    if cfg.mep is not None:
+        pairs += mep_pairs(cfg.mep, cfg.layout)
+    if not pairs:
+        raise RunError(f"the training pool of {cfg.hsp} is empty")
+    return pairs
+
+
+def _check_obs(agent: Agent, env: Overcooked, ref: AgentRef) -> None:
+    # an actor-critic of another layout fails deep inside flax; name the mismatch instead
+    x = jnp.zeros(env.obs_shape)
+    try:
+        jax.eval_shape(lambda o: agent.policy(jax.random.PRNGKey(0), agent.reset(
+            jax.random.PRNGKey(0)), o), x)
+    except Exception as e:  # noqa: BLE001 (flax raises several kinds on a shape mismatch)
+        raise RunError(f"{ref.label()} does not take {env.layout.name!r} observations "
+                       f"{env.obs_shape}: {type(e).__name__}") from None
+
+
+def play_pair(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,
+              episodes_per_seat: int, episode_len: int):
+    """Rollouts of (partner, best response): the BR is the ego, n episodes with it steering
+    cook 0, then n steering cook 1. Returns the arrays of a shard (numpy)."""
+    partner, br = pair_agents
+    n = episodes_per_seat
+    env_params = env.default_params(horizon=episode_len)
+    partner = partner.replace(params=jax.tree.map(lambda x: jnp.asarray(x)[None], partner.params))
+    out = play_episodes(env, env_params, br, partner, jnp.zeros((2 * n,), jnp.int32),
+                        jnp.repeat(jnp.arange(2, dtype=jnp.int32), n), key, episodes=1,
+                        steps=episode_len, record=True)
+    tr = jax.tree.map(lambda x: np.asarray(x[0]), out["trajectories"])
+    return {"obs": tr.obs, "action": tr.action, "partner_action": tr.partner_action,
+            "reward": tr.reward.astype(np.float32), "ret": np.asarray(out["returns"][0]),
+            "ego_cook": np.repeat(np.arange(2, dtype=np.int8), n)}
+
+
+def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
+    """Write (or continue) the dataset folder ``out``; returns it."""
+    cfg.validate()
+    out = Path(out)
+    store = ShardStore(out)
+    man_path = out / MANIFEST
+    pairs = training_pool(cfg)
+    manifest = {"config": to_jsonable(cfg), "layout": cfg.layout,
+                "pairs": [to_jsonable(p._asdict()) | {"shard": None} for p in pairs]}
+    if man_path.exists():
+        stored = read_json(man_path)
+        if stored.get("config") != manifest["config"]:
+            raise RunError(f"{out} holds a dataset of another config; choose another --out")
+        manifest = stored
+    out.mkdir(parents=True, exist_ok=True)
+    env = Overcooked(cfg.layout)
+    manifest["obs_shape"] = list(env.obs_shape)
+    write_json(man_path, manifest)
+    todo = [i for i, p in enumerate(manifest["pairs"])
+            if p["shard"] is None or not store.exists(p["shard"])]
+    with progress_bar("collect", total=len(pairs), completed=len(pairs) - len(todo),
+                      enabled=progress) as bar:
+        for i in todo:
+            pair = pair_from_json(manifest["pairs"][i])
+            agents = (pair.partner.load(), pair.br.load())
+            for a, r in zip(agents, (pair.partner, pair.br), strict=True):
+                _check_obs(a, env, r)
+            arrays = play_pair(env, agents, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i),
+                               cfg.episodes_per_seat, cfg.episode_len)
+            name = f"pair{i:03d}"
+            store.write(name, arrays)
+            manifest["pairs"][i].update(shard=name, return_mean=float(arrays["ret"].mean()))
+            write_json(man_path, manifest)
+            bar.update(f"{pair.name}: return {arrays['ret'].mean():.1f}")
+    return out
+
+
+# --- loading ----------------------------------------------------------------------------------
+class Dataset(NamedTuple):
+    """A loaded dataset: groups = (pair, seat), oldest axis first."""
+
+    episodes: Episodes  # (G, n, T, D) per group
+    returns: np.ndarray  # (G, n)
+    group_pair: np.ndarray  # (G,) index into pairs
+    group_cook: np.ndarray  # (G,) the cook the best response steered
+    pairs: list[Pair]
+    layout: str
+    obs_shape: tuple[int, ...]
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read a finished dataset folder; a missing / unfinished / damaged shard is an error
+    naming it."""
+    path = Path(path)
+    man = read_json(path / MANIFEST)
+    store = ShardStore(path)
+    missing = [p["name"] for p in man["pairs"] if p.get("shard") is None]
+    if missing:
+        raise RunError(f"{path}: dataset unfinished ({len(missing)} of {len(man['pairs'])} "
+                       f"pairs not collected: {', '.join(missing[:4])}...); rerun collect "
+                       "with the same --out to continue")
+    obs, act, rew, ret, gp, gc = [], [], [], [], [], []
+    keys = {"obs", "action", "reward", "ret", "ego_cook"}
+    for i, p in enumerate(man["pairs"]):
+        s = store.read(p["shard"])
+        if not keys <= set(s):
+            raise RunError(f"dataset shard {store.path / p['shard']}.npz lacks "
+                           f"{sorted(keys - set(s))}")
+        n2 = s["ret"].shape[0]
+        if any(s[k].shape[0] != n2 for k in keys) or n2 % 2:
+            raise RunError(f"dataset shard {store.path / p['shard']}.npz is cut short or "
+                           f"malformed (arrays of lengths {[s[k].shape[0] for k in keys]})")
+        for cook in (0, 1):
+            sel = s["ego_cook"] == cook
+            obs.append(s["obs"][sel].reshape(sel.sum(), s["obs"].shape[1], -1))
+            act.append(s["action"][sel])
+            rew.append(s["reward"][sel])
+            ret.append(s["ret"][sel])
+            gp.append(i)
+            gc.append(cook)
+    try:
+        episodes = Episodes(np.stack(obs), np.stack(act), np.stack(rew))
+    except ValueError as e:
+        raise RunError(f"{path}: shards of different shapes ({e})") from None
+    return Dataset(episodes, np.stack(ret), np.array(gp), np.array(gc),
+                   [pair_from_json(p) for p in man["pairs"]], man["layout"],
+                   tuple(man["obs_shape"]))

@@ -1,0 +1,162 @@
+"""Evaluation of the Coordination Transformer and its baselines against held-out partners.
+
+Every agent plays the same games: each evaluation partner (the ``eval`` set of a separate HSP
+population) x both seats x ``repeats``, ``episodes`` consecutive episodes of ``episode_len``
+steps with its memory carried over (:func:`coplay.eval.in_context.play_episodes`, one key for
+all agents). Each partner's own best response plays ``br_episodes`` episodes per seat for the
+BR-Prox denominator. ``eval.json`` keeps every return; :func:`write_report` turns it into the
+tables, adaptation curves and bars (``report.md``, PNGs), with the paper's Coord. Ring figures
+beside ours.
+
+Agents are named ``label=REF``: REF a CooT or BC run folder, any folder ``load_agent`` reads
+(MEP / HSP adaptive agents, self-play PPO, population members with ``#member,seat``), or a zoo
+entry ``zoo:<name>``. Several CooT runs (seeds) under one label are pooled as its seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from coplay.agents.base import Agent
+from coplay.config import checker, need_positive_ints
+from coplay.envs.overcooked import Overcooked
+from coplay.eval.in_context import play_episodes
+from coplay.experiments.coot import bc_run_agent, coot_run_agent
+from coplay.experiments.coot_data import AgentRef, Pair, hsp_pairs
+from coplay.runs import RunDir, RunError, progress_bar, read_json, to_jsonable, write_json
+
+EVAL = "eval.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Who plays whom, and for how long."""
+
+    agents: tuple[str, ...] = ()
+    """label=REF entries (REF: run folder, folder#member,seat, or zoo:<name>); a label given
+    several times pools its REFs as seeds (CooT seeds)."""
+    partners: str = "zoo:random1/hsp-s1"
+    """HSP population whose `eval` selection are the partners (never in the training data)."""
+    layout: str = "random1"
+    """Layout of the games."""
+    episodes: int = 50
+    """Consecutive episodes per partner, seat and repeat, memory carried over (paper: 50)."""
+    episode_len: int = 200
+    """Steps per episode (paper: 200)."""
+    repeats: int = 1
+    """Independent games per partner and seat (each a fresh context)."""
+    br_episodes: int = 10
+    """Episodes per seat of each partner with its own best response (BR-Prox denominator)."""
+    greedy: bool = False
+    """Argmax actions for the evaluated agents (paper: sampled)."""
+    seed: int = 0
+    """Seed of the games (the same for every agent)."""
+
+    def validate(self) -> EvalConfig:
+        need = checker(self, "eval")
+        need_positive_ints(self, "eval", ("episodes", "episode_len", "repeats", "br_episodes"))
+        need(len(self.agents) >= 1, "agents", "name at least one agent as label=REF")
+        for a in self.agents:
+            need("=" in a and a.split("=", 1)[0].strip() and a.split("=", 1)[1].strip(),
+                 "agents", f"{a!r} is not label=REF")
+        return self
+
+
+def parse_ref(ref: str) -> AgentRef:
+    """``PATH``, ``PATH#member`` / ``PATH#member,seat`` or ``zoo:<name>``."""
+    if "#" not in ref:
+        return AgentRef(ref)
+    path, sel = ref.split("#", 1)
+    try:
+        nums = [int(x) for x in sel.split(",")]
+    except ValueError:
+        raise RunError(f"{ref!r}: after # give member or member,seat (integers)") from None
+    if len(nums) > 2:
+        raise RunError(f"{ref!r}: after # give member or member,seat")
+    return AgentRef(path, nums[0], nums[1] if len(nums) == 2 else None)
+
+
+def load_ref(ref: str, label: str) -> Agent:
+    """Any trained agent by reference: CooT / BC run folders here, the rest via load_agent."""
+    r = parse_ref(ref)
+    path = Path(r.path)
+    if not r.path.startswith("zoo:") and (path / RunDir.CONFIG).is_file():
+        kind = read_json(path / RunDir.CONFIG).get("experiment")
+        if kind == "coot":
+            return coot_run_agent(path, label)
+        if kind == "coot-bc":
+            return bc_run_agent(path, label)
+    return r.load()
+
+
+def _stack(agents: list[Agent]) -> Agent:
+    return agents[0].replace(params=jax.tree.map(lambda *xs: jnp.stack(
+        [jnp.asarray(x) for x in xs]), *[a.params for a in agents]))
+
+
+def games(num_partners: int, repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    """(partner index, ego cook) of the P x 2 x R games, in that order."""
+    p, s, _ = np.meshgrid(np.arange(num_partners), np.arange(2), np.arange(repeats),
+                          indexing="ij")
+    return p.reshape(-1).astype(np.int32), s.reshape(-1).astype(np.int32)
+
+
+def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
+    """Play every agent and the best responses; write ``out/eval.json``."""
+    cfg.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = Overcooked(cfg.layout)
+    env_params = env.default_params(horizon=cfg.episode_len)
+    pairs: list[Pair] = hsp_pairs(cfg.partners, "eval", cfg.layout)
+    partners = [p.partner.load() for p in pairs]
+    stack = _stack(partners)
+    key = jax.random.PRNGKey(cfg.seed)
+    n_p = len(pairs)
+    labels: dict[str, list[str]] = {}
+    for a in cfg.agents:
+        label, ref = (x.strip() for x in a.split("=", 1))
+        labels.setdefault(label, []).append(ref)
+    with progress_bar("eval", total=n_p + sum(len(v) for v in labels.values()),
+                      enabled=progress) as bar:
+        br = np.zeros((n_p, 2))
+        for i, pair in enumerate(pairs):
+            pi, cook = games(1, cfg.br_episodes)
+            r = play_episodes(env, env_params, pair.br.load(), _stack([partners[i]]),
+                              jnp.asarray(pi), jnp.asarray(cook), jax.random.fold_in(key, 10_000 + i),
+                              episodes=1, steps=cfg.episode_len)
+            br[i] = np.asarray(r["returns"][0]).reshape(2, cfg.br_episodes).mean(1)
+            bar.update(f"BR of {pair.name}: {br[i].mean():.1f}")
+        pi, cook = games(n_p, cfg.repeats)
+        results = {}
+        for label, refs in labels.items():
+            per_seed = []
+            for ref in refs:
+                agent = load_ref(ref, label)
+                r = play_episodes(env, env_params, agent, stack, jnp.asarray(pi),
+                                  jnp.asarray(cook), key, episodes=cfg.episodes,
+                                  steps=cfg.episode_len, greedy=cfg.greedy)
+                ret = np.asarray(r["returns"]).T.reshape(n_p, 2, cfg.repeats, cfg.episodes)
+                per_seed.append(ret)
+                bar.update(f"{label}: {ret.mean():.1f}")
+            results[label] = {"refs": refs,
+                              "returns": np.concatenate(per_seed, axis=2)}  # (P, S, N, E)
+    write_json(out / EVAL, {"config": to_jsonable(cfg),
+                            "partners": [{"name": p.name, "partner": p.partner.label(),
+                                          "br": p.br.label(), **p.info} for p in pairs],
+                            "br_returns": br, "agents": results})
+    return out
+
+
+def read_eval(path: str | Path) -> dict:
+    """eval.json with its arrays as numpy."""
+    doc = read_json(Path(path) / EVAL)
+    doc["br_returns"] = np.asarray(doc["br_returns"], float)
+    for v in doc["agents"].values():
+        v["returns"] = np.asarray(v["returns"], float)
+    return doc
