@@ -4,6 +4,7 @@
     coplay zoo list --prefix random1/
     coplay zoo verify                                # sha256 of every file; non-zero if damaged
     coplay zoo export --pop runs/pop-ring --prefix random1/hsp-s0
+    coplay zoo export --run runs/coot/random1-s0 --name random1/coot-s0
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import tyro
 
 from coplay import zoo
-from coplay.experiments.zoo_export import export_population
+from coplay.experiments.zoo_export import RUN_KINDS, export_population, export_run
 from coplay.runs import RunError
 
 
@@ -40,16 +41,23 @@ class VerifyArgs:
 
 @dataclasses.dataclass(frozen=True)
 class ExportArgs:
-    """Write a finished population's members (actor weights, float16) to the zoo."""
+    """Write trained agents (float16) to the zoo: a finished population's members (--pop,
+    --prefix) or one finished run's agent (--run, --name: coot, coot-bc, mep-adaptive or
+    hsp-adaptive)."""
 
-    pop: Path
+    pop: Path | None = None
     """Population folder (hsp-population or mep-population, with manifest.json)."""
-    prefix: str
-    """Entry-name prefix, e.g. random1/hsp-s0 (entries <prefix>/memberNN-biased|-br)."""
+    prefix: str | None = None
+    """With --pop: entry-name prefix, e.g. random1/hsp-s0 (entries <prefix>/memberNN-biased|-br)."""
+    run: Path | None = None
+    """A finished run folder: coot (model.msgpack), coot-bc, mep-adaptive or hsp-adaptive
+    (agent.msgpack)."""
+    name: str | None = None
+    """With --run: the entry's name, e.g. random1/coot-s0."""
     zoo: Path | None = None
     """Zoo folder (default: $COPLAY_ZOO, else the repository's zoo/)."""
     which: str = "final"
-    """final or mid (the members' mid-skill snapshots)."""
+    """With --pop: final or mid (the members' mid-skill snapshots)."""
     dtype: str = "float16"
     """float16 or bfloat16."""
     overwrite: bool = False
@@ -97,14 +105,31 @@ def verify(argv: list[str], prog: str = "coplay zoo verify") -> int:
     return 1 if bad else 0
 
 
+def _export(args: ExportArgs) -> list[str]:
+    if (args.pop is None) == (args.run is None):
+        raise ValueError("give exactly one of --pop (a population folder, with --prefix) and "
+                         f"--run (a {', '.join(RUN_KINDS)} run folder, with --name)")
+    if args.pop is not None:
+        if args.prefix is None or args.name is not None:
+            raise ValueError("--pop takes --prefix (entries <prefix>/memberNN...), not --name")
+        if args.which not in ("final", "mid"):
+            raise ValueError(f"--which {args.which!r}: final or mid")
+        return export_population(args.pop, args.prefix, args.zoo, which=args.which,
+                                 dtype=args.dtype, overwrite=args.overwrite)
+    if args.name is None or args.prefix is not None:
+        raise ValueError("--run takes --name (the entry's name, e.g. random1/coot-s0), not "
+                         "--prefix")
+    if args.which != "final":
+        raise ValueError("--which is for --pop (population members' snapshots)")
+    return [export_run(args.run, args.name, args.zoo, dtype=args.dtype,
+                       overwrite=args.overwrite)]
+
+
 def export(argv: list[str], prog: str = "coplay zoo export") -> int:
     args = tyro.cli(ExportArgs, args=argv, prog=prog)
     try:
-        if args.which not in ("final", "mid"):
-            raise ValueError(f"--which {args.which!r}: final or mid")
-        names = export_population(args.pop, args.prefix, args.zoo, which=args.which,
-                                  dtype=args.dtype, overwrite=args.overwrite)
-    except RunError as e:
+        names = _export(args)
+    except (RunError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     where = args.zoo or zoo.default_zoo_dir()

@@ -14,19 +14,41 @@ then :func:`export_selection` writes the JSON entry ``<prefix>/population``: the
 entry names and summaries, the population summary and the run's ``selection.json`` (null
 when the run has none).
 
-:func:`zoo_agent` rebuilds an entry as an :class:`~coplay.agents.base.Agent`
-(``load_agent("zoo:<name>")`` calls it).
+:func:`export_run` writes one entry ``<name>`` for a finished run folder of the CooT stack:
+
+- ``coot``: the Coordination Transformer's GPT parameters (``model.msgpack``); meta (agent
+  ``coot``): the GPT config, the context spec, obs shape, layout, seed, preset, the run's
+  ``config.json`` and a training summary (dataset, best epoch, validation loss),
+- ``coot-bc``: the BC baseline's parameters; meta (agent ``bc``): the BC config, obs shape,
+  layout, seed, the best epoch of ``history.json``,
+- ``mep-adaptive`` / ``hsp-adaptive``: the learner's actor (``agent.msgpack`` less the critic);
+  meta (agent ``actor-critic``) as a population member's: network, layout, kind.
+
+:func:`zoo_agent` rebuilds an entry as an :class:`~coplay.agents.base.Agent`, dispatching on
+meta's ``agent`` (``actor-critic`` when absent, ``coot``, ``bc``;
+``load_agent("zoo:<name>")`` calls it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import serialization
 
 from coplay import zoo
 from coplay.agents.actor_critic import ActorOnly, make_network
 from coplay.agents.base import Agent, actor_critic_agent
+from coplay.agents.coot_agent import coot_agent
+from coplay.agents.gpt import GPTConfig, make_gpt
+from coplay.algos import bc
+from coplay.algos.ppo import PPOConfig
+from coplay.config import ConfigError, config_from_json
+from coplay.data.context import ContextSpec
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.populations import load_run as load_population_run
 from coplay.populations.members import member_policies
@@ -35,6 +57,10 @@ from coplay.runs import RunDir, RunError, read_json
 ACTOR_KEYS = ("actor", "policy")
 CRITIC_KEYS = ("critic", "value")
 KINDS = ("hsp-population", "mep-population")
+RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive")
+AGENT_KINDS = ("actor-critic", "coot", "bc")
+RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.MODEL
+ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.adaptive.AGENT_FILE
 POPULATION_ENTRY = "population"
 
 
@@ -147,11 +173,186 @@ def export_selection(run_dir: str | Path, zoo_name_prefix: str, zoo_dir=None,
     return name
 
 
+# --- single run folders of the CooT stack ---------------------------------------------------
+def _run_kind(run_dir: Path) -> dict:
+    config = run_dir / RunDir.CONFIG
+    if not config.is_file():
+        raise RunError(f"{run_dir} is not a run folder: no {RunDir.CONFIG}")
+    raw = read_json(config)
+    kind = raw.get("experiment") if isinstance(raw, dict) else None
+    if kind not in RUN_KINDS:
+        hint = ("; export a population with export_population (coplay zoo export --pop)"
+                if kind in KINDS else "")
+        raise RunError(f"{config}: experiment {kind!r}; coplay zoo export --run takes "
+                       f"{', '.join(RUN_KINDS)} folders{hint}")
+    return raw
+
+
+def _need_file(run_dir: Path, file: str, kind: str) -> Path:
+    path = run_dir / file
+    if not path.is_file():
+        raise RunError(f"{run_dir}: the {kind} run has not finished: {path} is missing "
+                       "(resume the run, then export it)")
+    return path
+
+
+def _read_tree(path: Path) -> dict:
+    try:
+        tree = serialization.msgpack_restore(path.read_bytes())
+    except Exception as e:  # msgpack raises many kinds on corrupt input
+        raise RunError(f"{path} is corrupt: it cannot be read as flax msgpack ({e})") from None
+    if not isinstance(tree, dict):
+        raise RunError(f"{path} is not a flax msgpack parameter tree")
+    return tree
+
+
+def _coot_summary(run_dir: Path) -> dict:
+    rows = []
+    metrics = run_dir / RunDir.METRICS
+    if metrics.is_file():
+        rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    out: dict = {"epochs": len(rows)}
+    if rows:
+        best = min(rows, key=lambda r: r.get("val_loss", float("inf")))
+        out.update(best_epoch=best.get("epoch"), val_loss=best.get("val_loss"),
+                   val_accuracy=best.get("val_accuracy"), train_loss=best.get("train_loss"),
+                   time_s=rows[-1].get("time_s"))
+    return out
+
+
+def _coot_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
+    from coplay.experiments.coot import load_coot_config  # the experiment layer imports us
+
+    cfg, raw = load_coot_config(run_dir)
+    params = _read_tree(_need_file(run_dir, RUN_MODEL, "coot"))
+    _need_file(run_dir, "report.md", "coot")
+    meta = {"agent": "coot", "kind": "coot", "role": "coot", "layout": raw.get("layout"),
+            "obs_shape": list(raw["obs_shape"]), "seed": cfg.seed, "preset": cfg.preset,
+            "gpt": dataclasses.asdict(cfg.coot.gpt),
+            "context": dataclasses.asdict(cfg.coot.context),
+            "source": {"run": str(run_dir), "experiment": "coot", "dataset": cfg.dataset,
+                       "val_pairs": cfg.val_pairs, **_coot_summary(run_dir)},
+            "config": raw}
+    return params, meta
+
+
+def _bc_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
+    from coplay.experiments.coot import BCRunConfig
+
+    fields = {f.name for f in dataclasses.fields(BCRunConfig)}
+    cfg = config_from_json(BCRunConfig, {k: v for k, v in raw.items() if k in fields},
+                           str(run_dir / RunDir.CONFIG))
+    params = _read_tree(_need_file(run_dir, RUN_MODEL, "coot-bc"))
+    _need_file(run_dir, "report.md", "coot-bc")
+    hist_file = run_dir / "history.json"
+    history = read_json(hist_file) if hist_file.is_file() else []
+    summary: dict = {"epochs": len(history)}
+    scored = [h for h in history if isinstance(h, dict) and h.get("val_loss") is not None]
+    if scored:
+        best = min(scored, key=lambda h: h["val_loss"])
+        summary.update(best_epoch=best.get("epoch"), val_loss=best.get("val_loss"),
+                       val_accuracy=best.get("val_accuracy"))
+    meta = {"agent": "bc", "kind": "coot-bc", "role": "bc", "layout": raw.get("layout"),
+            "obs_shape": list(raw["obs_shape"]), "seed": cfg.seed, "preset": cfg.preset,
+            "bc": dataclasses.asdict(cfg.bc),
+            "source": {"run": str(run_dir), "experiment": "coot-bc", "dataset": cfg.dataset,
+                       "val_pairs": cfg.val_pairs, **summary},
+            "config": raw}
+    return params, meta
+
+
+def _adaptive_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
+    from coplay.experiments.agents import load_agent  # it imports this module
+
+    kind = raw["experiment"]
+    _need_file(run_dir, ADAPTIVE_AGENT, kind)
+    agent = load_agent(run_dir)  # checks the learner against the run's network
+    try:
+        algo = config_from_json(PPOConfig, raw["resolved"], f"{run_dir}/config.json resolved")
+    except (ConfigError, KeyError, TypeError) as e:
+        raise RunError(f"{run_dir}/config.json does not match this version of coplay: {e}") \
+            from None
+    env = Overcooked(raw["layout"])
+    summary = {}
+    ev = run_dir / "eval.json"
+    if ev.is_file():
+        doc = read_json(ev)
+        if isinstance(doc, dict):
+            summary = {k: doc[k] for k in ("mean_return", "return", "summary") if k in doc}
+    meta = {"agent": "actor-critic", "kind": kind, "role": "learner", "layout": raw["layout"],
+            "seat": None, "network": _network_meta(algo, env), "seed": raw.get("seed"),
+            "preset": raw.get("preset"),
+            "source": {"run": str(run_dir), "experiment": kind,
+                       "population": raw.get("population"),
+                       "partner_members": raw.get("partner_members"),
+                       "sampling_alpha": raw.get("sampling_alpha"),
+                       "centralised_value": bool(algo.centralised_value), **summary}}
+    return actor_params(jax.tree.map(np.asarray, agent.params)), meta
+
+
+def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float16",
+               overwrite: bool = False, budget: int | None = None) -> str:
+    """Write the trained agent of the finished run folder ``run_dir`` (``coot``, ``coot-bc``,
+    ``mep-adaptive`` or ``hsp-adaptive``; see the module docstring) as zoo entry ``name``;
+    returns the name. RunError for another kind of folder or an unfinished run (naming the
+    missing file)."""
+    run_dir = Path(run_dir)
+    zoo.check_name(name)
+    raw = _run_kind(run_dir)
+    kind = raw["experiment"]
+    make = {"coot": _coot_entry, "coot-bc": _bc_entry}.get(kind, _adaptive_entry)
+    params, meta = make(run_dir, raw)
+    zoo.save_entry(name, params, meta, zoo_dir, dtype, budget=budget, overwrite=overwrite)
+    return name
+
+
+# --- entries back into agents ---------------------------------------------------------------
 def zoo_agent(name: str, zoo_dir=None) -> Agent:
-    """The Overcooked policy stored as zoo entry ``name``: its actor tower rebuilt from the
-    entry's meta, acting exactly as the member's full network's actor (up to the float16
-    rounding of the stored weights)."""
+    """The policy stored as zoo entry ``name``, by meta's ``agent``: ``actor-critic`` (the
+    default; a population member or adaptive learner: its actor tower, acting exactly as the
+    full network's actor up to the float16 rounding of the stored weights), ``coot`` (the
+    in-context Coordination Transformer) or ``bc``."""
     params, meta = zoo.load_entry(name, zoo_dir)
+    agent = meta.get("agent", "actor-critic")
+    if agent == "coot":
+        return _coot_agent(name, params, meta)
+    if agent == "bc":
+        return _bc_agent(name, params, meta)
+    if agent != "actor-critic":
+        raise zoo.ZooError(f"zoo entry {name!r}: meta agent {agent!r} is not one of "
+                           f"{', '.join(AGENT_KINDS)} (written by a newer coplay?)")
+    return _actor_critic_agent(name, params, meta)
+
+
+def _bad_meta(name: str, what: str, e: Exception) -> zoo.ZooError:
+    return zoo.ZooError(f"zoo entry {name!r}: its meta does not describe {what} "
+                        f"({type(e).__name__}: {e})")
+
+
+def _coot_agent(name: str, params: dict, meta: dict) -> Agent:
+    try:
+        gpt = config_from_json(GPTConfig, meta["gpt"], f"zoo entry {name!r} meta gpt")
+        spec = config_from_json(ContextSpec, meta["context"], f"zoo entry {name!r} meta context")
+        obs_dim = int(np.prod(meta["obs_shape"]))
+        model = make_gpt(gpt)
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise _bad_meta(name, "a Coordination Transformer", e) from None
+    label = f"zoo:{name} ({meta.get('layout', '?')} coot seed {meta.get('seed', '?')})"
+    return coot_agent(model, jax.tree.map(jnp.asarray, params), spec.num_episodes,
+                      spec.episode_len, spec.query_len, obs_dim, label)
+
+
+def _bc_agent(name: str, params: dict, meta: dict) -> Agent:
+    try:
+        cfg = config_from_json(bc.BCConfig, meta["bc"], f"zoo entry {name!r} meta bc")
+        bc.validate(cfg)
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise _bad_meta(name, "a BC policy", e) from None
+    label = f"zoo:{name} ({meta.get('layout', '?')} bc top{cfg.top_fraction:g})"
+    return bc.bc_agent(cfg, jax.tree.map(jnp.asarray, params), label)
+
+
+def _actor_critic_agent(name: str, params: dict, meta: dict) -> Agent:
     try:
         net_meta = meta["network"]
         net = make_network(net_meta["kind"], tuple(net_meta["hidden_sizes"]),
@@ -159,8 +360,7 @@ def zoo_agent(name: str, zoo_dir=None) -> Agent:
                            int(net_meta["num_actions"]))
         channels = int(net_meta["obs_shape"][-1])
     except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise zoo.ZooError(f"zoo entry {name!r}: its meta does not describe an actor-critic "
-                           f"network ({type(e).__name__}: {e})") from None
+        raise _bad_meta(name, "an actor-critic network", e) from None
     actor = ActorOnly(net.num_actions, net.conv_filters, net.hidden_sizes, net.activation,
                       net.kernel_size)
     try:
@@ -169,8 +369,8 @@ def zoo_agent(name: str, zoo_dir=None) -> Agent:
         raise zoo.ZooError(f"zoo entry {name!r}: {e}") from None
     params = {"params": {k: _as_jnp(v) for k, v in params["params"].items()}}
     role = meta.get("role", "policy")
-    label = f"zoo:{name} ({meta.get('layout', '?')} {meta.get('kind', '?')} member " \
-            f"{meta.get('member', '?')} {role})"
+    who = f"member {meta['member']} {role}" if "member" in meta else role
+    label = f"zoo:{name} ({meta.get('layout', '?')} {meta.get('kind', '?')} {who})"
     return actor_critic_agent(actor, params, channels, False, label)
 
 
