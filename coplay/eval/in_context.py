@@ -42,20 +42,23 @@ def _ego_cooks(ego_cook: jax.Array) -> jax.Array:
 
 def play_episodes(env: Overcooked, env_params: EnvParams, ego: Agent, partner: Agent,
                   partner_index: jax.Array, ego_cook: jax.Array, key: jax.Array,
-                  episodes: int, steps: int, greedy: bool = False, record: bool = False):
+                  episodes: int, steps: int, greedy: bool = False, record: bool = False,
+                  partner_greedy: bool = False):
     """Returns a dict: ``returns`` (E, N) sparse return of every episode, ``events`` (E, N, 2,
     Ev) event counts per seat (ego, partner), and ``trajectories`` (:class:`Trajectories`)
     when ``record``. ``partner.params`` carry a leading axis (one entry per partner); the ego's
-    are shared by all games. Actions are sampled unless ``greedy`` (both agents)."""
+    are shared by all games. Actions are sampled unless ``greedy`` (the ego) /
+    ``partner_greedy`` (the partners: sampled in every evaluation, their own behaviour)."""
     # names are static fields of an Agent: drop them so that agents of one architecture
     # (every member of a population) share one compiled program
     return _play(env, env_params, ego.replace(name="ego"), partner.replace(name="partner"),
-                 partner_index, ego_cook, key, episodes, steps, greedy, record)
+                 partner_index, ego_cook, key, episodes, steps, greedy, record, partner_greedy)
 
 
-@partial(jax.jit, static_argnames=("env", "episodes", "steps", "greedy", "record"))
+@partial(jax.jit, static_argnames=("env", "episodes", "steps", "greedy", "record",
+                                   "partner_greedy"))
 def _play(env, env_params, ego, partner, partner_index, ego_cook, key, episodes, steps,
-          greedy, record):
+          greedy, record, partner_greedy):
     n = partner_index.shape[0]
     cook_of_seat = _ego_cooks(ego_cook)
     partner_params = jax.tree.map(lambda x: x[partner_index], partner.params)  # (N, ...)
@@ -65,7 +68,7 @@ def _play(env, env_params, ego, partner, partner_index, ego_cook, key, episodes,
         partner_params, jax.random.split(jax.random.fold_in(k_reset, 1), n))
 
     def partner_act(p, k, s, o):
-        return partner.replace(params=p).act(k, s, o, greedy)
+        return partner.replace(params=p).act(k, s, o, partner_greedy)
 
     def episode(carry, key):
         ego_state, partner_state = carry

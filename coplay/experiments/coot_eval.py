@@ -53,7 +53,7 @@ class EvalConfig:
     br_episodes: int = 10
     """Episodes per seat of each partner with its own best response (BR-Prox denominator)."""
     greedy: bool = False
-    """Argmax actions for the evaluated agents (paper: sampled)."""
+    """Argmax actions for the evaluated agents (paper: sampled); partners always sample."""
     seed: int = 0
     """Seed of the games (the same for every agent)."""
 

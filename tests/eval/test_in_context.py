@@ -98,7 +98,7 @@ def played():
     ego, partners = _coot(env), _partners(env)
     out = play_episodes(env, params, ego, partners, jnp.asarray(PARTNER_INDEX),
                         jnp.asarray(EGO_COOK), jax.random.PRNGKey(PLAY_SEED), EPISODES, STEPS,
-                        greedy=True, record=True)
+                        greedy=True, record=True, partner_greedy=True)
     out = jax.tree.map(np.asarray, out)
     return env, params, ego, partners, out, _loop(env, params, ego, partners)
 
