@@ -25,22 +25,90 @@ by side) rather than the absolute figures, and the load average printed with the
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
 import time
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from coplay.agents import gpt as gpt_mod
 from coplay.agents.coot_agent import coot_agent
-from coplay.agents.gpt import GPTConfig, init_gpt, make_gpt
+from coplay.agents.gpt import GPT, GPTConfig, init_gpt, make_gpt
 from coplay.algos.bc import BCConfig, bc_agent, init_params, make_model
 from coplay.algos.coot import per_example_loss, shared_context_loss
 from coplay.data.context import Batch
 
 OBS_SHAPE = (5, 5, 20)  # random1 (Coord. Ring)
+
+
+# --- the previous attention, for --compare only (not in the package) ------------------------
+
+class _OldAttention(nn.Module):
+    """The attention before the deployment speed-up: (B, G, nh, L, hd) einsums, scores of the
+    prefix and the group concatenated, one softmax, the weights sliced apart again."""
+
+    cfg: GPTConfig
+
+    @nn.compact
+    def __call__(self, x, prefix, deterministic):
+        cfg = self.cfg
+        b, g, l, c = x.shape  # noqa: E741
+        nh, hd = cfg.num_heads, c // cfg.num_heads
+        qkv = nn.Dense(3 * c, kernel_init=gpt_mod._init(), name="qkv")(x)  # (B, G, L, 3C)
+        q, k, v = (t.reshape(b, g, l, nh, hd).transpose(0, 1, 3, 2, 4)  # (B, G, nh, L, hd)
+                   for t in jnp.split(qkv, 3, axis=-1))
+        scale = 1.0 / math.sqrt(hd)
+        own = jnp.einsum("bghld,bghmd->bghlm", q, k) * scale  # (B, G, nh, L, L)
+        own = jnp.where(jnp.tril(jnp.ones((l, l), bool)), own, jnp.finfo(own.dtype).min)
+        if prefix is None:
+            scores = own
+        else:
+            pre = jnp.einsum("bghld,bhpd->bghlp", q, prefix.k.astype(q.dtype)) * scale
+            scores = jnp.concatenate([pre, own], axis=-1)  # (B, G, nh, L, P + L)
+        weights = nn.Dropout(cfg.dropout)(jax.nn.softmax(scores, axis=-1),
+                                          deterministic=deterministic)
+        if prefix is None:
+            y = jnp.einsum("bghlm,bghmd->bghld", weights, v)
+        else:
+            p = prefix.k.shape[2]
+            y = (jnp.einsum("bghlp,bhpd->bghld", weights[..., :p], prefix.v.astype(v.dtype))
+                 + jnp.einsum("bghlm,bghmd->bghld", weights[..., p:], v))
+        y = y.transpose(0, 1, 3, 2, 4).reshape(b, g, l, c)  # (B, G, L, C)
+        y = nn.Dense(c, kernel_init=gpt_mod._init(0.02 / math.sqrt(2 * cfg.num_layers)),
+                     name="proj")(y)
+        return nn.Dropout(cfg.dropout)(y, deterministic=deterministic), (k, v)
+
+
+class _OldBlock(nn.Module):
+    cfg: GPTConfig
+
+    @nn.compact
+    def __call__(self, x, prefix, deterministic, last_only=False):
+        del last_only  # the old path computes every token of every block
+        a, kv = _OldAttention(self.cfg, name="attn")(nn.LayerNorm(name="ln1")(x), prefix,
+                                                     deterministic)
+        x = x + a
+        kv = tuple(t.transpose(0, 2, 1, 3, 4) for t in kv)  # GPT.encode's (B, nh, G, L, hd)
+        return x + gpt_mod.MLP(self.cfg, name="mlp")(nn.LayerNorm(name="ln2")(x),
+                                                     deterministic), kv
+
+
+class _OldGPT(GPT):
+    """The same parameters through the previous attention (same names, same cache)."""
+
+    def setup(self):
+        cfg = self.cfg
+        self.embed = nn.Dense(cfg.width, kernel_init=gpt_mod._init(), name="embed")
+        self.positions = self.param("positions", gpt_mod._init(), (cfg.max_positions, cfg.width))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = [_OldBlock(cfg, name=f"block{i}") for i in range(cfg.num_layers)]
+        self.ln_f = nn.LayerNorm(name="ln_f")
+        self.head = nn.Dense(cfg.num_actions, kernel_init=gpt_mod._init(), name="head")
 
 
 def _loadavg() -> str:
@@ -180,6 +248,50 @@ def bench_inference(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: 
     out(f"  ratio per-seat batched / batch-1 cached: x{ms / seats / coot:.2f}")
 
 
+def bench_compare(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: int, c: int,
+                  q: int, rounds: int, out) -> None:
+    """The previous attention (``_OldGPT``) against the package's, same parameters, in
+    alternating rounds: batch-1 act (donated), ``seats`` seats in one call, training fwd + bwd
+    per example of ``shared_context_loss``. Medians over rounds of each round's median."""
+    d = int(np.prod(OBS_SHAPE))
+    din = d + cfg.num_actions + 1
+    new_model, old_model = make_gpt(cfg), _OldGPT(cfg)
+    params = init_gpt(cfg, jax.random.PRNGKey(0), din)
+    key = jax.random.PRNGKey(1)
+    rng = np.random.default_rng(1)
+    obs = [jax.device_put(jnp.asarray(rng.integers(0, 3, OBS_SHAPE), jnp.float32))
+           for _ in range(min(h, 64))]
+    obs_b = [jnp.broadcast_to(o, (seats,) + o.shape).copy() for o in obs]
+    batch = _batch(np.random.default_rng(3), c, q, k * h, lq, din)
+    fns, diffs = {}, {}
+    for tag, model in (("new", new_model), ("old", old_model)):
+        agent = coot_agent(model, params, k, h, lq, d)
+        state = _full_context_state(agent, key, k, h, d, None)
+        diffs[tag] = jax.jit(agent.policy)(key, state, obs[0])[0]
+        fns[f"batch 1, {tag}"] = Stepper(agent, state, obs, h, donate=True, batched=False)
+        fns[f"{seats} seats, {tag}"] = Stepper(
+            agent, _full_context_state(agent, key, k, h, d, seats), obs_b, h, donate=True,
+            batched=True)
+        grad = jax.jit(jax.value_and_grad(
+            lambda pr, b, m=model: shared_context_loss(m, pr, b)[0]))
+        fns[f"training, {tag}"] = (lambda g=grad: jax.block_until_ready(g(params, batch)))
+    err = float(jnp.max(jnp.abs(diffs["new"] - diffs["old"])))
+    calls = {"batch 1": steps, f"{seats} seats": max(steps // 20, 5), "training": 3}
+    times = {n: [] for n in fns}
+    for _ in range(rounds):
+        for n, f in fns.items():
+            times[n].append(median_ms(f, calls[n.split(",")[0]], warmup=2))
+    out(f"(compare) previous vs current attention, same parameters, {rounds} alternating "
+        f"rounds (median of round medians, ms; max |logit diff| {err:.1e}):")
+    for part in calls:
+        old, new = (statistics.median(times[f"{part}, {t}"]) for t in ("old", "new"))
+        per = {"batch 1": "per step", f"{seats} seats": "per call", "training": "per call"}[part]
+        extra = f" = {new / (c * q):.3f} ms/example (old {old / (c * q):.3f})" \
+            if part == "training" else (f" = {new / seats:.3f} ms/seat (old {old / seats:.3f})"
+                                        if part != "batch 1" else "")
+        out(f"  {part:<10s} old {old:9.3f}  new {new:9.3f} {per}  x{old / new:.2f}{extra}")
+
+
 def _batch(rng, c: int, q: int, p: int, lq: int, din: int) -> Batch:
     return Batch(jnp.asarray(rng.integers(0, 3, (c, p, din)), jnp.float32),
                  jnp.asarray(rng.integers(0, 3, (c, q, lq, din)), jnp.float32),
@@ -228,7 +340,9 @@ def main() -> None:
                     help="examples of the per_example_loss anchor (each a full pass)")
     ap.add_argument("--repeats", type=int, default=3, help="timed training calls (best kept)")
     ap.add_argument("--parts", default="inference,training",
-                    help="comma-separated: inference ((a) and (b)), training ((c))")
+                    help="comma-separated: inference ((a) and (b)), training ((c)), compare "
+                         "(the previous attention vs the current one, alternating)")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds of compare")
     args = ap.parse_args()
     lines = []
 
@@ -256,6 +370,8 @@ def main() -> None:
         bench_inference(cfg, k, h, lq, steps, seats, out)
     if "training" in parts:
         bench_training(cfg, c, q, k * h, lq, per_example, repeats, out)
+    if "compare" in parts:
+        bench_compare(cfg, k, h, lq, steps, seats, c, q, 2 if args.quick else args.rounds, out)
     out(f"load average at end {_loadavg()}; {time.perf_counter() - t0:.0f} s")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

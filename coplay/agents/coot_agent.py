@@ -74,7 +74,7 @@ def _logits(spec: CootSpec, params, state: CootState) -> jax.Array:
     _, valid = query_indices(state.t, spec.query_len)
     q = query_tokens(state.window, valid)[None, None]  # (1, 1, Lq, Din)
     cache = tuple(LayerKV(kv.k[None], kv.v[None]) for kv in state.cache)
-    return spec.model.apply(params, cache, q, method=GPT.query)[0, 0, -1]  # (A,)
+    return spec.model.apply(params, cache, q, True, True, method=GPT.query)[0, 0, -1]  # (A,)
 
 
 def _policy(spec: CootSpec, params, key, state: CootState, obs):

@@ -102,33 +102,47 @@ class CausalSelfAttention(nn.Module):
     cfg: GPTConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, prefix: LayerKV | None, deterministic: bool):
+    def __call__(self, x: jax.Array, prefix: LayerKV | None, deterministic: bool,
+                 last_only: bool = False):
         # x (B, G, L, C): G independent groups of L tokens; prefix K, V (B, nh, P, hd) shared
-        # by every group of a batch row
+        # by every group of a batch row. last_only: the output of each group's last token only
+        # (it still attends to all L), (B, G, 1, C)
         cfg = self.cfg
         b, g, l, c = x.shape
         nh, hd = cfg.num_heads, c // cfg.num_heads
         qkv = nn.Dense(3 * c, kernel_init=_init(), name="qkv")(x)  # (B, G, L, 3C)
-        q, k, v = (t.reshape(b, g, l, nh, hd).transpose(0, 1, 3, 2, 4)  # (B, G, nh, L, hd)
-                   for t in jnp.split(qkv, 3, axis=-1))
-        scale = 1.0 / math.sqrt(hd)
-        own = jnp.einsum("bghld,bghmd->bghlm", q, k) * scale  # (B, G, nh, L, L)
-        causal = jnp.tril(jnp.ones((l, l), bool))
+        # heads lead so that each head's queries of all groups are one (G * L, hd) matrix
+        q, k, v = qkv.reshape(b, g, l, 3, nh, hd).transpose(3, 0, 4, 1, 2, 5)  # (B, nh, G, L, hd)
+        if last_only:
+            q = q[:, :, :, -1:]  # (B, nh, G, 1, hd)
+        lq = q.shape[3]
+        q = q * (1.0 / math.sqrt(hd))
+        # one softmax over [prefix | own] without concatenating them: a shared max and sum
+        own = jnp.einsum("bhgld,bhgmd->bhglm", q, k)  # (B, nh, G, Lq, L)
+        causal = jnp.tril(jnp.ones((lq, l), bool), l - lq)  # query i is token L - Lq + i
         own = jnp.where(causal, own, jnp.finfo(own.dtype).min)
-        if prefix is None:
-            scores = own
-        else:
-            pre = jnp.einsum("bghld,bhpd->bghlp", q, prefix.k.astype(q.dtype)) * scale
-            scores = jnp.concatenate([pre, own], axis=-1)  # (B, G, nh, L, P + L)
-        weights = jax.nn.softmax(scores, axis=-1)
-        weights = nn.Dropout(cfg.dropout)(weights, deterministic=deterministic)
-        if prefix is None:
-            y = jnp.einsum("bghlm,bghmd->bghld", weights, v)
-        else:
-            p = prefix.k.shape[2]
-            y = (jnp.einsum("bghlp,bhpd->bghld", weights[..., :p], prefix.v.astype(v.dtype))
-                 + jnp.einsum("bghlm,bghmd->bghld", weights[..., p:], v))
-        y = y.transpose(0, 1, 3, 2, 4).reshape(b, g, l, c)  # (B, G, L, C)
+        top = jnp.max(own, axis=-1, keepdims=True)  # (B, nh, G, Lq, 1)
+        if prefix is not None:
+            pre = jnp.einsum("bhgld,bhpd->bhglp", q, prefix.k.astype(q.dtype))  # (.., Lq, P)
+            top = jnp.maximum(top, jnp.max(pre, axis=-1, keepdims=True))
+        e_own = jnp.exp(own - top)
+        total = jnp.sum(e_own, axis=-1, keepdims=True)
+        if prefix is not None:
+            e_pre = jnp.exp(pre - top)
+            total = total + jnp.sum(e_pre, axis=-1, keepdims=True)
+        if not deterministic and cfg.dropout > 0:
+            # the mask nn.Dropout would draw for the weights (B, G, nh, Lq, P + L)
+            p = 0 if prefix is None else prefix.k.shape[2]
+            mask = nn.Dropout(cfg.dropout)(jnp.ones((b, g, nh, lq, p + l), q.dtype), False)
+            mask = mask.transpose(0, 2, 1, 3, 4)  # (B, nh, G, Lq, P + L)
+            e_own = e_own * mask[..., p:]
+            if prefix is not None:
+                e_pre = e_pre * mask[..., :p]
+        y = jnp.einsum("bhglm,bhgmd->bhgld", e_own, v)  # (B, nh, G, Lq, hd)
+        if prefix is not None:
+            y = y + jnp.einsum("bhglp,bhpd->bhgld", e_pre, prefix.v.astype(v.dtype))
+        y = y / total
+        y = y.transpose(0, 2, 3, 1, 4).reshape(b, g, lq, c)  # (B, G, Lq, C)
         # nanoGPT: residual projections scaled by 1 / sqrt(2 * layers)
         y = nn.Dense(c, kernel_init=_init(0.02 / math.sqrt(2 * cfg.num_layers)),
                      name="proj")(y)
@@ -154,10 +168,12 @@ class Block(nn.Module):
     cfg: GPTConfig
 
     @nn.compact
-    def __call__(self, x: jax.Array, prefix: LayerKV | None, deterministic: bool):
+    def __call__(self, x: jax.Array, prefix: LayerKV | None, deterministic: bool,
+                 last_only: bool = False):
+        # x (B, G, L, C) -> (B, G, L, C), or (B, G, 1, C) for each group's last token only
         a, kv = CausalSelfAttention(self.cfg, name="attn")(nn.LayerNorm(name="ln1")(x),
-                                                          prefix, deterministic)
-        x = x + a
+                                                          prefix, deterministic, last_only)
+        x = (x[:, :, -1:] if last_only else x) + a
         x = x + MLP(self.cfg, name="mlp")(nn.LayerNorm(name="ln2")(x), deterministic)
         return x, kv
 
@@ -205,16 +221,19 @@ class GPT(nn.Module):
         cache = []
         for block in self.blocks:
             x, (k, v) = block(x, None, deterministic)
-            cache.append(LayerKV(k[:, 0], v[:, 0]))
+            cache.append(LayerKV(k[:, :, 0], v[:, :, 0]))  # (B, nh, G = 1, P, hd) -> (B, nh, P, hd)
         return tuple(cache)
 
     def query(self, cache: tuple[LayerKV, ...], inputs: jax.Array,
-              deterministic: bool = True) -> jax.Array:
+              deterministic: bool = True, last_only: bool = False) -> jax.Array:
         """Query groups after the cached context: inputs (B, G, Lq, Din) at positions
-        P .. P + Lq - 1 -> logits (B, G, Lq, A). Groups do not see each other."""
+        P .. P + Lq - 1 -> logits (B, G, Lq, A). Groups do not see each other.
+        ``last_only``: the logits of each group's last token only, (B, G, 1, A) — the last
+        block then computes that token's output alone (deployment: one action per step)."""
         x = self._stream(inputs, cache[0].k.shape[2], deterministic)
-        for block, kv in zip(self.blocks, cache, strict=True):
-            x, _ = block(x, kv, deterministic)
+        last = len(self.blocks) - 1
+        for i, (block, kv) in enumerate(zip(self.blocks, cache, strict=True)):
+            x, _ = block(x, kv, deterministic, last_only and i == last)
         return self._logits(x)
 
 
