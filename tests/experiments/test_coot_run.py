@@ -19,24 +19,14 @@ from coplay.runs import RunError
 
 
 @pytest.fixture(scope="module")
-def pops(tmp_path_factory):
-    d = tmp_path_factory.mktemp("coot")
-    assert main(["populations", "train", "--preset", "tiny", "--num-members", "3",
-                 "--out", str(d / "hsp")]) == 0
-    assert main(["populations", "select", "--pop", str(d / "hsp"), "--eval-size", "1",
-                 "--train-size", "2", "--eval-min-return", "-1", "--train-min-return",
-                 "-1"]) == 0
-    assert main(["populations", "train", "--kind", "mep", "--preset", "tiny",
-                 "--num-members", "2", "--out", str(d / "mep")]) == 0
-    return d
+def pops(coot_stack):
+    """The shared tiny stack (tests/experiments/conftest.py)."""
+    return coot_stack
 
 
 @pytest.fixture(scope="module")
-def dataset(pops):
-    out = pops / "data"
-    assert main(["coot", "collect", "--preset", "tiny", "--collect.hsp", str(pops / "hsp"),
-                 "--collect.mep", str(pops / "mep"), "--out", str(out)]) == 0
-    return out
+def dataset(coot_stack):
+    return coot_stack / "data"
 
 
 def test_dataset_holds_every_training_pair_in_both_seats(pops, dataset):
@@ -72,11 +62,8 @@ def test_collection_resumes_and_refuses_a_cut_shard(pops, dataset, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def coot_run(dataset):
-    full = dataset.parent / "coot"
-    assert main(["coot", "train", "--preset", "tiny", "--dataset", str(dataset),
-                 "--out", str(full)]) == 0
-    return full
+def coot_run(coot_stack):
+    return coot_stack / "coot"
 
 
 def test_train_resumes_exactly_and_the_agent_loads(dataset, coot_run, tmp_path):
@@ -106,9 +93,7 @@ def test_early_stopping_ends_the_run(dataset, tmp_path):
 
 
 def test_eval_and_report(pops, dataset, coot_run, tmp_path):
-    coot, bc = coot_run, tmp_path / "bc"
-    assert main(["coot", "bc", "--preset", "tiny", "--dataset", str(dataset), "--out",
-                 str(bc)]) == 0
+    coot, bc = coot_run, pops / "bc"
     ev = tmp_path / "ev"
     assert main(["coot", "eval", "--preset", "tiny", "--eval.partners", str(pops / "hsp"),
                  "--agent", f"coot={coot}", f"bc={bc}", f"mep={pops / 'mep'}#0",

@@ -23,26 +23,9 @@ from coplay.runs import RunError
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Tiny HSP (2 pairs: 1 eval, 1 train) and MEP (2 members) populations on random1, the
-    CooT dataset of their training pairs, a CooT run, a BC run and an MEP stage-2 run."""
-    d = tmp_path_factory.mktemp("zoo-runs")
-    assert main(["populations", "train", "--preset", "tiny", "--num-members", "2",
-                 "--out", str(d / "hsp")]) == 0
-    assert main(["populations", "select", "--pop", str(d / "hsp"), "--eval-size", "1",
-                 "--train-size", "1", "--eval-min-return", "-1", "--train-min-return",
-                 "-1"]) == 0
-    assert main(["populations", "train", "--kind", "mep", "--preset", "tiny",
-                 "--num-members", "2", "--out", str(d / "mep")]) == 0
-    assert main(["coot", "collect", "--preset", "tiny", "--collect.hsp", str(d / "hsp"),
-                 "--collect.mep", str(d / "mep"), "--out", str(d / "data")]) == 0
-    assert main(["coot", "train", "--preset", "tiny", "--dataset", str(d / "data"),
-                 "--out", str(d / "coot")]) == 0
-    assert main(["coot", "bc", "--preset", "tiny", "--dataset", str(d / "data"),
-                 "--out", str(d / "bc")]) == 0
-    assert main(["populations", "train", "--kind", "mep-adaptive", "--pop", str(d / "mep"),
-                 "--preset", "tiny", "--seed", "1", "--out", str(d / "mep2")]) == 0
-    return d
+def runs(coot_stack_mep2):
+    """The shared tiny stack (tests/experiments/conftest.py): hsp, mep, data, coot, bc, mep2."""
+    return coot_stack_mep2
 
 
 @pytest.fixture(scope="module")

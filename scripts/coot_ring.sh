@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The CooT pipeline on Coord. Ring from an empty folder: populations, stage-2 baselines,
+# dataset, CooT (2 seeds), BC, evaluation, report. Every stage resumes: rerun the script after
+# a kill and it continues where it stopped (finished stages are skipped).
+#
+#   bash scripts/coot_ring.sh [ROOT=runs/coot-ring] [PRESET=default]
+set -euo pipefail
+ROOT=${1:-runs/coot-ring}
+PRESET=${2:-default}
+mkdir -p "$ROOT"
+done_() { [ -f "$1/report.md" ]; }
+
+pop() {  # pop OUT SEED
+  done_ "$1" || { [ -f "$1/config.json" ] && coplay populations train --out "$1" --resume \
+    || coplay populations train --layout random1 --preset "$PRESET" --seed "$2" --out "$1"; }
+  [ -f "$1/selection.json" ] || coplay populations select --pop "$1" --eval-size 5 --train-size 8
+}
+pop "$ROOT/hsp-s0" 0
+pop "$ROOT/hsp-s1" 1
+done_ "$ROOT/mep" || { [ -f "$ROOT/mep/config.json" ] && coplay populations train --out "$ROOT/mep" --resume \
+  || coplay populations train --kind mep --layout random1 --preset "$PRESET" --out "$ROOT/mep"; }
+for kind in mep hsp; do
+  out="$ROOT/$kind-adaptive"; src=$([ $kind = mep ] && echo "$ROOT/mep" || echo "$ROOT/hsp-s0")
+  done_ "$out" || { [ -f "$out/config.json" ] && coplay populations train --out "$out" --resume \
+    || coplay populations train --kind $kind-adaptive --pop "$src" --preset "$PRESET" --out "$out"; }
+done
+sp="$ROOT/self-play"  # self-play PPO baseline
+done_ "$sp" || { [ -f "$sp/config.json" ] && coplay overcooked train --out "$sp" --resume \
+  || coplay overcooked train --layout random1 --preset "$PRESET" --out "$sp"; }
+coplay coot collect --preset "$PRESET" --collect.hsp "$ROOT/hsp-s0" --collect.mep "$ROOT/mep" \
+  --out "$ROOT/data"
+for seed in 0 1; do
+  out="$ROOT/coot-s$seed"
+  done_ "$out" || { [ -f "$out/config.json" ] && coplay coot train --out "$out" --resume \
+    || coplay coot train --preset "$PRESET" --dataset "$ROOT/data" --seed $seed --out "$out"; }
+done
+done_ "$ROOT/bc" || coplay coot bc --preset "$PRESET" --dataset "$ROOT/data" --out "$ROOT/bc"
+for top in 10 25 50; do  # the paper's BC on each pair's top-x % episodes by return
+  done_ "$ROOT/bc-top$top" || coplay coot bc --preset "$PRESET" --dataset "$ROOT/data" \
+    --bc.top-fraction "0.$top" --out "$ROOT/bc-top$top"
+done
+coplay coot eval --preset "$PRESET" --eval.partners "$ROOT/hsp-s1" --out "$ROOT/eval" --agent \
+  coot="$ROOT/coot-s0" coot="$ROOT/coot-s1" bc="$ROOT/bc" bc-top10="$ROOT/bc-top10" \
+  bc-top25="$ROOT/bc-top25" bc-top50="$ROOT/bc-top50" \
+  hsp-adaptive="$ROOT/hsp-adaptive" mep-adaptive="$ROOT/mep-adaptive" self-play="$sp"
+echo "report: $ROOT/eval/report.md"

@@ -1,0 +1,38 @@
+"""Session fixtures shared by the CooT tests: one tiny stack of trained things, built once
+through the CLI — HSP population (3 pairs: 1 evaluation partner, 2 in the training pool), MEP
+stage 1 (2 members), the CooT dataset of the pool, a CooT run, a BC run, a MEP stage-2 run."""
+
+from __future__ import annotations
+
+import pytest
+
+from coplay.cli import main
+
+
+@pytest.fixture(scope="session")
+def coot_stack(tmp_path_factory):
+    d = tmp_path_factory.mktemp("coot-stack")
+    assert main(["populations", "train", "--preset", "tiny", "--num-members", "3",
+                 "--out", str(d / "hsp")]) == 0
+    assert main(["populations", "select", "--pop", str(d / "hsp"), "--eval-size", "1",
+                 "--train-size", "2", "--eval-min-return", "-1", "--train-min-return",
+                 "-1"]) == 0
+    assert main(["populations", "train", "--kind", "mep", "--preset", "tiny",
+                 "--num-members", "2", "--out", str(d / "mep")]) == 0
+    assert main(["coot", "collect", "--preset", "tiny", "--collect.hsp", str(d / "hsp"),
+                 "--collect.mep", str(d / "mep"), "--out", str(d / "data")]) == 0
+    assert main(["coot", "train", "--preset", "tiny", "--dataset", str(d / "data"),
+                 "--out", str(d / "coot")]) == 0
+    assert main(["coot", "bc", "--preset", "tiny", "--dataset", str(d / "data"),
+                 "--out", str(d / "bc")]) == 0
+    return d
+
+
+@pytest.fixture(scope="session")
+def coot_stack_mep2(coot_stack):
+    """The stack with a tiny MEP stage-2 run in ``mep2``."""
+    if not (coot_stack / "mep2" / "report.md").exists():
+        assert main(["populations", "train", "--kind", "mep-adaptive", "--pop",
+                     str(coot_stack / "mep"), "--preset", "tiny", "--seed", "1",
+                     "--out", str(coot_stack / "mep2")]) == 0
+    return coot_stack
