@@ -45,7 +45,7 @@ from coplay.envs.matrix_games import NUM_ACTIONS as IPD_ACTIONS
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.ipd_runs import load_run_config
 from coplay.experiments.populations import load_run as load_population_run
-from coplay.experiments.zoo_export import zoo_agent
+from coplay.experiments.zoo_agents import zoo_agent
 from coplay.populations.members import member_policies, network_of, take
 from coplay.runs import RunDir, RunError, read_json
 
@@ -62,7 +62,7 @@ def load_agent(path: str | Path, *, member: int | None = None, seat: int | None 
     there is one); ``seat``: which policy of an Overcooked pair (0 or 1; a population of
     hidden-utility pairs needs it: 0 the biased policy, 1 its best response); ``which``:
     ``final`` or ``mid`` (a population member's mid-skill snapshot). ``"zoo:<name>"``: the
-    model-zoo entry ``name`` (:func:`coplay.experiments.zoo_export.zoo_agent`; no options).
+    model-zoo entry ``name`` (:func:`coplay.experiments.zoo_agents.zoo_agent`; no options).
     """
     if isinstance(path, str) and path.startswith("zoo:"):
         if member is not None or seat is not None or learner != 0 or which != "final":

@@ -33,8 +33,15 @@ from coplay.config import ConfigError, checker, config_from_json
 from coplay.data.context import ContextSpec, Episodes
 from coplay.eval.adaptation_plots import plot_loss_curves
 from coplay.experiments.coot_data import Dataset, load_dataset
-from coplay.runs import (RunDir, RunError, atomic_write_bytes, atomic_write_text, drive_chunks,
-                         read_json, write_json)
+from coplay.runs import (
+    RunDir,
+    RunError,
+    atomic_write_bytes,
+    atomic_write_text,
+    drive_chunks,
+    read_json,
+    write_json,
+)
 
 MODEL = "model.msgpack"
 

@@ -23,8 +23,14 @@ import tyro
 from coplay.algos.bc import BC_PRESETS, BCConfig
 from coplay.algos.coot import CootConfig
 from coplay.experiments.cli_common import parse_with_preset
-from coplay.experiments.coot import (COOT_PRESETS, BCRunConfig, CootRunConfig, load_coot_config,
-                                     train_bc_run, train_coot)
+from coplay.experiments.coot import (
+    COOT_PRESETS,
+    BCRunConfig,
+    CootRunConfig,
+    load_coot_config,
+    train_bc_run,
+    train_coot,
+)
 from coplay.experiments.coot_data import CollectConfig, collect
 from coplay.experiments.coot_eval import EvalConfig, evaluate
 from coplay.experiments.coot_report import write_report

@@ -128,8 +128,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
         for i, pair in enumerate(pairs):
             pi, cook = games(1, cfg.br_episodes)
             r = play_episodes(env, env_params, pair.br.load(), _stack([partners[i]]),
-                              jnp.asarray(pi), jnp.asarray(cook), jax.random.fold_in(key, 10_000 + i),
-                              episodes=1, steps=cfg.episode_len)
+                              jnp.asarray(pi), jnp.asarray(cook),
+                              jax.random.fold_in(key, 10_000 + i), episodes=1,
+                              steps=cfg.episode_len)
             br[i] = np.asarray(r["returns"][0]).reshape(2, cfg.br_episodes).mean(1)
             bar.update(f"BR of {pair.name}: {br[i].mean():.1f}")
         pi, cook = games(n_p, cfg.repeats)

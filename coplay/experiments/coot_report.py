@@ -15,9 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from coplay.eval.adaptation_plots import plot_adaptation, plot_br_prox_bars
-from coplay.eval.brprox import (adaptation_curve, adaptation_gain, bootstrap_ci,
-                                bootstrap_diff_ci, br_prox_paper, br_prox_zsceval,
-                                table10_stats)
+from coplay.eval.brprox import (
+    adaptation_curve,
+    adaptation_gain,
+    bootstrap_ci,
+    bootstrap_diff_ci,
+    br_prox_paper,
+    br_prox_zsceval,
+    table10_stats,
+)
 from coplay.experiments.coot_eval import read_eval
 from coplay.runs import atomic_write_text, write_json
 

@@ -1,4 +1,5 @@
-"""Population members into the model zoo, and zoo entries back into agents.
+"""Population members and finished runs into the model zoo (entries back into agents:
+:mod:`coplay.experiments.zoo_agents`).
 
 :func:`export_population` writes, for every member of a finished population folder, the
 *actor* half of its parameters (``actor`` torso + ``policy`` head; the critic tower ``critic``
@@ -36,42 +37,26 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
 from coplay import zoo
-from coplay.agents.actor_critic import ActorOnly, make_network
-from coplay.agents.base import Agent, actor_critic_agent
-from coplay.agents.coot_agent import coot_agent
-from coplay.agents.gpt import GPTConfig, make_gpt
-from coplay.algos import bc
 from coplay.algos.ppo import PPOConfig
 from coplay.config import ConfigError, config_from_json
-from coplay.data.context import ContextSpec
 from coplay.envs.overcooked import Overcooked
+from coplay.experiments.agents import load_agent
+from coplay.experiments.coot import BCRunConfig, load_coot_config
 from coplay.experiments.populations import load_run as load_population_run
+from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import member_policies
 from coplay.runs import RunDir, RunError, read_json
 
-ACTOR_KEYS = ("actor", "policy")
 CRITIC_KEYS = ("critic", "value")
 KINDS = ("hsp-population", "mep-population")
 RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive")
-AGENT_KINDS = ("actor-critic", "coot", "bc")
 RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.MODEL
 ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.adaptive.AGENT_FILE
 POPULATION_ENTRY = "population"
-
-
-def actor_params(params: dict) -> dict:
-    """The actor half ``{"params": {"actor", "policy"}}`` of an ActorCritic's parameters."""
-    inner = params.get("params") if isinstance(params, dict) else None
-    if not isinstance(inner, dict) or not all(k in inner for k in ACTOR_KEYS):
-        found = ", ".join(map(str, inner)) if isinstance(inner, dict) else type(params).__name__
-        raise RunError(f"not an actor-critic parameter tree: expected params/actor and "
-                       f"params/policy, found {found}")
-    return {"params": {k: inner[k] for k in ACTOR_KEYS}}
 
 
 def _population(run_dir: Path):
@@ -221,7 +206,6 @@ def _coot_summary(run_dir: Path) -> dict:
 
 
 def _coot_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
-    from coplay.experiments.coot import load_coot_config  # the experiment layer imports us
 
     cfg, raw = load_coot_config(run_dir)
     params = _read_tree(_need_file(run_dir, RUN_MODEL, "coot"))
@@ -237,7 +221,6 @@ def _coot_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
 
 
 def _bc_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
-    from coplay.experiments.coot import BCRunConfig
 
     fields = {f.name for f in dataclasses.fields(BCRunConfig)}
     cfg = config_from_json(BCRunConfig, {k: v for k, v in raw.items() if k in fields},
@@ -262,7 +245,6 @@ def _bc_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
 
 
 def _adaptive_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
-    from coplay.experiments.agents import load_agent  # it imports this module
 
     kind = raw["experiment"]
     _need_file(run_dir, ADAPTIVE_AGENT, kind)
@@ -304,77 +286,3 @@ def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float
     params, meta = make(run_dir, raw)
     zoo.save_entry(name, params, meta, zoo_dir, dtype, budget=budget, overwrite=overwrite)
     return name
-
-
-# --- entries back into agents ---------------------------------------------------------------
-def zoo_agent(name: str, zoo_dir=None) -> Agent:
-    """The policy stored as zoo entry ``name``, by meta's ``agent``: ``actor-critic`` (the
-    default; a population member or adaptive learner: its actor tower, acting exactly as the
-    full network's actor up to the float16 rounding of the stored weights), ``coot`` (the
-    in-context Coordination Transformer) or ``bc``."""
-    params, meta = zoo.load_entry(name, zoo_dir)
-    agent = meta.get("agent", "actor-critic")
-    if agent == "coot":
-        return _coot_agent(name, params, meta)
-    if agent == "bc":
-        return _bc_agent(name, params, meta)
-    if agent != "actor-critic":
-        raise zoo.ZooError(f"zoo entry {name!r}: meta agent {agent!r} is not one of "
-                           f"{', '.join(AGENT_KINDS)} (written by a newer coplay?)")
-    return _actor_critic_agent(name, params, meta)
-
-
-def _bad_meta(name: str, what: str, e: Exception) -> zoo.ZooError:
-    return zoo.ZooError(f"zoo entry {name!r}: its meta does not describe {what} "
-                        f"({type(e).__name__}: {e})")
-
-
-def _coot_agent(name: str, params: dict, meta: dict) -> Agent:
-    try:
-        gpt = config_from_json(GPTConfig, meta["gpt"], f"zoo entry {name!r} meta gpt")
-        spec = config_from_json(ContextSpec, meta["context"], f"zoo entry {name!r} meta context")
-        obs_dim = int(np.prod(meta["obs_shape"]))
-        model = make_gpt(gpt)
-    except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise _bad_meta(name, "a Coordination Transformer", e) from None
-    label = f"zoo:{name} ({meta.get('layout', '?')} coot seed {meta.get('seed', '?')})"
-    return coot_agent(model, jax.tree.map(jnp.asarray, params), spec.num_episodes,
-                      spec.episode_len, spec.query_len, obs_dim, label)
-
-
-def _bc_agent(name: str, params: dict, meta: dict) -> Agent:
-    try:
-        cfg = config_from_json(bc.BCConfig, meta["bc"], f"zoo entry {name!r} meta bc")
-        bc.validate(cfg)
-    except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise _bad_meta(name, "a BC policy", e) from None
-    label = f"zoo:{name} ({meta.get('layout', '?')} bc top{cfg.top_fraction:g})"
-    return bc.bc_agent(cfg, jax.tree.map(jnp.asarray, params), label)
-
-
-def _actor_critic_agent(name: str, params: dict, meta: dict) -> Agent:
-    try:
-        net_meta = meta["network"]
-        net = make_network(net_meta["kind"], tuple(net_meta["hidden_sizes"]),
-                           net_meta["activation"], tuple(net_meta["cnn_filters"]),
-                           int(net_meta["num_actions"]))
-        channels = int(net_meta["obs_shape"][-1])
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise _bad_meta(name, "an actor-critic network", e) from None
-    actor = ActorOnly(net.num_actions, net.conv_filters, net.hidden_sizes, net.activation,
-                      net.kernel_size)
-    try:
-        params = actor_params(params)
-    except RunError as e:
-        raise zoo.ZooError(f"zoo entry {name!r}: {e}") from None
-    params = {"params": {k: _as_jnp(v) for k, v in params["params"].items()}}
-    role = meta.get("role", "policy")
-    who = f"member {meta['member']} {role}" if "member" in meta else role
-    label = f"zoo:{name} ({meta.get('layout', '?')} {meta.get('kind', '?')} {who})"
-    return actor_critic_agent(actor, params, channels, False, label)
-
-
-def _as_jnp(tree):
-    if isinstance(tree, dict):
-        return {k: _as_jnp(v) for k, v in tree.items()}
-    return jnp.asarray(tree, jnp.float32)

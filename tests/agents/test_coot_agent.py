@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from coplay.agents.coot_agent import coot_agent
-from coplay.agents.gpt import GPTConfig, init_gpt, make_gpt, query_indices, query_tokens, token_inputs
+from coplay.agents.gpt import (
+    GPTConfig,
+    init_gpt,
+    make_gpt,
+    query_indices,
+    query_tokens,
+    token_inputs,
+)
 
 K, H, LQ, D = 2, 7, 3, 5
 CFG = GPTConfig(num_layers=2, num_heads=2, width=16, max_positions=K * H + LQ)

@@ -45,7 +45,7 @@ def test_shared_context_loss_equals_one_query_per_example():
     np.testing.assert_allclose(shared, single, rtol=1e-5)
     g_shared = jax.grad(lambda p: shared_context_loss(tr.model, p, batch)[0])(params)
     g_single = jax.grad(lambda p: per_example_loss(tr.model, p, batch)[0])(params)
-    for a, b in zip(jax.tree.leaves(g_shared), jax.tree.leaves(g_single)):
+    for a, b in zip(jax.tree.leaves(g_shared), jax.tree.leaves(g_single), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
 
 
@@ -70,7 +70,7 @@ def test_same_key_same_run():
     tr = make_trainer(_cfg(epochs=2), [0, 1, 2], [3], D)
     a = tr.epoch(tr.init(jax.random.PRNGKey(4)), data)[0]
     b = tr.epoch(tr.init(jax.random.PRNGKey(4)), data)[0]
-    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

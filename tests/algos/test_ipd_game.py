@@ -56,7 +56,7 @@ def test_game_step_under_jit_equals_eager_and_vmap_equals_loop():
     one = lambda h, a: game_step(h, lambda _: (a, None), MatrixGameParams())[0]  # noqa: E731
     h = History(eager.token[2], eager.action[2], eager.reward[2])
     batched = one(h, eager.action[3])
-    looped = [one(jax.tree.map(lambda x: x[i], h), eager.action[3, i]) for i in range(4)]
+    looped = [one(jax.tree.map(lambda x, i=i: x[i], h), eager.action[3, i]) for i in range(4)]
     for f in range(3):
         np.testing.assert_array_equal(batched[f], np.stack([lp[f] for lp in looped]))
     np.testing.assert_array_equal(batched.token, eager.token[3])

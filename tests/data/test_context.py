@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from coplay.config import ConfigError
-from coplay.data.context import (ContextSpec, Episodes, check_episodes, rollout_mask_probs,
-                                 sample_batch, sample_context)
+from coplay.data.context import (
+    ContextSpec,
+    Episodes,
+    check_episodes,
+    rollout_mask_probs,
+    sample_batch,
+    sample_context,
+)
 
 G, E, T, D = 3, 6, 20, 4
 
@@ -57,7 +63,8 @@ def test_queries_come_from_another_episode_and_labels_are_its_actions():
             assert ep not in np.asarray(episodes[c])
             steps = rows[:, 2].astype(int)
             np.testing.assert_array_equal(np.diff(steps), 1)  # consecutive, newest last
-            np.testing.assert_array_equal(batch.label[c, j][valid], (int(groups[c]) + ep + steps) % 6)
+            np.testing.assert_array_equal(batch.label[c, j][valid],
+                                          (int(groups[c]) + ep + steps) % 6)
             assert (rows[:, D:] == 0).all()  # no action, no reward in a query
             assert (q[c, j][~valid] == 0).all()  # front padding is zero
             assert valid[-1] and (not valid.all() or steps[0] >= 0)

@@ -16,12 +16,8 @@ from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.agents import load_agent
 from coplay.experiments.populations import load_run
-from coplay.experiments.zoo_export import (
-    actor_params,
-    export_population,
-    export_selection,
-    zoo_agent,
-)
+from coplay.experiments.zoo_agents import actor_params, zoo_agent
+from coplay.experiments.zoo_export import export_population, export_selection
 from coplay.populations.members import member_policies, network_of
 from coplay.runs import RunError
 

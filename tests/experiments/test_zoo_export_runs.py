@@ -18,7 +18,8 @@ from coplay.cli import main
 from coplay.experiments.agents import load_agent
 from coplay.experiments.coot import bc_run_agent, coot_run_agent
 from coplay.experiments.coot_eval import load_ref, read_eval
-from coplay.experiments.zoo_export import export_population, export_run, zoo_agent
+from coplay.experiments.zoo_agents import zoo_agent
+from coplay.experiments.zoo_export import export_population, export_run
 from coplay.runs import RunError
 
 
