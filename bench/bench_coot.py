@@ -111,6 +111,27 @@ class _OldGPT(GPT):
         self.head = nn.Dense(cfg.num_actions, kernel_init=gpt_mod._init(), name="head")
 
 
+def _previous_cache_layout(agent):
+    """``agent`` with its keys cached as before, (nh, P, hd): each call hands the current
+    functions the (nh, hd, P) view they store, so the scores' matmul copy-transposes them."""
+    def flip(state):
+        return state._replace(cache=tuple(kv._replace(k=kv.k.swapaxes(-1, -2))
+                                          for kv in state.cache))
+
+    def policy(spec, params, key, state, obs):
+        logits, state = agent.policy_fn(spec, params, key, flip(state), obs)
+        return logits, flip(state)
+
+    def act(spec, params, key, state, obs, greedy):
+        action, state = agent.act_fn(spec, params, key, flip(state), obs, greedy)
+        return action, flip(state)
+
+    return agent.replace(policy_fn=policy, act_fn=act,
+                         init_fn=lambda spec, params, key: flip(agent.init_fn(spec, params, key)),
+                         end_fn=lambda spec, params, state, ep: flip(
+                             agent.end_fn(spec, params, flip(state), ep)))
+
+
 def _loadavg() -> str:
     try:
         with open("/proc/loadavg") as f:
@@ -250,9 +271,9 @@ def bench_inference(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: 
 
 def bench_compare(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: int, c: int,
                   q: int, rounds: int, out) -> None:
-    """The previous attention (``_OldGPT``) against the package's, same parameters, in
-    alternating rounds: batch-1 act (donated), ``seats`` seats in one call, training fwd + bwd
-    per example of ``shared_context_loss``. Medians over rounds of each round's median."""
+    """The previous deployment path (``_OldGPT``'s attention, keys cached as (nh, P, hd))
+    against the package's, same parameters, in alternating rounds: batch-1 act (donated),
+    ``seats`` seats in one call, training fwd + bwd per example of ``shared_context_loss``. Medians over rounds of each round's median."""
     d = int(np.prod(OBS_SHAPE))
     din = d + cfg.num_actions + 1
     new_model, old_model = make_gpt(cfg), _OldGPT(cfg)
@@ -266,6 +287,8 @@ def bench_compare(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: in
     fns, diffs = {}, {}
     for tag, model in (("new", new_model), ("old", old_model)):
         agent = coot_agent(model, params, k, h, lq, d)
+        if tag == "old":
+            agent = _previous_cache_layout(agent)
         state = _full_context_state(agent, key, k, h, d, None)
         diffs[tag] = jax.jit(agent.policy)(key, state, obs[0])[0]
         fns[f"batch 1, {tag}"] = Stepper(agent, state, obs, h, donate=True, batched=False)
@@ -281,7 +304,7 @@ def bench_compare(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: in
     for _ in range(rounds):
         for n, f in fns.items():
             times[n].append(median_ms(f, calls[n.split(",")[0]], warmup=2))
-    out(f"(compare) previous vs current attention, same parameters, {rounds} alternating "
+    out(f"(compare) previous vs current deployment path, same parameters, {rounds} alternating "
         f"rounds (median of round medians, ms; max |logit diff| {err:.1e}):")
     for part in calls:
         old, new = (statistics.median(times[f"{part}, {t}"]) for t in ("old", "new"))
@@ -341,7 +364,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed training calls (best kept)")
     ap.add_argument("--parts", default="inference,training",
                     help="comma-separated: inference ((a) and (b)), training ((c)), compare "
-                         "(the previous attention vs the current one, alternating)")
+                         "(previous attention and cache layout vs current, alternating)")
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds of compare")
     args = ap.parse_args()
     lines = []

@@ -40,7 +40,7 @@ class CootState(NamedTuple):
     ctx_obs: jax.Array  # (k, H, D) float32
     ctx_action: jax.Array  # (k, H) int32, -1 = none
     ctx_reward: jax.Array  # (k, H) float32
-    cache: tuple[LayerKV, ...]  # per block K, V (nh, k * H, hd)
+    cache: tuple[LayerKV, ...]  # per block K^T (nh, hd, k * H), V (nh, k * H, hd)
     ep_obs: jax.Array  # (H, D) this episode's observations so far
     ep_action: jax.Array  # (H,) int32
     window: jax.Array  # (Lq, D) the latest observations, newest last
@@ -51,7 +51,9 @@ def _encode(spec: CootSpec, params, obs, action, reward) -> tuple[LayerKV, ...]:
     tokens = token_inputs(obs, action, reward, spec.model.cfg.num_actions)  # (k, H, Din)
     cache = spec.model.apply(params, tokens.reshape(1, -1, tokens.shape[-1]),
                              method=GPT.encode)
-    return tuple(LayerKV(kv.k[0], kv.v[0]) for kv in cache)
+    # keys stored transposed, (nh, hd, P): the layout the scores' matmul reads them in, so
+    # that XLA does not copy-transpose the whole cache at every step
+    return tuple(LayerKV(kv.k[0].swapaxes(-1, -2), kv.v[0]) for kv in cache)
 
 
 def _init(spec: CootSpec, params, key) -> CootState:
@@ -73,7 +75,8 @@ def _logits(spec: CootSpec, params, state: CootState) -> jax.Array:
     # the window after observing step t holds steps t - Lq + 1 .. t (front invalid if t < Lq - 1)
     _, valid = query_indices(state.t, spec.query_len)
     q = query_tokens(state.window, valid)[None, None]  # (1, 1, Lq, Din)
-    cache = tuple(LayerKV(kv.k[None], kv.v[None]) for kv in state.cache)
+    cache = tuple(LayerKV(kv.k[None].swapaxes(-1, -2), kv.v[None])  # (1, nh, P, hd)
+                  for kv in state.cache)
     return spec.model.apply(params, cache, q, True, True, method=GPT.query)[0, 0, -1]  # (A,)
 
 
