@@ -273,7 +273,8 @@ def bench_compare(cfg: GPTConfig, k: int, h: int, lq: int, steps: int, seats: in
                   q: int, rounds: int, out) -> None:
     """The previous deployment path (``_OldGPT``'s attention, keys cached as (nh, P, hd))
     against the package's, same parameters, in alternating rounds: batch-1 act (donated),
-    ``seats`` seats in one call, training fwd + bwd per example of ``shared_context_loss``. Medians over rounds of each round's median."""
+    ``seats`` seats in one call, training fwd + bwd per example of ``shared_context_loss``.
+    Medians over rounds of each round's median."""
     d = int(np.prod(OBS_SHAPE))
     din = d + cfg.num_actions + 1
     new_model, old_model = make_gpt(cfg), _OldGPT(cfg)
