@@ -46,7 +46,8 @@ import numpy as np
 from flax import serialization
 
 from coplay.algos import ppo
-from coplay.algos.ppo import PPOConfig, PPOState
+from coplay.algos.ppo_config import PPOConfig
+from coplay.algos.ppo_state import PPOState
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.crossplay import evaluate_pairs

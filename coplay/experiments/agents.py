@@ -38,8 +38,8 @@ from coplay.agents.base import Agent, actor_critic_agent, gru_agent
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel
 from coplay.algos import a2c, ppi
-from coplay.algos.ppi import PPIConfig
-from coplay.algos.ppo import PPOConfig
+from coplay.algos.ppi_config import PPIConfig
+from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.matrix_games import NUM_ACTIONS as IPD_ACTIONS
 from coplay.envs.overcooked import Overcooked

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coplay.algos.a2c import A2CConfig
-from coplay.algos.ppi import PPIConfig
+from coplay.algos.ppi_config import PPIConfig
 from coplay.config import ConfigError
 from coplay.experiments import ipd_ppi
 from coplay.experiments.cli_common import flag_value, override_or_none, parse_with_preset

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from coplay.algos import ppi
-from coplay.algos.ppi import Episodes, PPIConfig
+from coplay.algos.ppi_config import PPIConfig
+from coplay.algos.ppi_episodes import Episodes
 from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
 from coplay.envs.matrix_games import COOPERATE

@@ -20,7 +20,7 @@ from flax import struct
 from coplay.algos import a2c, ppi
 from coplay.algos.a2c import A2CConfig
 from coplay.algos.ipd_rollout import Opponents
-from coplay.algos.ppi import PPIConfig
+from coplay.algos.ppi_config import PPIConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.matrix_games import MatrixGameParams
 from coplay.runs import RunDir, RunError, read_json

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from coplay.algos.ppo import PPOConfig
+from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError
 from coplay.experiments.cli_common import override_or_none, parse_with_preset
 from coplay.experiments.overcooked_ppo import (

@@ -22,7 +22,8 @@ import jax
 import numpy as np
 
 from coplay.algos import ppo
-from coplay.algos.ppo import PPOConfig, PPOState
+from coplay.algos.ppo_config import PPOConfig
+from coplay.algos.ppo_state import PPOState
 from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.layouts import LayoutError

@@ -41,7 +41,7 @@ import numpy as np
 from flax import serialization
 
 from coplay import zoo
-from coplay.algos.ppo import PPOConfig
+from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.agents import load_agent

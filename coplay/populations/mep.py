@@ -22,7 +22,8 @@ import numpy as np
 
 from coplay.agents.actor_critic import ActorCritic, critic_input
 from coplay.algos import ppo
-from coplay.algos.ppo import FrozenPartner, PPOState, Runner
+from coplay.algos.ppo_partner import FrozenPartner
+from coplay.algos.ppo_state import PPOState, Runner
 from coplay.envs.overcooked import Overcooked
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel, predict_sequence
-from coplay.algos.ppi import Episodes, tokenize
+from coplay.algos.ppi_episodes import Episodes, tokenize
 
 T, B = 6, 3
 

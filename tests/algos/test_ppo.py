@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from coplay.algos import ppo
-from coplay.algos.ppo import PPOConfig, make_train, ppo_losses, stack_params
+from coplay.algos.ppo import make_train, stack_params
+from coplay.algos.ppo_config import PPOConfig
+from coplay.algos.ppo_loss import ppo_losses
 from coplay.algos.returns import gae
 from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked

@@ -19,7 +19,7 @@ from coplay.agents.classic import memory1_agent
 from coplay.agents.tabular import random_memory1
 from coplay.algos import a2c, ppi
 from coplay.algos.ipd_rollout import Opponents, rollout
-from coplay.algos.ppo import PPOConfig
+from coplay.algos.ppo_config import PPOConfig
 from coplay.cli import main
 from coplay.config import config_from_json
 from coplay.envs.matrix_games import MatrixGameParams

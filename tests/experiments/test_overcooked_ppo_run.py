@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coplay.algos.ppo import PPOConfig, num_updates
+from coplay.algos.ppo_config import PPOConfig, num_updates
 from coplay.cli import main
 from coplay.config import parse_overrides
 from coplay.envs.overcooked import Overcooked
