@@ -108,18 +108,19 @@ class CausalSelfAttention(nn.Module):
         # by every group of a batch row. last_only: the output of each group's last token only
         # (it still attends to all L), (B, G, 1, C)
         cfg = self.cfg
-        b, g, l, c = x.shape
+        b, g, length, c = x.shape
         nh, hd = cfg.num_heads, c // cfg.num_heads
         qkv = nn.Dense(3 * c, kernel_init=_init(), name="qkv")(x)  # (B, G, L, 3C)
         # heads lead so that each head's queries of all groups are one (G * L, hd) matrix
-        q, k, v = qkv.reshape(b, g, l, 3, nh, hd).transpose(3, 0, 4, 1, 2, 5)  # (B, nh, G, L, hd)
+        # (B, nh, G, L, hd) each
+        q, k, v = qkv.reshape(b, g, length, 3, nh, hd).transpose(3, 0, 4, 1, 2, 5)
         if last_only:
             q = q[:, :, :, -1:]  # (B, nh, G, 1, hd)
         lq = q.shape[3]
         q = q * (1.0 / math.sqrt(hd))
         # one softmax over [prefix | own] without concatenating them: a shared max and sum
         own = jnp.einsum("bhgld,bhgmd->bhglm", q, k)  # (B, nh, G, Lq, L)
-        causal = jnp.tril(jnp.ones((lq, l), bool), l - lq)  # query i is token L - Lq + i
+        causal = jnp.tril(jnp.ones((lq, length), bool), length - lq)  # query i is token L - Lq + i
         own = jnp.where(causal, own, jnp.finfo(own.dtype).min)
         top = jnp.max(own, axis=-1, keepdims=True)  # (B, nh, G, Lq, 1)
         if prefix is not None:
@@ -133,7 +134,7 @@ class CausalSelfAttention(nn.Module):
         if not deterministic and cfg.dropout > 0:
             # the mask nn.Dropout would draw for the weights (B, G, nh, Lq, P + L)
             p = 0 if prefix is None else prefix.k.shape[2]
-            mask = nn.Dropout(cfg.dropout)(jnp.ones((b, g, nh, lq, p + l), q.dtype), False)
+            mask = nn.Dropout(cfg.dropout)(jnp.ones((b, g, nh, lq, p + length), q.dtype), False)
             mask = mask.transpose(0, 2, 1, 3, 4)  # (B, nh, G, Lq, P + L)
             e_own = e_own * mask[..., p:]
             if prefix is not None:

@@ -5,8 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coplay.agents.gpt import (GPT, GPTConfig, init_gpt, make_gpt, query_indices, query_tokens,
-                               token_inputs)
+from coplay.agents.gpt import (
+    GPT,
+    GPTConfig,
+    init_gpt,
+    make_gpt,
+    query_indices,
+    query_tokens,
+    token_inputs,
+)
 from coplay.config import ConfigError
 
 CFG = GPTConfig(num_layers=2, num_heads=2, width=16, max_positions=40, dropout=0.3)
