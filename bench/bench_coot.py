@@ -35,6 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import best_time  # bench/timing.py (scripts run from bench/)
 
 from coplay.agents import gpt as gpt_mod
 from coplay.agents.coot_agent import coot_agent
@@ -150,16 +151,6 @@ def median_ms(fn, calls: int, warmup: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return 1e3 * statistics.median(times)
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * min(times)
 
 
 class Stepper:
@@ -343,8 +334,8 @@ def bench_training(cfg: GPTConfig, c: int, q: int, p: int, lq: int, per_example:
     def run_single():
         jax.block_until_ready(single(params, small))
 
-    t_shared = best_ms(run_shared, repeats) / (c * q)
-    t_single = best_ms(run_single, repeats) / per_example
+    t_shared = 1e3 * best_time(run_shared, repeats) / (c * q)
+    t_single = 1e3 * best_time(run_single, repeats) / per_example
     out(f"(c) training, forward + backward per example ({p}-token contexts, queries of {lq}):")
     out(f"  shared_context_loss (C = {c} x Q = {q} = {c * q} examples): {t_shared:8.3f} "
         f"ms/example")

@@ -89,13 +89,19 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, critic_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        tower = lambda name: Torso(self.conv_filters, self.hidden_sizes, self.activation,  # noqa: E731
-                                   self.kernel_size, name=name)
-        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01),
-                          name="policy")(tower("actor")(obs))  # (B, A)
-        value = nn.Dense(1, kernel_init=orthogonal(1.0),
-                         name="value")(tower("critic")(critic_obs))  # (B, 1)
+        logits = _actor_logits(self, obs)  # (B, A)
+        critic = Torso(self.conv_filters, self.hidden_sizes, self.activation, self.kernel_size,
+                       name="critic")
+        value = nn.Dense(1, kernel_init=orthogonal(1.0), name="value")(critic(critic_obs))
         return logits, value[:, 0]
+
+
+def _actor_logits(module: nn.Module, obs: jax.Array) -> jax.Array:
+    """The actor tower (submodules ``actor`` and ``policy``) inside ``module``'s compact
+    call: ActorCritic and ActorOnly build it here, so their parameters are the same tree."""
+    x = Torso(module.conv_filters, module.hidden_sizes, module.activation, module.kernel_size,
+              name="actor")(obs)
+    return nn.Dense(module.num_actions, kernel_init=orthogonal(0.01), name="policy")(x)
 
 
 def critic_input(obs: jax.Array, centralised: bool, seat_axis: int) -> jax.Array:
@@ -133,9 +139,7 @@ class ActorOnly(nn.Module):
     def __call__(self, obs: jax.Array, critic_obs: jax.Array | None = None
                  ) -> tuple[jax.Array, jax.Array]:
         del critic_obs
-        x = Torso(self.conv_filters, self.hidden_sizes, self.activation, self.kernel_size,
-                  name="actor")(obs)
-        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01), name="policy")(x)
+        logits = _actor_logits(self, obs)
         return logits, jnp.zeros(logits.shape[:1], logits.dtype)
 
 
