@@ -127,15 +127,20 @@ def _decay_mask(params):
         lambda path, x: x.ndim >= 2 and getattr(path[-1], "key", "") == "kernel", params)
 
 
-def make_optimizer(cfg: CootConfig, total_steps: int) -> optax.GradientTransformation:
+def make_schedule(cfg: CootConfig, total_steps: int) -> optax.Schedule:
+    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to
+    ``min_lr_ratio`` of the peak."""
     warmup = int(cfg.warmup_fraction * total_steps)
-    schedule = optax.warmup_cosine_decay_schedule(
+    return optax.warmup_cosine_decay_schedule(
         0.0 if warmup else cfg.learning_rate, cfg.learning_rate, warmup,
         max(total_steps, warmup + 1), cfg.learning_rate * cfg.min_lr_ratio)
+
+
+def make_optimizer(cfg: CootConfig, total_steps: int) -> optax.GradientTransformation:
     return optax.chain(
         optax.clip_by_global_norm(cfg.max_grad_norm),
-        optax.adamw(schedule, cfg.beta1, cfg.beta2, weight_decay=cfg.weight_decay,
-                    mask=_decay_mask))
+        optax.adamw(make_schedule(cfg, total_steps), cfg.beta1, cfg.beta2,
+                    weight_decay=cfg.weight_decay, mask=_decay_mask))
 
 
 # --- the trainer ------------------------------------------------------------------------------
@@ -189,10 +194,7 @@ def make_trainer(cfg: CootConfig, train_groups: jax.Array, val_groups: jax.Array
     steps = -(-contexts // c)
     total_steps = steps * cfg.epochs
     optimizer = make_optimizer(cfg, total_steps)
-    schedule_lr = lambda count: optax.warmup_cosine_decay_schedule(  # noqa: E731 (metrics)
-        0.0, cfg.learning_rate, int(cfg.warmup_fraction * total_steps),
-        max(total_steps, int(cfg.warmup_fraction * total_steps) + 1),
-        cfg.learning_rate * cfg.min_lr_ratio)(count)
+    schedule_lr = make_schedule(cfg, total_steps)  # for the metrics
 
     def init(key: jax.Array) -> TrainState:
         k_init, k_run = jax.random.split(key)
