@@ -53,7 +53,10 @@ COOT_PRESETS: dict[str, CootConfig] = {
         context=ContextSpec(num_episodes=2, episode_len=20, queries_per_context=8),
         contexts_per_batch=2, contexts_per_group=4, epochs=3, patience=2,
         val_contexts_per_group=2, learning_rate=1e-3),
-    "default": CootConfig(contexts_per_group=32, epochs=12, patience=4),
+    # learning rate 1e-3, not the paper's 5e-5: at this preset's ~9k steps 5e-5 underfits
+    # (probe, docs/notebook/2026-12-03-coot-run.md: validation loss 6.56 vs 2.43 after one
+    # short epoch); --coot.learning-rate 5e-5 or --preset paper restores it
+    "default": CootConfig(contexts_per_group=32, epochs=12, patience=4, learning_rate=1e-3),
     "paper": CootConfig(),
 }
 

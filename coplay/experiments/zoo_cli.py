@@ -42,8 +42,8 @@ class VerifyArgs:
 @dataclasses.dataclass(frozen=True)
 class ExportArgs:
     """Write trained agents (float16) to the zoo: a finished population's members (--pop,
-    --prefix) or one finished run's agent (--run, --name: coot, coot-bc, mep-adaptive or
-    hsp-adaptive)."""
+    --prefix) or one finished run's agent (--run, --name: coot, coot-bc, mep-adaptive,
+    hsp-adaptive or self-play overcooked-ppo)."""
 
     pop: Path | None = None
     """Population folder (hsp-population or mep-population, with manifest.json)."""
@@ -51,7 +51,7 @@ class ExportArgs:
     """With --pop: entry-name prefix, e.g. random1/hsp-s0 (entries <prefix>/memberNN-biased|-br)."""
     run: Path | None = None
     """A finished run folder: coot (model.msgpack), coot-bc, mep-adaptive or hsp-adaptive
-    (agent.msgpack)."""
+    (agent.msgpack), overcooked-ppo (self-play: its seat-0 policy)."""
     name: str | None = None
     """With --run: the entry's name, e.g. random1/coot-s0."""
     zoo: Path | None = None

@@ -23,7 +23,9 @@ when the run has none).
 - ``coot-bc``: the BC baseline's parameters; meta (agent ``bc``): the BC config, obs shape,
   layout, seed, the best epoch of ``history.json``,
 - ``mep-adaptive`` / ``hsp-adaptive``: the learner's actor (``agent.msgpack`` less the critic);
-  meta (agent ``actor-critic``) as a population member's: network, layout, kind.
+  meta (agent ``actor-critic``) as a population member's: network, layout, kind,
+- ``overcooked-ppo`` (self-play PPO, the CooT evaluation's self-play baseline): the seat-0
+  policy's actor (the shared policy where the run shares one), meta as the adaptive learner's.
 
 :func:`zoo_agent` rebuilds an entry as an :class:`~coplay.agents.base.Agent`, dispatching on
 meta's ``agent`` (``actor-critic`` when absent, ``coot``, ``bc``;
@@ -53,7 +55,7 @@ from coplay.runs import RunDir, RunError, read_json
 
 CRITIC_KEYS = ("critic", "value")
 KINDS = ("hsp-population", "mep-population")
-RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive")
+RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo")
 RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.MODEL
 ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.adaptive.AGENT_FILE
 POPULATION_ENTRY = "population"
@@ -244,11 +246,18 @@ def _bc_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
     return params, meta
 
 
-def _adaptive_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
-
+def _actor_critic_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
+    """An adaptive learner (``agent.msgpack``) or a self-play pair's seat-0 policy
+    (``checkpoint.msgpack`` of a finished run: its ``report.md`` written)."""
     kind = raw["experiment"]
-    _need_file(run_dir, ADAPTIVE_AGENT, kind)
-    agent = load_agent(run_dir)  # checks the learner against the run's network
+    if kind == "overcooked-ppo":
+        _need_file(run_dir, "report.md", kind)
+        role, source = "self-play seat 0", {}
+    else:
+        _need_file(run_dir, ADAPTIVE_AGENT, kind)
+        role = "learner"
+        source = {k: raw.get(k) for k in ("population", "partner_members", "sampling_alpha")}
+    agent = load_agent(run_dir)  # checks the parameters against the run's network
     try:
         algo = config_from_json(PPOConfig, raw["resolved"], f"{run_dir}/config.json resolved")
     except (ConfigError, KeyError, TypeError) as e:
@@ -261,13 +270,10 @@ def _adaptive_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
         doc = read_json(ev)
         if isinstance(doc, dict):
             summary = {k: doc[k] for k in ("mean_return", "return", "summary") if k in doc}
-    meta = {"agent": "actor-critic", "kind": kind, "role": "learner", "layout": raw["layout"],
+    meta = {"agent": "actor-critic", "kind": kind, "role": role, "layout": raw["layout"],
             "seat": None, "network": _network_meta(algo, env), "seed": raw.get("seed"),
             "preset": raw.get("preset"),
-            "source": {"run": str(run_dir), "experiment": kind,
-                       "population": raw.get("population"),
-                       "partner_members": raw.get("partner_members"),
-                       "sampling_alpha": raw.get("sampling_alpha"),
+            "source": {"run": str(run_dir), "experiment": kind, **source,
                        "centralised_value": bool(algo.centralised_value), **summary}}
     return actor_params(jax.tree.map(np.asarray, agent.params)), meta
 
@@ -275,14 +281,14 @@ def _adaptive_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
 def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float16",
                overwrite: bool = False, budget: int | None = None) -> str:
     """Write the trained agent of the finished run folder ``run_dir`` (``coot``, ``coot-bc``,
-    ``mep-adaptive`` or ``hsp-adaptive``; see the module docstring) as zoo entry ``name``;
+    ``mep-adaptive``, ``hsp-adaptive`` or ``overcooked-ppo``; see the module docstring) as zoo entry ``name``;
     returns the name. RunError for another kind of folder or an unfinished run (naming the
     missing file)."""
     run_dir = Path(run_dir)
     zoo.check_name(name)
     raw = _run_kind(run_dir)
     kind = raw["experiment"]
-    make = {"coot": _coot_entry, "coot-bc": _bc_entry}.get(kind, _adaptive_entry)
+    make = {"coot": _coot_entry, "coot-bc": _bc_entry}.get(kind, _actor_critic_entry)
     params, meta = make(run_dir, raw)
     zoo.save_entry(name, params, meta, zoo_dir, dtype, budget=budget, overwrite=overwrite)
     return name

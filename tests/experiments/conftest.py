@@ -36,3 +36,11 @@ def coot_stack_mep2(coot_stack):
                      str(coot_stack / "mep"), "--preset", "tiny", "--seed", "1",
                      "--out", str(coot_stack / "mep2")]) == 0
     return coot_stack
+
+
+@pytest.fixture(scope="session")
+def self_play_tiny(tmp_path_factory):
+    """A finished tiny self-play PPO run (seed 2)."""
+    out = tmp_path_factory.mktemp("self-play") / "tiny"
+    assert main(["overcooked", "train", "--preset", "tiny", "--seed", "2", "--out", str(out)]) == 0
+    return out

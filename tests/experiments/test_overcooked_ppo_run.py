@@ -38,10 +38,9 @@ def assert_eval_adds_up(ev: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert main(["overcooked", "train", "--preset", "tiny", "--seed", "2", "--out", str(out)]) == 0
-    return out
+def tiny_run(self_play_tiny):
+    """The shared tiny self-play run (tests/experiments/conftest.py), seed 2."""
+    return self_play_tiny
 
 
 def test_tiny_run_writes_the_whole_folder(tiny_run):

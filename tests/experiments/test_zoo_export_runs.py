@@ -113,6 +113,26 @@ def test_adaptive_entry_is_an_actor_critic_with_the_learners_logits(runs, run_zo
     assert "mep-adaptive" in agent.name and "learner" in agent.name
 
 
+def test_self_play_entry_is_the_runs_seat0_policy(self_play_tiny, tmp_path):
+    z = tmp_path / "zoo"
+    assert export_run(self_play_tiny, "cramped/self-play-s2", z) == "cramped/self-play-s2"
+    params, meta = zoo.load_entry("cramped/self-play-s2", z)
+    assert set(params["params"]) == {"actor", "policy"}
+    assert meta["kind"] == "overcooked-ppo" and meta["role"] == "self-play seat 0"
+    assert meta["seed"] == 2
+    ref = load_agent(self_play_tiny)
+    agent = zoo_agent("cramped/self-play-s2", z)
+    obs = _obs(tuple(meta["network"]["obs_shape"]), 8)
+    want = np.stack([ref.policy(None, None, o)[0] for o in obs])
+    got = np.stack([agent.policy(None, None, o)[0] for o in obs])
+    np.testing.assert_allclose(got, want, atol=2e-3 * float(np.abs(want).max()) + 1e-6)
+    part = tmp_path / "part"
+    shutil.copytree(self_play_tiny, part)
+    (part / "report.md").unlink()
+    with pytest.raises(RunError, match=r"has not finished: .*part/report\.md is missing"):
+        export_run(part, "x", z)
+
+
 def test_load_ref_and_coot_eval_from_the_zoo_alone(run_zoo, tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.ZOO_ENV, str(run_zoo))
     agent = load_ref("zoo:random1/coot-s0", "x")
