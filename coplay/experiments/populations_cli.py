@@ -20,9 +20,12 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
+from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, parse_overrides
 from coplay.experiments import adaptive
+from coplay.experiments.cli_common import flag_value
 from coplay.experiments.populations import (
+    PPO_PRESETS,
     PopulationConfig,
     default_ppo,
     load_run,
@@ -64,13 +67,18 @@ class TrainArgs:
     """Population folder (default: runs/populations-<kind>-<preset>/<layout>-seed<seed>)."""
     resume: bool = False
     """Continue the population in --out from its last checkpoint."""
+    ppo: PPOConfig = PPO_PRESETS["default"]
+    """PPO of every pair (hsp, mep) or of the learner (mep-adaptive, hsp-adaptive); the
+    defaults shown are those of the --preset and --kind given (MEP: population-entropy bonus
+    0.01, one shared policy; adaptive kinds with --pop: the learner's preset with the
+    population's network)."""
     set: tuple[str, ...] = ()
     """Override population fields (checkpoint_every, snapshot_every, eval_envs,
     crossplay_envs, gif_steps; mep-adaptive / hsp-adaptive: alpha, return_decay, partners,
     checkpoint_every, eval_envs; hsp-adaptive: pool=all-eligible, every pair that passed the
-    selection's return threshold outside the evaluation set, instead of the training pool) or
-    PPO fields as ppo.FIELD=VALUE, e.g. --set ppo.total_steps=2000000 snapshot_every=5, or
-    --set alpha=1 partners=0,3,5."""
+    selection's return threshold outside the evaluation set, instead of the training pool);
+    ppo.FIELD=VALUE is an alias of --ppo.field, e.g. --set snapshot_every=5 or --set alpha=1
+    partners=0,3,5."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +123,30 @@ def _split_set(items: tuple[str, ...], flags: tuple[str, ...]):
     return ppo_items, other
 
 
-def build_config(args: TrainArgs):
+def default_ppo_of(argv: list[str]) -> PPOConfig:
+    """The PPO config the --kind / --preset (/ --pop) on ``argv`` give: the defaults of the
+    --ppo.* flags. An unknown preset or an unreadable --pop falls back to the default preset
+    (its error is raised when the config is built)."""
+    kind, preset = flag_value(argv, "--kind", "hsp"), flag_value(argv, "--preset", "default")
+    preset = preset if preset in PPO_PRESETS else "default"
+    if kind not in adaptive.KINDS:
+        return default_ppo(preset, kind)
+    base = adaptive.PPO_PRESETS_ADAPTIVE[preset]
+    pop = flag_value(argv, "--pop", "")
+    try:
+        return adaptive.default_learner_ppo(preset, load_run(Path(pop))[1]) if pop else base
+    except (ConfigError, RunError, OSError, KeyError, TypeError, ValueError):
+        return base
+
+
+def _ppo_of(args: TrainArgs, ppo_items: tuple[str, ...], default: PPOConfig):
+    """The PPO flags with the ``--set ppo.*`` items applied; None when that is ``default``
+    (the run then records its preset by name)."""
+    algo = parse_overrides(args.ppo, ppo_items, "ppo") if ppo_items else args.ppo
+    return None if algo == default else algo
+
+
+def build_config(args: TrainArgs, ppo_default: PPOConfig | None = None):
     base = preset_config(args.preset)
     changes: dict = {"kind": args.kind, "layout": args.layout, "seed": args.seed}
     if args.num_members is not None:
@@ -130,16 +161,16 @@ def build_config(args: TrainArgs):
     if cfg.kind not in ("hsp", "mep"):
         raise ConfigError(f"kind = {cfg.kind!r}: choose hsp, mep, mep-adaptive or "
                           "hsp-adaptive")
-    algo = cfg.ppo if cfg.ppo is not None else default_ppo(cfg.preset, cfg.kind)
-    if ppo_items:
-        cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
+    default = default_ppo(cfg.preset, cfg.kind)
+    algo = _ppo_of(args, ppo_items, default if ppo_default is None else ppo_default)
+    cfg = dataclasses.replace(cfg, ppo=algo)
     if not isinstance(cfg, PopulationConfig):  # pragma: no cover
         raise TypeError(cfg)
     resolve(cfg)
     return cfg
 
 
-def build_adaptive_config(args: TrainArgs):
+def build_adaptive_config(args: TrainArgs, ppo_default: PPOConfig | None = None):
     """The stage-2 config of ``--kind mep-adaptive`` / ``hsp-adaptive`` (validated)."""
     pop_kind = args.kind.removesuffix("-adaptive")
     if args.pop is None:
@@ -153,17 +184,19 @@ def build_adaptive_config(args: TrainArgs):
     cfg = adaptive.preset_config(args.preset, population=str(args.pop), seed=args.seed)
     cfg = parse_overrides(cfg, items, args.kind) if items else cfg
     pop = adaptive.load_population(cfg, pop_kind)
-    if ppo_items:
-        algo = cfg.ppo or adaptive.default_learner_ppo(cfg.preset, pop.algo)
-        cfg = dataclasses.replace(cfg, ppo=parse_overrides(algo, ppo_items, "ppo"))
+    default = adaptive.default_learner_ppo(cfg.preset, pop.algo)
+    algo = _ppo_of(args, ppo_items, default if ppo_default is None else ppo_default)
+    if algo is not None:
+        cfg = dataclasses.replace(cfg, ppo=algo)
     adaptive.resolve(cfg)
     return cfg
 
 
-def train_adaptive(args: TrainArgs) -> Path:
+def train_adaptive(args: TrainArgs, ppo_default: PPOConfig | None = None) -> Path:
     """``--kind mep-adaptive`` / ``hsp-adaptive`` (or resuming such a run): train, then print
     the evaluation."""
-    cfg = adaptive.load_config(args.out) if args.resume else build_adaptive_config(args)
+    cfg = (adaptive.load_config(args.out) if args.resume
+           else build_adaptive_config(args, ppo_default))
     out = args.out or default_run_dir(f"populations-{args.kind}-{cfg.preset}",
                                       f"{Path(cfg.population).name}-seed{cfg.seed}")
     adaptive.train_adaptive(cfg, out, resume=args.resume)
@@ -184,17 +217,24 @@ def _print_adaptive(path: Path) -> None:
           f"report: {path / 'report.md'}")
 
 
+def parse_train_args(argv: list[str], prog: str = "coplay populations train"):
+    """(TrainArgs, the default of its --ppo.* flags) for ``argv``."""
+    ppo_default = default_ppo_of(argv)
+    return tyro.cli(TrainArgs, args=argv, prog=prog,
+                    default=TrainArgs(ppo=ppo_default)), ppo_default
+
+
 def train(argv: list[str], prog: str = "coplay populations train") -> int:
-    args = tyro.cli(TrainArgs, args=argv, prog=prog)
+    args, ppo_default = parse_train_args(argv, prog)
     try:
         if args.resume and args.out is None:
             raise ConfigError("--resume needs --out (the population folder to continue)")
         adaptive_run = (read_json(args.out / RunDir.CONFIG).get("experiment")
                         if args.resume else args.kind) in adaptive.KINDS
         if adaptive_run:
-            out = train_adaptive(args)
+            out = train_adaptive(args, ppo_default)
         else:
-            cfg = load_run(args.out)[0] if args.resume else build_config(args)
+            cfg = load_run(args.out)[0] if args.resume else build_config(args, ppo_default)
             out = args.out or default_run_dir(f"populations-{args.kind}-{args.preset}",
                                               f"{Path(args.layout).stem}-seed{args.seed}")
             train_population(cfg, out, resume=args.resume)

@@ -281,9 +281,9 @@ def _actor_critic_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
 def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float16",
                overwrite: bool = False, budget: int | None = None) -> str:
     """Write the trained agent of the finished run folder ``run_dir`` (``coot``, ``coot-bc``,
-    ``mep-adaptive``, ``hsp-adaptive`` or ``overcooked-ppo``; see the module docstring) as zoo entry ``name``;
-    returns the name. RunError for another kind of folder or an unfinished run (naming the
-    missing file)."""
+    ``mep-adaptive``, ``hsp-adaptive`` or ``overcooked-ppo``; see the module docstring) as zoo
+    entry ``name``; returns the name. RunError for another kind of folder or an unfinished run
+    (naming the missing file)."""
     run_dir = Path(run_dir)
     zoo.check_name(name)
     raw = _run_kind(run_dir)

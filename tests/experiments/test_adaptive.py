@@ -17,8 +17,9 @@ from coplay.envs.overcooked import Overcooked
 from coplay.experiments import adaptive
 from coplay.experiments.adaptive import preset_config
 from coplay.experiments.agents import load_agent
+from coplay.experiments.populations import load_run, train_population
 from coplay.experiments.populations import preset_config as population_preset
-from coplay.experiments.populations import train_population
+from coplay.experiments.populations_cli import build_adaptive_config, parse_train_args
 from coplay.populations import mep
 from coplay.populations.hsp import BIASED, BR
 from coplay.populations.members import load_params, network_of, take
@@ -227,6 +228,16 @@ def test_cli_resume_of_a_finished_stage2_run(stage2, capsys):
 
 
 # --- errors -----------------------------------------------------------------------------------
+def test_learner_ppo_flags_default_to_the_populations_network(stage1):
+    argv = ["--kind", "mep-adaptive", "--preset", "tiny", "--pop", str(stage1)]
+    args, default = parse_train_args(argv)
+    pop_algo = load_run(stage1)[1]
+    assert (default.network, default.hidden_sizes) == (pop_algo.network, pop_algo.hidden_sizes)
+    assert build_adaptive_config(args, default).ppo is None  # untouched: recorded as preset
+    args, default = parse_train_args(argv + ["--ppo.total-steps", "4096"])
+    assert build_adaptive_config(args, default).ppo.total_steps == 4096
+
+
 def test_cli_errors_name_the_problem(stage1, tmp_path, capsys):
     base = ["populations", "train", "--kind", "mep-adaptive", "--preset", "tiny",
             "--out", str(tmp_path / "x")]
@@ -245,6 +256,7 @@ def test_cli_errors_name_the_problem(stage1, tmp_path, capsys):
         (["--pop", str(stage1), "--set", "alpha=-1"], "alpha"),
         (["--pop", str(stage1), "--set", "partners=0,5"], "partners"),
         (["--pop", str(stage1), "--set", "ppo.hidden_sizes=32"], "hidden_sizes"),
+        (["--pop", str(stage1), "--ppo.hidden-sizes", "32"], "hidden_sizes"),
         (["--pop", str(stage1), "--set", "ppo.population_entropy_coef=0.01"],
          "population_entropy_coef"),
         (["--pop", str(stage1), "--num-members", "3"], "--num-members"),

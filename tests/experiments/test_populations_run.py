@@ -15,6 +15,7 @@ from coplay.experiments.populations import (
     resolve,
     train_population,
 )
+from coplay.experiments.populations_cli import build_config, parse_train_args
 from coplay.populations.members import load_params, member_policies, snapshot_path
 from coplay.runs import RunDir
 
@@ -72,7 +73,24 @@ def test_fresh_run_refuses_to_overwrite(tiny_pop, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+def test_ppo_fields_are_flags_with_the_kinds_defaults(capsys):
+    args, default = parse_train_args(["--preset", "tiny", "--kind", "mep"])
+    assert default.population_entropy_coef == 0.01 and default.share_policy
+    assert build_config(args, default).ppo is None  # untouched: the run records its preset
+    args, default = parse_train_args(["--preset", "tiny", "--kind", "mep",
+                                      "--ppo.total-steps", "1024"])
+    cfg = build_config(args, default)
+    assert cfg.ppo.total_steps == 1024 and cfg.ppo.population_entropy_coef == 0.01
+    args, default = parse_train_args(["--preset", "tiny", "--set", "ppo.total_steps=2048"])
+    assert build_config(args, default).ppo.total_steps == 2048  # --set stays an alias
+    with pytest.raises(SystemExit):
+        main(["populations", "train", "--preset", "tiny", "--kind", "mep", "--help"])
+    out = capsys.readouterr().out
+    assert "--ppo.population-entropy-coef" in out and "(default: 0.01)" in out
+
+
 @pytest.mark.parametrize("args, field", [
+    (["--ppo.learning-rate", "-1"], "learning_rate"),
     (["--set", "ppo.learning_rate=-1"], "learning_rate"),
     (["--set", "ppo.shaping_factor=1.0"], "shaping_factor"),
     (["--set", "ppo.share_policy=true"], "share_policy"),
