@@ -18,6 +18,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
                        "train GRU agents by A2C or PPI in the IPD"),
     ("ipd", "eval"): ("coplay.experiments.ipd_cli:evaluate", "evaluate a trained IPD run"),
     ("ipd", "report"): ("coplay.experiments.ipd_cli:report", "plots and report.md of IPD runs"),
+    ("ipd", "axelrod"): ("coplay.experiments.ipd_cli:axelrod",
+                         "learners vs the Axelrod library: tournament, Moran, probes"),
     ("overcooked", "render"): ("coplay.envs.overcooked.cli:render", "episode -> GIF"),
     ("overcooked", "play"): ("coplay.envs.overcooked.cli:play", "steer a cook from the terminal"),
     ("overcooked", "train"): ("coplay.experiments.overcooked_cli:train",

@@ -1,4 +1,4 @@
-"""`coplay ipd train | eval | report`."""
+"""`coplay ipd train | eval | report | axelrod`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from coplay.algos.a2c import A2CConfig
 from coplay.algos.ppi_config import PPIConfig
 from coplay.config import ConfigError
-from coplay.experiments import ipd_ppi
+from coplay.experiments import ipd_axelrod, ipd_ppi
 from coplay.experiments.cli_common import flag_value, override_or_none, parse_with_preset
 from coplay.experiments.ipd import PRESETS, IPDTrainConfig, resolve, train_run
 from coplay.experiments.ipd_eval import evaluate_run
@@ -177,6 +177,16 @@ def report(argv: list[str], prog: str = "coplay ipd report") -> int:
     try:
         path = write_combined_report(args.run_dirs, args.out)
     except (ConfigError, RunError) as e:
+        return _fail(e)
+    print(f"report: {path}")
+    return 0
+
+
+def axelrod(argv: list[str], prog: str = "coplay ipd axelrod") -> int:
+    cfg = tyro.cli(ipd_axelrod.AxelrodConfig, args=argv, prog=prog)
+    try:
+        path = ipd_axelrod.run_axelrod(cfg)
+    except (ConfigError, RunError, ValueError, ipd_axelrod.AxelrodMissing) as e:
         return _fail(e)
     print(f"report: {path}")
     return 0
