@@ -30,7 +30,10 @@ import re
 import tomllib
 from pathlib import Path
 
+from coplay.agents.classic import scripted_cook
 from coplay.config import ConfigError, checker, is_int
+from coplay.envs.overcooked import LayoutError, get_layout, layout_names
+from coplay.experiments.agents import load_agent
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -170,8 +173,6 @@ def load_study(path: str | Path) -> StudyConfig:
 
 def check_layout(cfg: StudyConfig):
     """The study's Layout; ConfigError naming it if it is unknown or unplayable."""
-    from coplay.envs.overcooked import LayoutError, get_layout, layout_names
-
     try:
         return get_layout(cfg.layout)
     except (LayoutError, ValueError, OSError) as e:
@@ -182,9 +183,6 @@ def check_layout(cfg: StudyConfig):
 def load_agents(cfg: StudyConfig) -> dict:
     """name -> :class:`~coplay.agents.base.Agent` for every agent of the study; ConfigError
     naming the agent whose reference cannot be loaded."""
-    from coplay.agents.classic import scripted_cook
-    from coplay.experiments.agents import load_agent
-
     layout = check_layout(cfg)
     agents = {}
     for i, a in enumerate(cfg.agents):
