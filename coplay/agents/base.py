@@ -210,3 +210,42 @@ def stack_params(agents: list[Agent]):
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
                         *[a.params for a in agents])
 
+
+
+# --- wrappers ---------------------------------------------------------------------------------
+def _inner(spec, params) -> Agent:
+    template, _ = spec
+    return template.replace(params=params)
+
+
+def _noisy_init(spec, params, key):
+    return _inner(spec, params).reset(key)
+
+
+def _noisy_policy(spec, params, key, state, obs):
+    return _inner(spec, params).policy(key, state, obs)
+
+
+def _noisy_end(spec, params, state, episode):
+    return _inner(spec, params).end_episode(state, episode)
+
+
+def _noisy_act(spec, params, key, state, obs, greedy):
+    _, epsilon = spec
+    agent = _inner(spec, params)
+    k_act, k_coin, k_random = jax.random.split(key, 3)
+    action, state = agent.act(k_act, state, obs, greedy)
+    random_action = jax.random.randint(k_random, (), 0, agent.num_actions, jnp.int32)
+    return jnp.where(jax.random.uniform(k_coin) < epsilon, random_action, action), state
+
+
+def with_action_noise(agent: Agent, epsilon: float) -> Agent:
+    """``agent`` taking a uniformly random action with probability ``epsilon`` at every step
+    (its state advances as if it had taken its own). Agents of one architecture and one
+    ``epsilon`` share a compiled program: the wrapper's functions are module-level and the
+    wrapped agent enters the static spec without its parameters."""
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"action noise epsilon = {epsilon}: must be in [0, 1]")
+    return Agent(agent.params, _noisy_policy, agent.name, agent.kind, agent.num_actions,
+                 (agent.replace(params=None), float(epsilon)), _noisy_init, _noisy_end,
+                 _noisy_act)

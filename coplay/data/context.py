@@ -7,8 +7,9 @@ training example (spec §3):
 - a **context**: ``k`` episodes of the group drawn with replacement, oldest -> newest, each a
   fixed slot of ``H`` steps; tokens ``(obs, own action, sparse reward)`` of the ego (the best
   response);
-- **queries**: from another episode of the same group, the ``Lq`` latest states up to a random
-  step ``t`` (zero-padded in front when ``t < Lq - 1``), with action and reward zero;
+- **queries**: from another episode of the same group (never a context-only one, see
+  ``Episodes.query_ok``), the ``Lq`` latest states up to a random step ``t`` (zero-padded
+  in front when ``t < Lq - 1``), with action and reward zero;
 - **labels**: the best response's actions at those states (padding masked out).
 
 Augmentations (the paper's): *rollout masking* zeros the first m context slots, p(m) ∝
@@ -40,6 +41,7 @@ class Episodes(NamedTuple):
     obs: jax.Array  # (G, E, T, D) uint8 ego observation, flattened
     action: jax.Array  # (G, E, T) int ego action
     reward: jax.Array  # (G, E, T) float sparse team reward of the step
+    query_ok: jax.Array | None = None  # (G, E) bool: False = a context-only episode (None: all)
 
 
 class Batch(NamedTuple):
@@ -103,6 +105,9 @@ def check_episodes(data: Episodes, spec: ContextSpec) -> None:
                          f"{spec.episode_len}; collect with the same episode length")
     if e < 2:
         raise ValueError(f"{e} episode per group: a query needs an episode besides the context")
+    if data.query_ok is not None:
+        if data.query_ok.shape != (g, e):
+            raise ValueError(f"episodes: query_ok {data.query_ok.shape}, expected {(g, e)}")
 
 
 def rollout_mask_probs(k: int, power: float) -> jax.Array:
@@ -158,10 +163,12 @@ def sample_batch(key: jax.Array, data: Episodes, group: jax.Array, spec: Context
     context, episodes = sample_context(k_ctx, data, group, spec, step_mask)
     c, q = group.shape[0], spec.queries_per_context
     _, e, t_len, _ = data.obs.shape
-    # another episode than the context's (when the group has enough of them)
-    in_ctx = (episodes[:, :, None] == jnp.arange(e)).any(axis=1)  # (C, E)
-    in_ctx = jnp.where(in_ctx.all(axis=1, keepdims=True), False, in_ctx)
-    logits = jnp.where(in_ctx, -jnp.inf, 0.0)
+    # another episode than the context's (when the group has enough of them), never a
+    # context-only one
+    ok = (jnp.ones((c, e), bool) if data.query_ok is None else data.query_ok[group])  # (C, E)
+    bad = (episodes[:, :, None] == jnp.arange(e)).any(axis=1) | ~ok  # (C, E)
+    bad = jnp.where(bad.all(axis=1, keepdims=True), ~ok, bad)
+    logits = jnp.where(bad, -jnp.inf, 0.0)
     q_ep = jax.random.categorical(k_qep, logits[:, None, :], shape=(c, q))  # (C, Q)
     t = jax.random.randint(k_t, (c, q), 0, t_len)
     steps, valid = query_indices(t, spec.query_len)  # (C, Q, Lq)

@@ -112,7 +112,7 @@ def train_coot(cfg: CootRunConfig, out: str | Path, resume: bool = False,
     train_p, val_p = split_pairs(len(ds.pairs), cfg.val_pairs, cfg.seed)
     obs_dim = int(np.prod(ds.obs_shape))
     trainer = make_trainer(cfg.coot, _groups(ds, train_p), _groups(ds, val_p), obs_dim)
-    data = Episodes(*(jnp.asarray(x) for x in ds.episodes))
+    data = Episodes(*(None if x is None else jnp.asarray(x) for x in ds.episodes))
     run = RunDir(out)
     has_ckpt = run.start({"experiment": "coot", **dataclasses.asdict(cfg),
                           "layout": ds.layout, "obs_shape": list(ds.obs_shape)}, resume)
@@ -200,11 +200,13 @@ class BCRunConfig:
 
 
 def _bc_episodes(ds: Dataset, groups: np.ndarray) -> bc.Episodes:
-    obs = ds.episodes.obs[groups]  # (g, n, T, D)
-    n = obs.shape[1]
-    return bc.Episodes(obs.reshape(-1, obs.shape[2], *ds.obs_shape),
-                       ds.episodes.action[groups].reshape(-1, obs.shape[2]),
-                       ds.returns[groups].reshape(-1), np.repeat(groups, n))
+    """The groups' episodes BC learns from: every one a query may come from (not the
+    context-only ones, whose actions are not the best response's)."""
+    ok = ds.episodes.query_ok[groups]  # (g, n)
+    t = ds.episodes.obs.shape[2]
+    return bc.Episodes(ds.episodes.obs[groups][ok].reshape(-1, t, *ds.obs_shape),
+                       ds.episodes.action[groups][ok], ds.returns[groups][ok],
+                       np.repeat(groups, ok.sum(1)))
 
 
 def train_bc_run(cfg: BCRunConfig, out: str | Path, progress: bool = True) -> Path:

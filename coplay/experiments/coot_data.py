@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coplay import zoo
-from coplay.agents.base import Agent
+from coplay.agents.base import Agent, with_action_noise
 from coplay.config import checker, need_positive_ints
 from coplay.data.context import Episodes
 from coplay.data.shards import ShardStore
@@ -163,10 +163,21 @@ class CollectConfig:
     """Episodes of each pair with the best response in each seat."""
     seed: int = 0
     """Seed of the rollouts."""
+    context_noise: tuple[float, ...] = ()
+    """Not in the paper (() = the paper's data): for each epsilon here, extra episodes of
+    every pair with the best response taking a uniformly random action with probability
+    epsilon. They enter contexts only, never queries or BC labels, so that the model learns
+    to act as the best response after contexts in which the ego played worse than one (as its
+    own first episodes with a new partner are)."""
+    noisy_episodes_per_seat: int = 16
+    """Episodes per seat for each context_noise level."""
 
     def validate(self) -> CollectConfig:
         need = checker(self, "collect")
-        need_positive_ints(self, "collect", ("episode_len", "episodes_per_seat"))
+        need_positive_ints(self, "collect", ("episode_len", "episodes_per_seat",
+                                             "noisy_episodes_per_seat"))
+        need(all(0.0 < e <= 1.0 for e in self.context_noise), "context_noise",
+             "each level must be in (0, 1]")
         need(len(self.checkpoints) >= 1 and set(self.checkpoints) <= {"final", "mid"},
              "checkpoints", "choose from final, mid")
         return self
@@ -193,10 +204,13 @@ def _check_obs(agent: Agent, env: Overcooked, ref: AgentRef) -> None:
 
 
 def play_pair(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,
-              episodes_per_seat: int, episode_len: int):
+              episodes_per_seat: int, episode_len: int, noise: float = 0.0):
     """Rollouts of (partner, best response): the BR is the ego, n episodes with it steering
-    cook 0, then n steering cook 1. Returns the arrays of a shard (numpy)."""
+    cook 0, then n steering cook 1 (with probability ``noise`` a random action instead of
+    its own at each step). Returns the arrays of a shard (numpy)."""
     partner, br = pair_agents
+    if noise > 0:
+        br = with_action_noise(br, noise)
     n = episodes_per_seat
     env_params = env.default_params(horizon=episode_len)
     partner = partner.replace(params=jax.tree.map(lambda x: jnp.asarray(x)[None], partner.params))
@@ -206,7 +220,19 @@ def play_pair(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,
     tr = jax.tree.map(lambda x: np.asarray(x[0]), out["trajectories"])
     return {"obs": tr.obs, "action": tr.action, "partner_action": tr.partner_action,
             "reward": tr.reward.astype(np.float32), "ret": np.asarray(out["returns"][0]),
-            "ego_cook": np.repeat(np.arange(2, dtype=np.int8), n)}
+            "ego_cook": np.repeat(np.arange(2, dtype=np.int8), n),
+            "noise": np.full((2 * n,), noise, np.float32)}
+
+
+def play_pair_with_noise(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,
+                         cfg: CollectConfig):
+    """The clean episodes of :func:`play_pair`, then those of every ``cfg.context_noise``
+    level, concatenated on the episode axis."""
+    parts = [play_pair(env, pair_agents, key, cfg.episodes_per_seat, cfg.episode_len)]
+    for level, eps in enumerate(cfg.context_noise):
+        parts.append(play_pair(env, pair_agents, jax.random.fold_in(key, 1 + level),
+                               cfg.noisy_episodes_per_seat, cfg.episode_len, eps))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
@@ -220,7 +246,8 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
                 "pairs": [to_jsonable(p._asdict()) | {"shard": None} for p in pairs]}
     if man_path.exists():
         stored = read_json(man_path)
-        if stored.get("config") != manifest["config"]:
+        # a dataset written before a config field existed holds that field's default
+        if {**manifest["config"], **stored.get("config", {})} != manifest["config"]:
             raise RunError(f"{out} holds a dataset of another config; choose another --out")
         manifest = stored
     out.mkdir(parents=True, exist_ok=True)
@@ -236,13 +263,14 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
             agents = (pair.partner.load(), pair.br.load())
             for a, r in zip(agents, (pair.partner, pair.br), strict=True):
                 _check_obs(a, env, r)
-            arrays = play_pair(env, agents, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i),
-                               cfg.episodes_per_seat, cfg.episode_len)
+            arrays = play_pair_with_noise(
+                env, agents, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i), cfg)
             name = f"pair{i:03d}"
             store.write(name, arrays)
-            manifest["pairs"][i].update(shard=name, return_mean=float(arrays["ret"].mean()))
+            clean = arrays["noise"] == 0
+            manifest["pairs"][i].update(shard=name, return_mean=float(arrays["ret"][clean].mean()))
             write_json(man_path, manifest)
-            bar.update(f"{pair.name}: return {arrays['ret'].mean():.1f}")
+            bar.update(f"{pair.name}: return {arrays['ret'][clean].mean():.1f}")
     return out
 
 
@@ -250,7 +278,7 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
 class Dataset(NamedTuple):
     """A loaded dataset: groups = (pair, seat), oldest axis first."""
 
-    episodes: Episodes  # (G, n, T, D) per group
+    episodes: Episodes  # (G, n, T, D) per group; query_ok False at context-only episodes
     returns: np.ndarray  # (G, n)
     group_pair: np.ndarray  # (G,) index into pairs
     group_cook: np.ndarray  # (G,) the cook the best response steered
@@ -270,7 +298,7 @@ def load_dataset(path: str | Path) -> Dataset:
         raise RunError(f"{path}: dataset unfinished ({len(missing)} of {len(man['pairs'])} "
                        f"pairs not collected: {', '.join(missing[:4])}...); rerun collect "
                        "with the same --out to continue")
-    obs, act, rew, ret, gp, gc = [], [], [], [], [], []
+    obs, act, rew, ret, ok, gp, gc = [], [], [], [], [], [], []
     keys = {"obs", "action", "reward", "ret", "ego_cook"}
     for i, p in enumerate(man["pairs"]):
         s = store.read(p["shard"])
@@ -281,16 +309,21 @@ def load_dataset(path: str | Path) -> Dataset:
         if any(s[k].shape[0] != n2 for k in keys) or n2 % 2:
             raise RunError(f"dataset shard {store.path / p['shard']}.npz is cut short or "
                            f"malformed (arrays of lengths {[s[k].shape[0] for k in keys]})")
+        noise = s["noise"] if "noise" in s else np.zeros((n2,), np.float32)
+        if noise.shape != (n2,):
+            raise RunError(f"dataset shard {store.path / p['shard']}.npz: noise of shape "
+                           f"{noise.shape}, expected ({n2},)")
         for cook in (0, 1):
             sel = s["ego_cook"] == cook
             obs.append(s["obs"][sel].reshape(sel.sum(), s["obs"].shape[1], -1))
             act.append(s["action"][sel])
             rew.append(s["reward"][sel])
             ret.append(s["ret"][sel])
+            ok.append(noise[sel] == 0)
             gp.append(i)
             gc.append(cook)
     try:
-        episodes = Episodes(np.stack(obs), np.stack(act), np.stack(rew))
+        episodes = Episodes(np.stack(obs), np.stack(act), np.stack(rew), np.stack(ok))
     except ValueError as e:
         raise RunError(f"{path}: shards of different shapes ({e})") from None
     return Dataset(episodes, np.stack(ret), np.array(gp), np.array(gc),

@@ -17,6 +17,7 @@ from coplay.agents.base import (
     gru_agent,
     ipd_input,
     stack_params,
+    with_action_noise,
 )
 from coplay.agents.classic import classic_agent, memory1_agent, scripted_cook, snapshot_from_obs
 from coplay.agents.gru import GRUAgent, dummy_input, sequence
@@ -114,6 +115,30 @@ def test_actor_critic_agent_logits_are_the_networks(centralised):
     logits, _ = jax.vmap(agent.policy, in_axes=(None, None, 0))(None, (), obs)
     np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-6)
     assert (agent.kind, agent.num_actions, agent.reset(None)) == ("overcooked", 6, ())
+
+
+def test_action_noise_is_the_agent_at_zero_and_uniform_at_one():
+    env, net, params = _actor_critic(False)
+    agent = actor_critic_agent(net, params, env.obs_shape[-1])
+    obs = _oc_obs(env, 1)[0]
+    keys = jax.random.split(jax.random.PRNGKey(3), 3000)
+
+    def actions(a):
+        return np.asarray(jax.vmap(lambda k: a.act(k, (), obs, False)[0])(keys))
+
+    # epsilon 0: the wrapped agent's own draws, key for key (its key is the first split)
+    own = np.asarray(jax.vmap(lambda k: agent.act(jax.random.split(k, 3)[0], (), obs,
+                                                  False)[0])(keys))
+    np.testing.assert_array_equal(actions(with_action_noise(agent, 0.0)), own)
+    # epsilon 1: uniform over the 6 actions whatever the policy says
+    counts = np.bincount(actions(with_action_noise(agent, 1.0)), minlength=6) / len(keys)
+    np.testing.assert_allclose(counts, 1 / 6, atol=0.03)
+    # in between: the mixture (1 - eps) * policy + eps / 6
+    probs = np.asarray(jax.nn.softmax(agent.policy(None, (), obs)[0]))
+    counts = np.bincount(actions(with_action_noise(agent, 0.5)), minlength=6) / len(keys)
+    np.testing.assert_allclose(counts, 0.5 * probs + 0.5 / 6, atol=0.03)
+    with pytest.raises(ValueError, match="epsilon"):
+        with_action_noise(agent, 1.5)
 
 
 def test_a_population_is_a_vmap_over_stacked_parameters():

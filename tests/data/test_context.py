@@ -133,3 +133,27 @@ def test_bad_inputs_are_named():
         check_episodes(data, ContextSpec())
     with pytest.raises(ValueError, match="disagree"):
         check_episodes(data._replace(action=data.action[:, :-1]), SPEC)
+
+
+def test_context_only_episodes_never_become_queries():
+    # episodes 0..2 of every group may be queried, 3..5 are context-only (a noisy ego's)
+    base = _data()
+    ok = jnp.broadcast_to(jnp.arange(E) < 3, (G, E))
+    data = base._replace(query_ok=ok)
+    groups = jnp.tile(jnp.arange(G), 6)
+    seen_ctx = set()
+    for seed in range(6):
+        batch = sample_batch(jax.random.PRNGKey(seed), data, groups, SPEC)
+        _, episodes = sample_context(jax.random.split(jax.random.PRNGKey(seed), 3)[0], data,
+                                     groups, SPEC)
+        seen_ctx |= set(np.asarray(episodes).ravel().tolist())
+        q = np.asarray(batch.query)
+        queried = q[..., 1][np.asarray(batch.label_mask)]  # obs[1] = the episode index
+        assert set(queried.tolist()) <= {0, 1, 2}
+        # labels are the queried episodes' own actions
+        g, e, t = (q[..., i][np.asarray(batch.label_mask)].astype(int) for i in range(3))
+        np.testing.assert_array_equal(np.asarray(batch.label)[np.asarray(batch.label_mask)],
+                                      (g + e + t) % 6)
+    assert seen_ctx & {3, 4, 5}, "context-only episodes do enter contexts"
+    with pytest.raises(ValueError, match="query_ok"):
+        check_episodes(base._replace(query_ok=ok[:, :2]), SPEC)

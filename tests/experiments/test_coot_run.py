@@ -61,6 +61,23 @@ def test_collection_resumes_and_refuses_a_cut_shard(pops, dataset, tmp_path):
                  "--collect.mep", "None", "--out", str(copy)]) == 1
 
 
+def test_noisy_context_episodes_are_stored_and_never_queries(pops, tmp_path):
+    out = tmp_path / "noisy"
+    assert main(["coot", "collect", "--preset", "tiny", "--collect.hsp", str(pops / "hsp"),
+                 "--collect.mep", str(pops / "mep"), "--collect.context-noise", "0.5", "1.0",
+                 "--collect.noisy-episodes-per-seat", "2", "--out", str(out)]) == 0
+    ds = load_dataset(out)
+    clean = load_dataset(pops / "data")
+    # 4 clean episodes per seat, then 2 at each noise level; queries only from the clean ones
+    assert ds.episodes.obs.shape[:2] == (8, 8)
+    np.testing.assert_array_equal(ds.episodes.query_ok, np.tile([True] * 4 + [False] * 4, (8, 1)))
+    np.testing.assert_array_equal(clean.episodes.query_ok, np.ones((8, 4), bool))
+    # the clean episodes are those of a collection without noise (same keys)
+    np.testing.assert_array_equal(ds.episodes.action[:, :4], clean.episodes.action)
+    assert main(["coot", "collect", "--preset", "tiny", "--collect.context-noise", "1.5",
+                 "--out", str(tmp_path / "bad")]) == 1
+
+
 @pytest.fixture(scope="module")
 def coot_run(coot_stack):
     return coot_stack / "coot"
