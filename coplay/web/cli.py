@@ -64,8 +64,9 @@ def serve(argv: list[str], prog: str) -> int:
     secret = args.admin_secret or os.environ.get("COPLAY_STUDY_SECRET")
     if not secret:
         secret = secrets.token_urlsafe(24)
-        print(f"admin secret (for /admin/status): {secret}")
-    print(f"serving study {study.cfg.name!r} on http://{args.host}:{args.port}/  db {args.db}")
+        print(f"admin secret (for /admin/status): {secret}", flush=True)
+    print(f"serving study {study.cfg.name!r} on http://{args.host}:{args.port}/  db {args.db}",
+          flush=True)
     uvicorn.run(create_app(study, secret), host=args.host, port=args.port, log_level="warning",
                 ws_max_size=16384)
     return 0
