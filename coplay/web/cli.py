@@ -20,7 +20,7 @@ import uvicorn
 
 from coplay.config import ConfigError
 from coplay.web.export import export_study, write_report
-from coplay.web.runtime import GameRuntime
+from coplay.web.runtime import make_runtime
 from coplay.web.server import create_app
 from coplay.web.session import Study
 from coplay.web.store import Store
@@ -52,7 +52,7 @@ def prepare(study_file: str, db: str):
         store.set_meta("study", cfg.to_json())
     elif held != cfg.to_json():
         raise ConfigError(f"{db} holds another study's data ({held[:80]}...): use a new --db")
-    runtime = GameRuntime(cfg, agents)
+    runtime = make_runtime(cfg, agents)
     runtime.warm_up()  # every jitted function compiled here, before the first participant
     store.abort_running()
     return Study(runtime, store), store

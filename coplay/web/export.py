@@ -4,7 +4,8 @@
 the CooT dataset shards, the human as the ego): ``obs`` (N, T, H, W, C) uint8 the human
 cook's observations, ``action`` (N, T) the human's actions, ``partner_action`` the agent's,
 ``reward`` (N, T) team sparse rewards, ``ret`` (N,), ``ego_cook`` (N,) the human's seat, plus
-``participant`` and ``episode`` (N,); ``answers.csv`` (one row per answer field) and
+``participant`` and ``episode`` (N,) (an IPD study: no ``obs``; ``reward`` the human's payoffs,
+``partner_reward`` the agent's); ``answers.csv`` (one row per answer field) and
 ``manifest.json``. Only finished episodes are exported.
 
 ``write_report``: report.md with each agent's mean return +- s.e. (over participants), the
@@ -43,9 +44,11 @@ def _study(store: Store) -> StudyConfig:
 def export_study(db: str | Path, out: Path) -> list[Path]:
     store = Store(db)
     cfg = _study(store)
-    env = Overcooked(cfg.layout)
-    params = env.default_params(horizon=cfg.episode_length)
-    get_obs = jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))
+    ipd = cfg.game == "ipd"
+    if not ipd:
+        env = Overcooked(cfg.layout)
+        params = env.default_params(horizon=cfg.episode_length)
+        get_obs = jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))
     out.mkdir(parents=True, exist_ok=True)
     shards, written = ShardStore(out / "trajectories"), []
     by_agent = defaultdict(list)
@@ -57,10 +60,13 @@ def export_study(db: str | Path, out: Path) -> list[Path]:
             steps = store.steps(e["id"])
             if len(steps) != cfg.episode_length:
                 continue
-            states = [state_from_dict(json.loads(s["state"])) for s in steps]
-            stacked = jax.tree.map(lambda *x: np.stack(x), *states)
-            obs = np.asarray(get_obs(stacked))[:, e["human_seat"]]  # (T, H, W, C)
-            rows["obs"].append(np.rint(obs).astype(np.uint8))
+            if ipd:  # payoffs of both players instead of observations
+                rows["partner_reward"].append([s["shaped_agent"] for s in steps])
+            else:
+                states = [state_from_dict(json.loads(s["state"])) for s in steps]
+                stacked = jax.tree.map(lambda *x: np.stack(x), *states)
+                obs = np.asarray(get_obs(stacked))[:, e["human_seat"]]  # (T, H, W, C)
+                rows["obs"].append(np.rint(obs).astype(np.uint8))
             rows["action"].append([s["human_action"] for s in steps])
             rows["partner_action"].append([s["agent_action"] for s in steps])
             rows["reward"].append([s["reward"] for s in steps])
@@ -69,9 +75,9 @@ def export_study(db: str | Path, out: Path) -> list[Path]:
             rows["participant"].append(e["participant_id"])
             rows["episode"].append(e["episode"])
         if rows:
-            dtypes = {"action": np.int32, "partner_action": np.int32, "reward": np.float32,
-                      "ret": np.float32, "ego_cook": np.int8, "participant": np.int64,
-                      "episode": np.int32}
+            dtypes = {"partner_reward": np.float32, "action": np.int32,
+                      "partner_action": np.int32, "reward": np.float32, "ret": np.float32,
+                      "ego_cook": np.int8, "participant": np.int64, "episode": np.int32}
             written.append(shards.write(agent, {k: np.asarray(v, dtypes.get(k))
                                                 for k, v in rows.items()}))
     buf = io.StringIO()

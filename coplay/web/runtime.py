@@ -14,7 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from coplay.agents.base import Agent
+from coplay.agents.base import Agent, ipd_input
+from coplay.envs.matrix_games import (
+    COOPERATE,
+    START,
+    IteratedMatrixGame,
+    MatrixGameState,
+    first_person_tokens,
+)
 from coplay.envs.overcooked import Overcooked, State
 from coplay.envs.overcooked.state import STAY
 from coplay.web.study import StudyConfig
@@ -42,6 +49,9 @@ def _key(ids: jax.Array) -> jax.Array:
 class GameRuntime:
     """The env of a study and its agents' jitted functions."""
 
+    game = "overcooked"
+    idle_action = STAY  # the human's action at a tick without a key
+
     def __init__(self, cfg: StudyConfig, agents: dict[str, Agent]):
         self.cfg = cfg
         self.agents = agents
@@ -64,6 +74,9 @@ class GameRuntime:
         actions = actions.at[self.seat].set(act)
         _, new_state, _, _, info = self.env.step_env(key, state, actions, self.params)
         return new_state, agent_state, act, info["sparse_reward"], info["shaped_by_agent"]
+
+    to_dict = staticmethod(state_to_dict)
+    from_dict = staticmethod(state_from_dict)
 
     # --- one participant's calls -----------------------------------------------------------
     def reset(self, name: str, seed: int, slot: int):
@@ -99,7 +112,7 @@ class GameRuntime:
         for e, steps in enumerate(episodes):
             for t, (state, human, agent_action, _) in enumerate(steps):
                 _, agent_state, act, _, _ = self.tick(name, seed, slot, e, t,
-                                                      state_from_dict(state), agent_state,
+                                                      self.from_dict(state), agent_state,
                                                       human)
                 mismatches += int(act != agent_action)
             agent_state = self.end_episode(name, agent_state, [s[3] for s in steps])
@@ -111,6 +124,64 @@ class GameRuntime:
             s = self.reset(name, 0, 0)
             _, s, _, _, _ = self.tick(name, 0, 0, 0, 0, self.initial_state, s, STAY)
             self.end_episode(name, s, [0.0])
+
+
+class IPDRuntime(GameRuntime):
+    """The iterated prisoner's dilemma of a study (``game = "ipd"``): the human is player 0,
+    one round per ``tick`` (a click, not a clock); ``episode_length`` rounds a game. Every game
+    starts from a fresh agent state (the IPD agents are trained game by game)."""
+
+    game = "ipd"
+    idle_action = COOPERATE
+
+    def __init__(self, cfg: StudyConfig, agents: dict[str, Agent]):
+        self.cfg = cfg
+        self.agents = agents
+        self.env = IteratedMatrixGame(cfg.episode_length)
+        self.params = self.env.default_params()
+        self.human, self.seat = 0, 1
+        self.initial_state = jax.device_get(self.env.reset(jax.random.PRNGKey(0),
+                                                           self.params)[1])
+        self._tick = jax.jit(self._tick_impl)
+        self._reset = jax.jit(lambda agent, ids: agent.reset(_key(ids)))
+
+    def _tick_impl(self, agent: Agent, ids, state, agent_state, human_action, greedy):
+        token = jnp.where(state.round == 0, START, first_person_tokens(state.last_actions)[1])
+        key = _key(ids)
+        obs = ipd_input(token, env_params=self.params)
+        act, agent_state = jax.lax.cond(
+            greedy, lambda: agent.act(key, agent_state, obs, True),
+            lambda: agent.act(key, agent_state, obs, False))
+        actions = jnp.stack([human_action, act]).astype(jnp.int32)
+        _, new_state, rewards, _, _ = self.env.step(key, state, actions, self.params)
+        return new_state, agent_state, act, rewards[0], rewards
+
+    @staticmethod
+    def to_dict(state) -> dict[str, Any]:
+        return {"round": int(state.round), "last_actions": np.asarray(state.last_actions).tolist()}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]):
+        return MatrixGameState(jnp.asarray(d["round"], jnp.int32),
+                               jnp.asarray(d["last_actions"], jnp.int32))
+
+    def reset(self, name: str, seed: int, slot: int, episode: int = 0):
+        return self._reset(self.agents[name], _ids(seed, slot, episode, RESET_STEP))
+
+    def end_episode(self, name: str, agent_state, rewards):
+        return agent_state  # unused: every game starts from reset (see agent_state_for)
+
+    def stateless(self, name: str) -> bool:
+        return True  # across games: nothing carries over
+
+    def warm_up(self) -> None:
+        for name in self.agents:
+            s = self.reset(name, 0, 0)
+            self.tick(name, 0, 0, 0, 0, self.initial_state, s, COOPERATE)
+
+
+def make_runtime(cfg: StudyConfig, agents: dict[str, Agent]) -> GameRuntime:
+    return (IPDRuntime if cfg.game == "ipd" else GameRuntime)(cfg, agents)
 
 
 def _ids(seed: int, slot: int, episode: int, t: int) -> jax.Array:

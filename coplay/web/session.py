@@ -20,9 +20,10 @@ import json
 import time
 from typing import Any
 
-from coplay.envs.overcooked.state import STAY
+import numpy as np
+
 from coplay.web.protocol import RATING_FIELDS, ProtocolError
-from coplay.web.runtime import GameRuntime, state_from_dict, state_to_dict
+from coplay.web.runtime import GameRuntime, state_from_dict
 from coplay.web.store import Store
 
 
@@ -36,6 +37,7 @@ class Live:
         self.slot_state: tuple[int, int, Any] | None = None  # (slot, episodes done, agent state)
         self.task: asyncio.Task | None = None
         self.key: int | None = None  # latest key since the last tick
+        self.moves: asyncio.Queue = asyncio.Queue(4)  # IPD: the moves not yet played
 
 
 class Study:
@@ -102,8 +104,11 @@ class Study:
             live.sid = None
 
     def layout_message(self) -> dict:
+        if self.rt.game == "ipd":
+            return {"type": "layout", "game": "ipd", "episode_length": self.cfg.episode_length,
+                    "payoff": np.asarray(self.rt.params.payoff).tolist()}
         layout = self.rt.env.layout
-        return {"type": "layout", "terrain": layout.terrain.tolist(),
+        return {"type": "layout", "game": "overcooked", "terrain": layout.terrain.tolist(),
                 "recipe_time": self.rt.params.recipe_time.tolist(),
                 "human_seat": self.cfg.human_seat, "episode_length": self.cfg.episode_length}
 
@@ -115,7 +120,15 @@ class Study:
         if kind == "key":
             if phase["phase"] != "play":
                 raise ProtocolError(f"key: no episode is running (phase {phase['phase']})")
-            live.key = msg["action"]
+            if self.rt.game == "ipd":
+                if msg["action"] > 1:
+                    raise ProtocolError("key.action: 0 (cooperate) or 1 (defect) in this game")
+                try:
+                    live.moves.put_nowait(msg["action"])
+                except asyncio.QueueFull:
+                    raise ProtocolError("key: wait for the round's result") from None
+            else:
+                live.key = msg["action"]
             return
         expected = {"consent": "consent", "pre": "pre", "start": "ready", "rating": "rate"}[kind]
         if phase["phase"] != expected:
@@ -137,6 +150,8 @@ class Study:
 
     # --- the game loop --------------------------------------------------------------------
     def agent_state(self, live: Live, seed: int, slot: int, name: str, episode: int):
+        if self.rt.game == "ipd":  # every game from a fresh state
+            return self.rt.reset(name, seed, slot, episode)
         if live.slot_state is not None and live.slot_state[:2] == (slot, episode):
             return live.slot_state[2]
         done = self.store.done_episodes(live.pid, slot)
@@ -152,40 +167,46 @@ class Study:
         agent_state = self.agent_state(live, seed, slot, name, episode)
         live.slot_state = (slot, episode, agent_state)
         state, score, rewards, live.key = self.rt.initial_state, 0.0, [], None
+        live.moves, history, ipd = asyncio.Queue(4), [], self.rt.game == "ipd"
         row = self.store.interrupted(live.pid, slot, episode)
         if row is None:
             eid, start = self.store.start_episode(live.pid, live.sid, slot, name, episode,
-                                                  self.cfg.human_seat), 0
+                                                  self.rt.human), 0
         else:  # continue after the last recorded step, replayed with its keys
             eid = row["id"]
             self.store.resume_episode(eid, live.sid)
             recorded = self.store.steps(eid)
             for t, s in enumerate(recorded):
-                state, agent_state, _, reward, _ = self.rt.tick(
-                    name, seed, slot, episode, t, state_from_dict(json.loads(s["state"])),
+                state, agent_state, act, reward, shaped = self.rt.tick(
+                    name, seed, slot, episode, t, self.rt.from_dict(json.loads(s["state"])),
                     agent_state, s["human_action"])
                 score += reward
                 rewards.append(reward)
+                history.append([s["human_action"], act, float(shaped[0]), float(shaped[1])])
             start = len(recorded)
         period = 1.0 / self.cfg.tick_hz
         loop = asyncio.get_running_loop()
         try:
-            await self._frame(live, state, start, score)
+            await self._frame(live, state, start, score, history if ipd else None)
             due = loop.time() + period
             for t in range(start, self.cfg.episode_length):
-                await asyncio.sleep(max(0.0, due - loop.time()))
-                lateness = max(0.0, loop.time() - due)
-                human = STAY if live.key is None else live.key
-                live.key = None
+                if ipd:  # a round when the participant moves
+                    human, lateness = await live.moves.get(), 0.0
+                else:
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                    lateness = max(0.0, loop.time() - due)
+                    human = self.rt.idle_action if live.key is None else live.key
+                    live.key = None
                 before = state
                 state, agent_state, act, reward, shaped = self.rt.tick(
                     name, seed, slot, episode, t, before, agent_state, human)
-                self.store.add_step(eid, t, state_to_dict(before), human, act, reward,
+                self.store.add_step(eid, t, self.rt.to_dict(before), human, act, reward,
                                     (shaped[self.rt.human], shaped[self.rt.seat]), time.time(),
                                     lateness)
                 score += reward
                 rewards.append(reward)
-                await self._frame(live, state, t + 1, score)
+                history.append([human, act, float(shaped[0]), float(shaped[1])])
+                await self._frame(live, state, t + 1, score, history if ipd else None)
                 due += period
         except BaseException:
             self.store.end_episode(eid, "aborted")
@@ -197,12 +218,14 @@ class Study:
             await live.send({"type": "episode_end", "score": score})
             await live.send(self.phase(live.pid))
 
-    async def _frame(self, live: Live, state, t: int, score: float) -> None:
+    async def _frame(self, live: Live, state, t: int, score: float, history=None) -> None:
         if live.send is None:
             return
+        frame = {"type": "frame", "t": t, "score": score, "state": self.rt.to_dict(state)}
+        if history is not None:
+            frame["history"] = history  # IPD: [[own, agent's, own payoff, agent's payoff], ...]
         try:
-            await live.send({"type": "frame", "t": t, "score": score,
-                             "state": state_to_dict(state)})
+            await live.send(frame)
         except Exception:  # a closed socket: the episode goes on until the page detaches
             pass
 

@@ -4,6 +4,7 @@ A study is a TOML file (read with :mod:`tomllib`)::
 
     [study]
     name = "coord-ring"            # letters, digits, - and _
+    game = "overcooked"            # or "ipd": rounds of the prisoner's dilemma, C / D buttons
     layout = "random1"             # a layout name (coplay.envs.overcooked.layout_names)
     episode_length = 200           # steps per episode
     episodes_per_agent = 10        # episodes with each agent, one after another
@@ -13,6 +14,7 @@ A study is a TOML file (read with :mod:`tomllib`)::
     [[agents]]
     name = "hsp"                                 # internal name (never shown)
     ref = "zoo:random1/hsp-adaptive-s0"          # load_agent reference, or "scripted[:eps]"
+                                                 # (ipd: an IPD run folder or "classic:TFT")
     colour = "red"                               # what the participant sees
 
 Every agent plays through the one :class:`~coplay.agents.base.Agent` interface (reset / act /
@@ -30,7 +32,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from coplay.agents.classic import scripted_cook
+from coplay.agents.classic import classic_agent, scripted_cook
 from coplay.config import ConfigError, checker, is_int
 from coplay.envs.overcooked import LayoutError, get_layout, layout_names
 from coplay.experiments.agents import load_agent
@@ -45,6 +47,8 @@ COLOURS = {
 }
 HUMAN_COLOUR = "#346cdc"  # render._COOK_RGB[0]
 SCRIPTED = "scripted"
+CLASSIC = "classic"  # IPD: "classic:<name>" of coplay.agents.classic.PROBES
+GAMES = ("overcooked", "ipd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +75,9 @@ class StudyConfig:
 
     agents: tuple[AgentEntry, ...]
     name: str = "study"
+    game: str = "overcooked"
+    """``overcooked`` (a kitchen at a fixed tick) or ``ipd`` (``episode_length`` rounds of the
+    prisoner's dilemma, one per click; ``layout``, ``tick_hz`` and ``human_seat`` unused)"""
     layout: str = "random1"
     episode_length: int = 200
     episodes_per_agent: int = 10
@@ -83,6 +90,7 @@ class StudyConfig:
         need = checker(self, "study")
         need(isinstance(self.name, str) and bool(NAME_RE.match(self.name)), "name",
              "letters, digits, - and _ (1-40)")
+        need(self.game in GAMES, "game", " or ".join(GAMES))
         need(isinstance(self.layout, str) and bool(self.layout), "layout", "a layout name")
         for f in ("episode_length", "episodes_per_agent", "max_participants"):
             need(is_int(getattr(self, f)) and getattr(self, f) >= 1, f, "an integer >= 1")
@@ -167,7 +175,8 @@ def load_study(path: str | Path) -> StudyConfig:
     except OSError as e:
         raise ConfigError(f"study file {path}: {e.strerror}") from None
     cfg = parse_study(text, str(path))
-    check_layout(cfg)
+    if cfg.game == "overcooked":
+        check_layout(cfg)
     return cfg
 
 
@@ -183,11 +192,16 @@ def check_layout(cfg: StudyConfig):
 def load_agents(cfg: StudyConfig) -> dict:
     """name -> :class:`~coplay.agents.base.Agent` for every agent of the study; ConfigError
     naming the agent whose reference cannot be loaded."""
-    layout = check_layout(cfg)
+    layout = check_layout(cfg) if cfg.game == "overcooked" else None
     agents = {}
     for i, a in enumerate(cfg.agents):
         where = f"agents[{i}] ({a.name}).ref = {a.ref!r}"
-        if a.ref == SCRIPTED or a.ref.startswith(SCRIPTED + ":"):
+        if cfg.game == "ipd" and a.ref.startswith(CLASSIC + ":"):
+            try:
+                agent = classic_agent(a.ref[len(CLASSIC) + 1:])
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e}") from None
+        elif layout is not None and (a.ref == SCRIPTED or a.ref.startswith(SCRIPTED + ":")):
             eps = a.ref[len(SCRIPTED) + 1:] or "0.05"
             try:
                 agent = scripted_cook(layout, float(eps))
@@ -198,7 +212,8 @@ def load_agents(cfg: StudyConfig) -> dict:
                 agent = load_agent(a.ref)
             except Exception as e:  # RunError, ZooError, ValueError: the message names it
                 raise ConfigError(f"{where}: cannot load this agent ({e})") from None
-        if agent.kind != "overcooked":
-            raise ConfigError(f"{where}: a {agent.kind} agent, not an Overcooked one")
+        if agent.kind != cfg.game:
+            raise ConfigError(f"{where}: a {agent.kind} agent, not one for study.game = "
+                              f"{cfg.game!r}")
         agents[a.name] = agent
     return agents

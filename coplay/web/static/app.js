@@ -50,9 +50,13 @@ function connect(tok) {
 function showError(m) { document.getElementById("error").textContent = m; }
 
 function onMessage(msg) {
-  if (msg.type === "layout") { layout = msg; sizeCanvas(); }
+  if (msg.type === "layout") {
+    layout = msg;
+    document.body.classList.toggle("ipd", msg.game === "ipd");
+    if (msg.game === "ipd") setupIPD(); else sizeCanvas();
+  }
   else if (msg.type === "error") { showError(msg.message); }
-  else if (msg.type === "frame") { draw(msg); }
+  else if (msg.type === "frame") { if (layout.game === "ipd") drawIPD(msg); else draw(msg); }
   else if (msg.type === "episode_end") { log.lastScore = msg.score; }
   else if (msg.type === "phase") { onPhase(msg); }
 }
@@ -69,8 +73,9 @@ function onPhase(msg) {
   if (phase === "ready") {
     document.getElementById("start-go").textContent = msg.resume ? "Continue round" : "Start round";
   }
-  show(phase);
-  if (phase === "play") document.getElementById("game").focus();
+  const ipd = layout && layout.game === "ipd";
+  show(phase === "play" && ipd ? "ipd" : phase);
+  if (phase === "play" && !ipd) document.getElementById("game").focus();
 }
 
 function sizeCanvas() {
@@ -129,8 +134,42 @@ function draw(frame) {
   document.getElementById("time-left").textContent = layout.episode_length - frame.t;
 }
 
+// --- the prisoner's dilemma: C / D, the payoff table, the history of rounds -----------------
+const CHOICE = ["cooperate", "defect"];
+function setupIPD() {
+  const P = layout.payoff;  // P[own][other]: own points
+  for (const a of [0, 1]) for (const b of [0, 1]) {
+    document.getElementById(`pay-${a}${b}`).textContent = `${P[a][b]}, ${P[b][a]}`;
+  }
+  document.getElementById("ipd-rounds").textContent = layout.episode_length;
+}
+function drawIPD(frame) {
+  log.frames += 1;
+  const h = frame.history, body = document.querySelector("#ipd-history tbody");
+  body.replaceChildren();
+  let you = 0, them = 0;
+  h.forEach((r, i) => {
+    you += r[2]; them += r[3];
+    const tr = document.createElement("tr");
+    for (const v of [i + 1, CHOICE[r[0]], CHOICE[r[1]], r[2], r[3]]) {
+      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+    }
+    body.prepend(tr);
+  });
+  document.getElementById("ipd-you").textContent = you;
+  document.getElementById("ipd-them").textContent = them;
+  document.getElementById("ipd-round").textContent = Math.min(frame.t + 1, layout.episode_length);
+}
+function move(a) { if (phase === "play") send({type: "key", action: a}); }
+
 document.addEventListener("keydown", (ev) => {
-  if (phase !== "play" || !(ev.key in KEYS)) return;
+  if (phase !== "play") return;
+  if (layout && layout.game === "ipd") {
+    const a = {c: 0, C: 0, d: 1, D: 1}[ev.key];
+    if (a !== undefined && !ev.repeat) { ev.preventDefault(); move(a); }
+    return;
+  }
+  if (!(ev.key in KEYS)) return;
   ev.preventDefault();
   send({type: "key", action: KEYS[ev.key]});
 });
@@ -157,6 +196,8 @@ window.addEventListener("DOMContentLoaded", async () => {
           overcooked: f.get("overcooked"), gaming: Number(f.get("gaming"))}});
   });
   document.getElementById("start-go").addEventListener("click", () => send({type: "start"}));
+  document.getElementById("ipd-c").addEventListener("click", () => move(0));
+  document.getElementById("ipd-d").addEventListener("click", () => move(1));
   document.getElementById("rate-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
