@@ -1,7 +1,8 @@
 """Zoo entries back into agents: :func:`zoo_agent` rebuilds an entry as an
 :class:`~coplay.agents.base.Agent`, dispatching on its meta's ``agent`` (``actor-critic`` when
 absent: a population member or adaptive learner's actor tower; ``coot``: the in-context
-Coordination Transformer; ``bc``). ``load_agent("zoo:<name>")`` calls it. Writing entries is
+Coordination Transformer; ``bc``; ``ipd-gru``: an A2C IPD learner). ``load_agent("zoo:<name>")``
+calls it. Writing entries is
 :mod:`coplay.experiments.zoo_export` (it reads run folders, so it sits above the drivers;
 this module needs only the layers below them)."""
 
@@ -13,16 +14,16 @@ import numpy as np
 
 from coplay import zoo
 from coplay.agents.actor_critic import ActorOnly, make_network
-from coplay.agents.base import Agent, actor_critic_agent
+from coplay.agents.base import Agent, actor_critic_agent, gru_agent
 from coplay.agents.coot_agent import coot_agent
 from coplay.agents.gpt import GPTConfig, make_gpt
-from coplay.algos import bc
+from coplay.algos import a2c, bc
 from coplay.config import ConfigError, config_from_json
 from coplay.data.context import ContextSpec
 from coplay.runs import RunError
 
 ACTOR_KEYS = ("actor", "policy")
-AGENT_KINDS = ("actor-critic", "coot", "bc")
+AGENT_KINDS = ("actor-critic", "coot", "bc", "ipd-gru")
 
 
 def actor_params(params: dict) -> dict:
@@ -39,13 +40,15 @@ def zoo_agent(name: str, zoo_dir=None) -> Agent:
     """The policy stored as zoo entry ``name``, by meta's ``agent``: ``actor-critic`` (the
     default; a population member or adaptive learner: its actor tower, acting exactly as the
     full network's actor up to the float16 rounding of the stored weights), ``coot`` (the
-    in-context Coordination Transformer) or ``bc``."""
+    in-context Coordination Transformer), ``bc`` or ``ipd-gru`` (an A2C IPD learner)."""
     params, meta = zoo.load_entry(name, zoo_dir)
     agent = meta.get("agent", "actor-critic")
     if agent == "coot":
         return _coot_agent(name, params, meta)
     if agent == "bc":
         return _bc_agent(name, params, meta)
+    if agent == "ipd-gru":
+        return _ipd_gru_agent(name, params, meta)
     if agent != "actor-critic":
         raise zoo.ZooError(f"zoo entry {name!r}: meta agent {agent!r} is not one of "
                            f"{', '.join(AGENT_KINDS)} (written by a newer coplay?)")
@@ -78,6 +81,16 @@ def _bc_agent(name: str, params: dict, meta: dict) -> Agent:
         raise _bad_meta(name, "a BC policy", e) from None
     label = f"zoo:{name} ({meta.get('layout', '?')} bc top{cfg.top_fraction:g})"
     return bc.bc_agent(cfg, jax.tree.map(jnp.asarray, params), label)
+
+
+def _ipd_gru_agent(name: str, params: dict, meta: dict) -> Agent:
+    try:
+        cfg = config_from_json(a2c.A2CConfig, meta["a2c"], f"zoo entry {name!r} meta a2c")
+        module = a2c.make_agent(cfg)
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise _bad_meta(name, "an A2C IPD learner", e) from None
+    label = f"zoo:{name} (ipd a2c seed {meta.get('seed', '?')} {meta.get('role', '')})"
+    return gru_agent(module, _as_jnp(params), label)
 
 
 def _actor_critic_agent(name: str, params: dict, meta: dict) -> Agent:

@@ -16,7 +16,13 @@ from pathlib import Path
 import tyro
 
 from coplay import zoo
-from coplay.experiments.zoo_export import RUN_KINDS, export_population, export_run
+from coplay.experiments.zoo_export import (
+    RUN_KINDS,
+    export_ipd_run,
+    export_population,
+    export_run,
+    run_kind,
+)
 from coplay.runs import RunError
 
 
@@ -121,6 +127,9 @@ def _export(args: ExportArgs) -> list[str]:
                          "--prefix")
     if args.which != "final":
         raise ValueError("--which is for --pop (population members' snapshots)")
+    if run_kind(args.run) == "ipd":  # one entry per learner: <name>/learnerNN
+        return export_ipd_run(args.run, args.name, args.zoo, dtype=args.dtype,
+                              overwrite=args.overwrite)
     return [export_run(args.run, args.name, args.zoo, dtype=args.dtype,
                        overwrite=args.overwrite)]
 

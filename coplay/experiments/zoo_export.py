@@ -27,6 +27,10 @@ when the run has none).
 - ``overcooked-ppo`` (self-play PPO, the CooT evaluation's self-play baseline): the seat-0
   policy's actor (the shared policy where the run shares one), meta as the adaptive learner's.
 
+:func:`export_ipd_run` writes the learners of a finished A2C IPD run (``coplay ipd train``) as
+``<prefix>/learnerNN``: the GRU's parameters; meta (agent ``ipd-gru``): the run's resolved
+A2C config, seed, preset and the learner's index. (PPI learners are not exported yet.)
+
 :func:`zoo_agent` rebuilds an entry as an :class:`~coplay.agents.base.Agent`, dispatching on
 meta's ``agent`` (``actor-critic`` when absent, ``coot``, ``bc``;
 ``load_agent("zoo:<name>")`` calls it).
@@ -43,11 +47,13 @@ import numpy as np
 from flax import serialization
 
 from coplay import zoo
+from coplay.algos.a2c import A2CConfig
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.agents import load_agent
 from coplay.experiments.coot import BCRunConfig, load_coot_config
+from coplay.experiments.ipd_runs import load_run_config as load_ipd_run_config
 from coplay.experiments.populations import load_run as load_population_run
 from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import member_policies
@@ -55,7 +61,7 @@ from coplay.runs import RunDir, RunError, read_json
 
 CRITIC_KEYS = ("critic", "value")
 KINDS = ("hsp-population", "mep-population")
-RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo")
+RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo", "ipd")
 RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.MODEL
 ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.adaptive.AGENT_FILE
 POPULATION_ENTRY = "population"
@@ -175,6 +181,11 @@ def _run_kind(run_dir: Path) -> dict:
     return raw
 
 
+def run_kind(run_dir: str | Path) -> str:
+    """The experiment of the run folder ``run_dir`` (one of RUN_KINDS), else RunError."""
+    return _run_kind(Path(run_dir))["experiment"]
+
+
 def _need_file(run_dir: Path, file: str, kind: str) -> Path:
     path = run_dir / file
     if not path.is_file():
@@ -278,6 +289,29 @@ def _actor_critic_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
     return actor_params(jax.tree.map(np.asarray, agent.params)), meta
 
 
+def export_ipd_run(run_dir: str | Path, prefix: str, zoo_dir=None, dtype: str = "float16",
+                   overwrite: bool = False, budget: int | None = None) -> list[str]:
+    """Write every learner of the finished A2C IPD run ``run_dir`` as zoo entry
+    ``<prefix>/learnerNN``; returns the names. RunError for a PPI run or an unfinished one."""
+    run_dir = Path(run_dir)
+    raw, algo = load_ipd_run_config(run_dir)
+    if not isinstance(algo, A2CConfig):
+        raise RunError(f"{run_dir}: a PPI run; the zoo stores A2C IPD learners only so far")
+    _need_file(run_dir, "report.md", "ipd")
+    names = [f"{prefix}/learner{i:02d}" for i in range(algo.num_learners)]
+    for name in names:
+        zoo.check_name(name)
+    for i, name in enumerate(names):
+        agent = load_agent(run_dir, learner=i)  # checks the parameters against the config
+        meta = {"agent": "ipd-gru", "kind": "ipd-a2c", "role": f"learner {i}", "learner": i,
+                "seed": raw.get("seed"), "preset": raw.get("preset"),
+                "a2c": dataclasses.asdict(algo),
+                "source": {"run": str(run_dir), "experiment": "ipd"}}
+        zoo.save_entry(name, jax.tree.map(np.asarray, agent.params), meta, zoo_dir, dtype,
+                       budget=budget, overwrite=overwrite)
+    return names
+
+
 def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float16",
                overwrite: bool = False, budget: int | None = None) -> str:
     """Write the trained agent of the finished run folder ``run_dir`` (``coot``, ``coot-bc``,
@@ -288,6 +322,9 @@ def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float
     zoo.check_name(name)
     raw = _run_kind(run_dir)
     kind = raw["experiment"]
+    if kind == "ipd":
+        raise RunError(f"{run_dir} is an IPD run: its learners are exported by export_ipd_run "
+                       "(several entries)")
     make = {"coot": _coot_entry, "coot-bc": _bc_entry}.get(kind, _actor_critic_entry)
     params, meta = make(run_dir, raw)
     zoo.save_entry(name, params, meta, zoo_dir, dtype, budget=budget, overwrite=overwrite)

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from coplay import zoo
+from coplay.agents.base import ipd_input
 from coplay.cli import main
 from coplay.experiments.agents import load_agent
 from coplay.experiments.coot import bc_run_agent, coot_run_agent
 from coplay.experiments.coot_eval import load_ref, read_eval
 from coplay.experiments.zoo_agents import zoo_agent
-from coplay.experiments.zoo_export import export_population, export_run
+from coplay.experiments.zoo_export import export_ipd_run, export_population, export_run
 from coplay.runs import RunError
 
 
@@ -175,11 +176,48 @@ def test_unfinished_runs_and_other_folders_are_refused(runs, tmp_path):
         export_run(runs / "hsp", "x", tmp_path / "zoo")
     (tmp_path / "ipd").mkdir()
     (tmp_path / "ipd" / "config.json").write_text('{"experiment": "ipd"}')
-    with pytest.raises(RunError, match="takes coot, coot-bc, mep-adaptive, hsp-adaptive"):
+    with pytest.raises(RunError, match="export_ipd_run"):
         export_run(tmp_path / "ipd", "x", tmp_path / "zoo")
+    with pytest.raises(RunError, match="not an IPD run folder"):
+        export_ipd_run(tmp_path / "ipd", "x", tmp_path / "zoo")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"experiment": "something"}')
+    with pytest.raises(RunError, match="takes coot, coot-bc, mep-adaptive, hsp-adaptive"):
+        export_run(tmp_path / "other", "x", tmp_path / "zoo")
     with pytest.raises(ValueError, match="zoo entry name"):
         export_run(runs / "coot", "../x", tmp_path / "zoo")
     assert not (tmp_path / "zoo" / "manifest.json").exists()
+
+
+def test_ipd_learners_export_one_entry_each_and_act_as_the_run(tmp_path, capsys):
+    run = tmp_path / "ipd-tiny"
+    assert main(["ipd", "train", "--preset", "tiny", "--seed", "5", "--eval-episodes", "4",
+                 "--probe-every", "0", "--out", str(run)]) == 0
+    z = tmp_path / "zoo"
+    capsys.readouterr()
+    assert main(["zoo", "export", "--run", str(run), "--name", "ipd/a2c-tiny-s5",
+                 "--zoo", str(z)]) == 0
+    out = capsys.readouterr().out
+    n = json.loads((run / "config.json").read_text())["resolved"]["num_learners"]
+    names = [f"ipd/a2c-tiny-s5/learner{i:02d}" for i in range(n)]
+    assert all(name in out for name in names) and n >= 2
+    assert sorted(zoo.list_entries(z)) == names
+    token = jnp.asarray([0, 1, 2, 3, 4, 1], jnp.int32)
+    for i, name in enumerate(names):
+        mine, entry = load_agent(run, learner=i), zoo_agent(name, z)
+        assert entry.kind == "ipd" and f"learner {i}" in entry.name
+        # the same GRU fed the same game: logits equal up to the fp16 rounding of the weights
+        rng = np.random.default_rng(i)
+        obs = [(t, rng.normal(size=10).astype(np.float32)) for t in np.asarray(token)]
+        s_mine, s_entry = mine.reset(None), entry.reset(None)
+        for t, noise in obs:
+            from_run, s_mine = mine.policy(None, s_mine, ipd_input(t, noise))
+            from_zoo, s_entry = entry.policy(None, s_entry, ipd_input(t, noise))
+            np.testing.assert_allclose(from_zoo, from_run, atol=2e-2)
+    # learners differ: the entries are not one learner written n times
+    p0, p1 = (zoo.load_entry(names[k], z)[0] for k in (0, 1))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p0),
+                                                       jax.tree.leaves(p1), strict=True))
 
 
 def test_cli_export_run(runs, tmp_path, capsys):
