@@ -49,7 +49,7 @@ class VerifyArgs:
 class ExportArgs:
     """Write trained agents (float16) to the zoo: a finished population's members (--pop,
     --prefix) or one finished run's agent (--run, --name: coot, coot-bc, mep-adaptive,
-    hsp-adaptive or self-play overcooked-ppo)."""
+    hsp-adaptive, self-play overcooked-ppo, or an A2C IPD run: one entry per learner)."""
 
     pop: Path | None = None
     """Population folder (hsp-population or mep-population, with manifest.json)."""
@@ -57,9 +57,10 @@ class ExportArgs:
     """With --pop: entry-name prefix, e.g. random1/hsp-s0 (entries <prefix>/memberNN-biased|-br)."""
     run: Path | None = None
     """A finished run folder: coot (model.msgpack), coot-bc, mep-adaptive or hsp-adaptive
-    (agent.msgpack), overcooked-ppo (self-play: its seat-0 policy)."""
+    (agent.msgpack), overcooked-ppo (self-play: its seat-0 policy), ipd (A2C: entries
+    <name>/learnerNN)."""
     name: str | None = None
-    """With --run: the entry's name, e.g. random1/coot-s0."""
+    """With --run: the entry's name, e.g. random1/coot-s0 (an IPD run: the entries' prefix)."""
     zoo: Path | None = None
     """Zoo folder (default: $COPLAY_ZOO, else the repository's zoo/)."""
     which: str = "final"
