@@ -43,6 +43,7 @@ from coplay.eval.plots import plot_within_episode
 from coplay.experiments.agents import load_agent
 from coplay.experiments.ipd_runs import load_run_config
 from coplay.runs import RunError, atomic_write_text, write_json
+from coplay.zoo import list_entries
 
 try:  # the optional extra; every entry point calls require_axelrod() first
     import axelrod as axl
@@ -183,9 +184,19 @@ def memory1_player(probs, name: str = "memory-1") -> LearnerPlayer:
 
 
 def learner_agents(source: str | Path, learners: tuple[int, ...] = ()) -> list[Agent]:
-    """The IPD learners of a run folder (all, or those listed), or the agent of a
-    ``zoo:<name>`` reference; ValueError / RunError naming what is wrong."""
+    """The IPD learners of a run folder (all, or those listed), the agent of a
+    ``zoo:<name>`` entry, or the learners of an exported run, ``zoo:<name>`` whose entries are
+    ``<name>/learnerNN`` (all, or those listed); ValueError / RunError naming what is wrong."""
     if isinstance(source, str) and source.startswith("zoo:"):
+        name = source[len("zoo:"):].rstrip("/")
+        exported = sorted(n for n in list_entries(prefix=name + "/")
+                          if re.fullmatch(re.escape(name) + r"/learner\d+", n))
+        if name not in list_entries(prefix=name) and exported:
+            ids = [int(n.rsplit("learner", 1)[1]) for n in exported]
+            for i in learners:
+                if i not in ids:
+                    raise ValueError(f"learner {i}: {source} has learners {ids}")
+            return [load_agent(f"zoo:{name}/learner{i:02d}") for i in (learners or ids)]
         if learners:
             raise ValueError(f"{source}: a zoo entry holds one agent (no learners to choose)")
         agent = load_agent(source)
@@ -274,7 +285,8 @@ class AxelrodConfig:
 
     run_dir: tyro.conf.Positional[str]
     """The IPD run folder (`coplay ipd train`, A2C or PPI), or zoo:<name> for an IPD zoo
-    entry (then --out is needed)."""
+    entry or an exported run's learners (zoo:ipd/a2c-default-s0: learner00..07; then --out is
+    needed)."""
     learners: tuple[int, ...] = ()
     """Which of the run's learners enter (default: all)."""
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES

@@ -178,3 +178,27 @@ def test_the_command_writes_tournament_moran_and_probes(tiny_run, tmp_path, caps
     assert main(["ipd", "axelrod", str(tiny_run), "--strategies", "NoSuchStrategy",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "unknown Axelrod strategy 'NoSuchStrategy'" in capsys.readouterr().err
+
+
+def test_an_exported_runs_learners_enter_from_the_zoo_by_its_name(tiny_run, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("COPLAY_ZOO", str(tmp_path / "zoo"))
+    assert main(["zoo", "export", "--run", str(tiny_run), "--name", "ipd/tiny"]) == 0
+    run_agents = learner_agents(tiny_run)
+    zoo_agents = learner_agents("zoo:ipd/tiny")
+    assert len(zoo_agents) == len(run_agents) >= 2
+    picked = learner_agents("zoo:ipd/tiny", (1,))
+    assert len(picked) == 1
+    # the same learners in the same order, up to the zoo's float16 weights
+    for agent, ref in zip((*zoo_agents, *picked), (*run_agents, run_agents[1]), strict=True):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4),
+                     agent.params, ref.params)
+    played = _actions(axl.Match((LearnerPlayer(picked[0]), axl.TitForTat()), turns=ROUNDS,
+                                seed=4).play())
+    assert played.shape == (ROUNDS, 2)
+    with pytest.raises(ValueError, match="learner 9: zoo:ipd/tiny has learners"):
+        learner_agents("zoo:ipd/tiny", (9,))
+    one = "zoo:ipd/tiny/learner00"
+    assert len(learner_agents(one)) == 1
+    with pytest.raises(ValueError, match="a zoo entry holds one agent"):
+        learner_agents(one, (0,))
