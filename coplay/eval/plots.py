@@ -12,6 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _legend(ax, **kwargs) -> None:
+    """A legend when the axes has labelled lines (a panel left empty gets none, no warning)."""
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(**kwargs)
+
+
 def _series(rows: list[dict], name: str) -> np.ndarray:
     """(chunks, learners) float array; None -> NaN."""
     return np.array(
@@ -61,10 +67,10 @@ def plot_training_curves(runs: dict[str, list[dict]], path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("update")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
+    _legend(axes[1], fontsize=7, loc="best")
     if has_probes:
         axes[2].set_ylabel("learner cooperation vs probe")
-        axes[2].legend(fontsize=7, loc="best")
+        _legend(axes[2], fontsize=7, loc="best")
     fig.suptitle("IPD training: solid = learner vs learner, dashed = learner vs random tabular"
                  + ("; right: probe checks" if has_probes else ""))
     fig.savefig(path, dpi=110)
@@ -89,7 +95,7 @@ def plot_within_episode(evals: dict[str, dict], path: Path,
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("learner cooperation")
-    axes[-1].legend(fontsize=7)
+    _legend(axes[-1], fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
