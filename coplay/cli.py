@@ -29,6 +29,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
     ("coot", "train"): ("coplay.experiments.coot_cli:train_cmd",
                         "train the Coordination Transformer on a dataset"),
     ("coot", "bc"): ("coplay.experiments.coot_cli:bc_cmd", "train the BC baseline on a dataset"),
+    ("coot", "dagger"): ("coplay.experiments.coot_cli:dagger_cmd",
+                         "fine-tune a CooT on its own play, labelled by best responses"),
     ("coot", "eval"): ("coplay.experiments.coot_cli:eval_cmd",
                        "CooT and baselines vs held-out partners: eval.json + report.md"),
     ("coot", "report"): ("coplay.experiments.coot_cli:report_cmd",

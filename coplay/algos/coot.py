@@ -166,8 +166,9 @@ class EpochMetrics(NamedTuple):
 
 
 class Trainer(NamedTuple):
-    """What :func:`make_trainer` builds: ``init(key) -> state``; ``epoch(state, data) ->
-    (state, EpochMetrics)`` (jitted; updates best_* on a better validation loss)."""
+    """What :func:`make_trainer` builds: ``init(key, params=None) -> state`` (``params``: start
+    from these instead of a fresh initialisation); ``epoch(state, data) -> (state,
+    EpochMetrics)`` (jitted; updates best_* on a better validation loss)."""
 
     config: CootConfig
     model: GPT
@@ -196,9 +197,11 @@ def make_trainer(cfg: CootConfig, train_groups: jax.Array, val_groups: jax.Array
     optimizer = make_optimizer(cfg, total_steps)
     schedule_lr = make_schedule(cfg, total_steps)  # for the metrics
 
-    def init(key: jax.Array) -> TrainState:
+    def init(key: jax.Array, params: dict | None = None) -> TrainState:
+        # params: start from these (fine-tuning) instead of a fresh initialisation
         k_init, k_run = jax.random.split(key)
-        params = init_gpt(cfg.gpt, k_init, input_dim)
+        if params is None:
+            params = init_gpt(cfg.gpt, k_init, input_dim)
         return TrainState(params, optimizer.init(params), k_run, jnp.int32(0), params,
                           jnp.float32(jnp.inf), jnp.int32(0))
 

@@ -42,6 +42,8 @@ class Episodes(NamedTuple):
     action: jax.Array  # (G, E, T) int ego action
     reward: jax.Array  # (G, E, T) float sparse team reward of the step
     query_ok: jax.Array | None = None  # (G, E) bool: False = a context-only episode (None: all)
+    label: jax.Array | None = None  # (G, E, T) int the best response's action at each state,
+    # where the ego of the episode was another agent (relabelled rollouts); None: = action
 
 
 class Batch(NamedTuple):
@@ -108,6 +110,8 @@ def check_episodes(data: Episodes, spec: ContextSpec) -> None:
     if data.query_ok is not None:
         if data.query_ok.shape != (g, e):
             raise ValueError(f"episodes: query_ok {data.query_ok.shape}, expected {(g, e)}")
+    if data.label is not None and data.label.shape != (g, e, t):
+        raise ValueError(f"episodes: label {data.label.shape}, expected {(g, e, t)}")
 
 
 def rollout_mask_probs(k: int, power: float) -> jax.Array:
@@ -174,5 +178,6 @@ def sample_batch(key: jax.Array, data: Episodes, group: jax.Array, spec: Context
     steps, valid = query_indices(t, spec.query_len)  # (C, Q, Lq)
     g_ix, e_ix = group[:, None, None], q_ep[:, :, None]
     tokens = query_tokens(data.obs[g_ix, e_ix, steps], valid)  # (C, Q, Lq, Din)
-    label = data.action[g_ix, e_ix, steps].astype(jnp.int32)
+    labels = data.action if data.label is None else data.label
+    label = labels[g_ix, e_ix, steps].astype(jnp.int32)
     return Batch(context, tokens, label, valid)

@@ -154,3 +154,32 @@ def plot_loss_curves(rows: Sequence[Mapping], path: Path, title: str = "",
     ax.legend(fontsize=8)
     ax.set_title(title)
     _save(fig, path)
+
+
+def plot_dagger_rounds(history: Sequence[Mapping], path: Path, title: str = "") -> None:
+    """DAgger rounds (``coplay coot dagger``): left, each round's mean return with the
+    training partners and the agreement with the best responses' labels; right, the return
+    by episode of a game (the context carried over), one line per round."""
+    fig, (ax, ax_ep) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    rounds = [h["round"] for h in history]
+    ax.plot(rounds, [h["return"] for h in history], "o-", label="return / episode")
+    ax.set_xlabel("round (played by the model before its fine-tuning)")
+    ax.set_ylabel("return, training partners")
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(rounds, [h["agreement"] for h in history], "s--", color="C1",
+              label="agreement with BR")
+    twin.set_ylabel("agreement with the best response")
+    twin.set_ylim(0, 1)
+    for h in history:
+        ys = h["return_by_episode"]
+        ax_ep.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=f"round {h['round']}")
+    ax_ep.set_xlabel("episode of the game")
+    ax_ep.set_ylabel("return")
+    ax_ep.grid(alpha=0.3)
+    if history:
+        ax_ep.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left")
+        twin.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    _save(fig, path)

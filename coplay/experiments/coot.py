@@ -32,6 +32,7 @@ from coplay.algos.coot import CootConfig, make_trainer
 from coplay.config import ConfigError, checker, config_from_json
 from coplay.data.context import ContextSpec, Episodes
 from coplay.eval.adaptation_plots import plot_loss_curves
+from coplay.experiments.agents import load_agent
 from coplay.experiments.coot_data import Dataset, load_dataset
 from coplay.runs import (
     RunDir,
@@ -74,6 +75,10 @@ class CootRunConfig:
     """Training pairs held out (both seats) for the validation loss and early stopping."""
     seed: int = 0
     """Seed of the split, initialisation, sampling and dropout."""
+    init_from: str = ""
+    """Not in the paper ("" = random initialisation, the paper's): start from the parameters
+    of this CooT (a finished run folder or zoo:<name>, same GPT shape), with a fresh optimiser
+    and schedule; the fine-tuning rounds of `coplay coot dagger` use it."""
 
     def validate(self) -> CootRunConfig:
         need = checker(self, "run")
@@ -117,6 +122,9 @@ def train_coot(cfg: CootRunConfig, out: str | Path, resume: bool = False,
     has_ckpt = run.start({"experiment": "coot", **dataclasses.asdict(cfg),
                           "layout": ds.layout, "obs_shape": list(ds.obs_shape)}, resume)
     state = trainer.init(jax.random.PRNGKey(cfg.seed))
+    if cfg.init_from and not has_ckpt:
+        state = trainer.init(jax.random.PRNGKey(cfg.seed),
+                             initial_params(cfg.init_from, state.params))
 
     def step(state, chunk, last, elapsed):
         state, m = trainer.epoch(state, data)
@@ -158,6 +166,21 @@ def _report(path: Path, cfg: CootRunConfig, ds: Dataset, train_p, val_p, rows, b
               f"{r['val_loss']:.3f} | {r['val_accuracy']:.3f} | {r['step_mask']:.2f} | "
               f"{r['learning_rate']:.2e} |" for r in rows]
     atomic_write_text(path / "report.md", "\n".join(lines) + "\n")
+
+
+def initial_params(ref: str, like: dict) -> dict:
+    """The float32 GPT parameters of the CooT ``ref`` (run folder or zoo:<name>), checked
+    against the tree ``like`` (a fresh initialisation of the run's model)."""
+    agent = load_agent(ref) if ref.startswith("zoo:") else coot_run_agent(ref)
+    if agent.kind != "overcooked" or not hasattr(agent.spec, "num_episodes"):
+        raise RunError(f"init_from {ref!r}: not a Coordination Transformer ({agent.name})")
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), agent.params)
+    got = jax.tree.map(jnp.shape, params)
+    want = jax.tree.map(jnp.shape, like)
+    if jax.tree.structure(got) != jax.tree.structure(want) or got != want:
+        raise ConfigError(f"init_from {ref!r}: its GPT does not have the shape of this run's "
+                          "coot.gpt (layers, heads, width, positions or input size differ)")
+    return params
 
 
 def load_coot_config(path: Path) -> tuple[CootRunConfig, dict]:
@@ -203,6 +226,8 @@ def _bc_episodes(ds: Dataset, groups: np.ndarray) -> bc.Episodes:
     """The groups' episodes BC learns from: every one a query may come from (not the
     context-only ones, whose actions are not the best response's)."""
     ok = ds.episodes.query_ok[groups]  # (g, n)
+    if ds.relabelled is not None:  # a CooT played those: BC learns from best responses only
+        ok = ok & ~ds.relabelled[groups]
     t = ds.episodes.obs.shape[2]
     return bc.Episodes(ds.episodes.obs[groups][ok].reshape(-1, t, *ds.obs_shape),
                        ds.episodes.action[groups][ok], ds.returns[groups][ok],

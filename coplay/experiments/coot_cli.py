@@ -4,6 +4,7 @@
     coplay coot train --dataset runs/coot-data --out runs/coot/s0 --seed 0
     coplay coot train --out runs/coot/s0 --resume                  # continue a killed run
     coplay coot bc --dataset runs/coot-data --out runs/coot-bc/s0
+    coplay coot dagger --dataset runs/coot-data --dagger.start runs/coot/s0 --out runs/dagger
     coplay coot eval --agent coot=runs/coot/s0 coot=runs/coot/s1 bc=runs/coot-bc/s0 \\
         mep-adaptive=runs/mep2 --out runs/coot-eval
     coplay coot report --eval runs/coot-eval
@@ -31,6 +32,7 @@ from coplay.experiments.coot import (
     train_bc_run,
     train_coot,
 )
+from coplay.experiments.coot_dagger import DaggerConfig, run_dagger
 from coplay.experiments.coot_data import CollectConfig, collect
 from coplay.experiments.coot_eval import EvalConfig, evaluate
 from coplay.experiments.coot_report import write_report
@@ -39,6 +41,8 @@ from coplay.runs import RunError
 # tiny collection / evaluation sizes to go with the tiny model preset
 COLLECT_PRESETS = {"tiny": CollectConfig(episode_len=20, episodes_per_seat=4),
                    "default": CollectConfig(), "paper": CollectConfig(episodes_per_seat=64)}
+DAGGER_PRESETS = {"tiny": DaggerConfig(rounds=2, repeats=1, episodes=2, epochs_per_round=1),
+                  "default": DaggerConfig()}
 EVAL_PRESETS = {"tiny": EvalConfig(episodes=3, episode_len=20, br_episodes=2),
                 "default": EvalConfig(), "paper": EvalConfig(repeats=5)}
 
@@ -93,6 +97,22 @@ class BCArgs:
     """Seed of the split and training."""
     set: tuple[str, ...] = ()
     """Override bc fields as FIELD=VALUE (e.g. top_fraction=0.25)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DaggerArgs:
+    """Not in the paper: DAgger rounds on a trained CooT. Each round plays the current CooT
+    with every training pair (context carried over), labels its states with the pair's best
+    response, adds them to the dataset and fine-tunes; rerun with the same --out to resume.
+    The last round's folder is a CooT run for `coplay coot eval`."""
+
+    out: Path
+    """The DAgger folder."""
+    dataset: str = ""
+    """The base dataset (coplay coot collect), the start CooT's own."""
+    dagger: DaggerConfig = DaggerConfig()
+    preset: Literal["tiny", "default"] = "default"
+    """tiny (tests) / default."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +177,18 @@ def bc_cmd(argv: list[str], prog: str = "coplay coot bc") -> int:
             raise RunError("--dataset is needed (the folder of coplay coot collect)")
         cfg = BCRunConfig(args.dataset, args.bc, args.preset, args.val_pairs, args.seed)
         print(f"report: {train_bc_run(cfg, args.out) / 'report.md'}")
+
+    return _run(go)
+
+
+def dagger_cmd(argv: list[str], prog: str = "coplay coot dagger") -> int:
+    args = parse_with_preset(DaggerArgs, argv, prog, "dagger", DAGGER_PRESETS,
+                             out=Path("runs/coot-dagger"))
+
+    def go():
+        if not args.dataset:
+            raise RunError("--dataset is needed (the start CooT's dataset, coplay coot collect)")
+        print(f"report: {run_dagger(args.dagger, args.dataset, args.out) / 'report.md'}")
 
     return _run(go)
 

@@ -285,6 +285,34 @@ class Dataset(NamedTuple):
     pairs: list[Pair]
     layout: str
     obs_shape: tuple[int, ...]
+    relabelled: np.ndarray | None = None  # (G, n) bool: the ego was a CooT, labels a BR's
+
+
+def _read_pair(store: ShardStore, names: list[str]) -> dict[str, np.ndarray]:
+    """One pair's episodes: its collected shard then its relabelled ones (``extra_shards``,
+    written by :mod:`coplay.experiments.coot_dagger`) on the episode axis, each checked, with
+    ``noise`` / ``label`` / ``relabelled`` filled in where a shard has none."""
+    keys = {"obs", "action", "reward", "ret", "ego_cook"}
+    parts = []
+    for name in names:
+        s = store.read(name)
+        where = f"dataset shard {store.path / name}.npz"
+        if not keys <= set(s):
+            raise RunError(f"{where} lacks {sorted(keys - set(s))}")
+        n2 = s["ret"].shape[0]
+        if any(s[k].shape[0] != n2 for k in keys) or n2 % 2:
+            raise RunError(f"{where} is cut short or malformed (arrays of lengths "
+                           f"{[s[k].shape[0] for k in keys]})")
+        noise = s["noise"] if "noise" in s else np.zeros((n2,), np.float32)
+        if noise.shape != (n2,):
+            raise RunError(f"{where}: noise of shape {noise.shape}, expected ({n2},)")
+        label = s["label"] if "label" in s else s["action"]
+        if label.shape != s["action"].shape:
+            raise RunError(f"{where}: label of shape {label.shape}, expected "
+                           f"{s['action'].shape}")
+        parts.append({**{k: s[k] for k in keys}, "noise": noise, "label": label,
+                      "relabelled": np.full((n2,), "label" in s)})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -298,34 +326,25 @@ def load_dataset(path: str | Path) -> Dataset:
         raise RunError(f"{path}: dataset unfinished ({len(missing)} of {len(man['pairs'])} "
                        f"pairs not collected: {', '.join(missing[:4])}...); rerun collect "
                        "with the same --out to continue")
-    obs, act, rew, ret, ok, gp, gc = [], [], [], [], [], [], []
-    keys = {"obs", "action", "reward", "ret", "ego_cook"}
+    cols = {k: [] for k in ("obs", "action", "reward", "ret", "ok", "label", "relabelled")}
+    gp, gc = [], []
     for i, p in enumerate(man["pairs"]):
-        s = store.read(p["shard"])
-        if not keys <= set(s):
-            raise RunError(f"dataset shard {store.path / p['shard']}.npz lacks "
-                           f"{sorted(keys - set(s))}")
-        n2 = s["ret"].shape[0]
-        if any(s[k].shape[0] != n2 for k in keys) or n2 % 2:
-            raise RunError(f"dataset shard {store.path / p['shard']}.npz is cut short or "
-                           f"malformed (arrays of lengths {[s[k].shape[0] for k in keys]})")
-        noise = s["noise"] if "noise" in s else np.zeros((n2,), np.float32)
-        if noise.shape != (n2,):
-            raise RunError(f"dataset shard {store.path / p['shard']}.npz: noise of shape "
-                           f"{noise.shape}, expected ({n2},)")
+        s = _read_pair(store, [p["shard"], *p.get("extra_shards", [])])
         for cook in (0, 1):
             sel = s["ego_cook"] == cook
-            obs.append(s["obs"][sel].reshape(sel.sum(), s["obs"].shape[1], -1))
-            act.append(s["action"][sel])
-            rew.append(s["reward"][sel])
-            ret.append(s["ret"][sel])
-            ok.append(noise[sel] == 0)
+            cols["obs"].append(s["obs"][sel].reshape(sel.sum(), s["obs"].shape[1], -1))
+            for k in ("action", "reward", "ret", "label", "relabelled"):
+                cols[k].append(s[k][sel])
+            cols["ok"].append(s["noise"][sel] == 0)
             gp.append(i)
             gc.append(cook)
     try:
-        episodes = Episodes(np.stack(obs), np.stack(act), np.stack(rew), np.stack(ok))
+        stacked = {k: np.stack(v) for k, v in cols.items()}
     except ValueError as e:
         raise RunError(f"{path}: shards of different shapes ({e})") from None
-    return Dataset(episodes, np.stack(ret), np.array(gp), np.array(gc),
+    relabelled = stacked["relabelled"]
+    episodes = Episodes(stacked["obs"], stacked["action"], stacked["reward"], stacked["ok"],
+                        stacked["label"] if relabelled.any() else None)
+    return Dataset(episodes, stacked["ret"], np.array(gp), np.array(gc),
                    [pair_from_json(p) for p in man["pairs"]], man["layout"],
-                   tuple(man["obs_shape"]))
+                   tuple(man["obs_shape"]), relabelled)

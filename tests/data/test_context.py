@@ -157,3 +157,24 @@ def test_context_only_episodes_never_become_queries():
     assert seen_ctx & {3, 4, 5}, "context-only episodes do enter contexts"
     with pytest.raises(ValueError, match="query_ok"):
         check_episodes(base._replace(query_ok=ok[:, :2]), SPEC)
+
+
+def test_relabelled_episodes_give_their_label_and_keep_their_actions_in_contexts():
+    # label = a function of the step unlike the actions: queries read it, contexts do not
+    base = _data()
+    g, e, t = np.meshgrid(np.arange(G), np.arange(E), np.arange(T), indexing="ij")
+    label = jnp.asarray((2 * g + 3 * e + 5 * t + 1) % 6)
+    data = base._replace(label=label)
+    groups = jnp.tile(jnp.arange(G), 4)
+    key = jax.random.PRNGKey(3)
+    batch, plain = sample_batch(key, data, groups, SPEC), sample_batch(key, base, groups, SPEC)
+    m = np.asarray(batch.label_mask)
+    q = np.asarray(batch.query)
+    gq, eq, tq = (q[..., i][m].astype(int) for i in range(3))
+    np.testing.assert_array_equal(np.asarray(batch.label)[m], (2 * gq + 3 * eq + 5 * tq + 1) % 6)
+    np.testing.assert_array_equal(np.asarray(plain.label)[m], (gq + eq + tq) % 6)
+    # everything but the labels is the same draw; context tokens carry the ego's own actions
+    np.testing.assert_array_equal(batch.context, plain.context)
+    np.testing.assert_array_equal(batch.query, plain.query)
+    with pytest.raises(ValueError, match="label"):
+        check_episodes(data._replace(label=label[:, :2]), SPEC)
