@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CooT pipeline on Coord. Ring from an empty folder: populations, stage-2 baselines,
-# dataset, CooT (2 seeds), BC, evaluation, report. Every stage resumes: rerun the script after
-# a kill and it continues where it stopped (finished stages are skipped).
+# dataset, CooT (2 seeds), DAgger on each CooT (not in the paper), BC, evaluation, report.
+# Every stage resumes: rerun the script after a kill and it continues where it stopped
+# (finished stages are skipped).
 #
 #   bash scripts/coot_ring.sh [ROOT=runs/coot-ring] [PRESET=default]
 set -euo pipefail
@@ -34,12 +35,20 @@ for seed in 0 1; do
   done_ "$out" || { [ -f "$out/config.json" ] && coplay coot train --out "$out" --resume \
     || coplay coot train --preset "$PRESET" --dataset "$ROOT/data" --seed $seed --out "$out"; }
 done
+# not in the paper: DAgger rounds on each CooT (its own play, best-response labels);
+# rerunning continues an unfinished folder and skips a finished one
+dpreset=$([ "$PRESET" = tiny ] && echo tiny || echo default)
+for seed in 0 1; do
+  coplay coot dagger --preset "$dpreset" --dataset "$ROOT/data" --dagger.start "$ROOT/coot-s$seed" \
+    --dagger.seed $seed --out "$ROOT/dagger-s$seed"
+done
 done_ "$ROOT/bc" || coplay coot bc --preset "$PRESET" --dataset "$ROOT/data" --out "$ROOT/bc"
 for top in 10 25 50; do  # the paper's BC on each pair's top-x % episodes by return
   done_ "$ROOT/bc-top$top" || coplay coot bc --preset "$PRESET" --dataset "$ROOT/data" \
     --bc.top-fraction "0.$top" --out "$ROOT/bc-top$top"
 done
 coplay coot eval --preset "$PRESET" --eval.partners "$ROOT/hsp-s1" --out "$ROOT/eval" --agent \
+  coot-dagger="$ROOT/dagger-s0" coot-dagger="$ROOT/dagger-s1" \
   coot="$ROOT/coot-s0" coot="$ROOT/coot-s1" bc="$ROOT/bc" bc-top10="$ROOT/bc-top10" \
   bc-top25="$ROOT/bc-top25" bc-top50="$ROOT/bc-top50" \
   hsp-adaptive="$ROOT/hsp-adaptive" mep-adaptive="$ROOT/mep-adaptive" self-play="$sp"

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from coplay.eval.brprox import AdaptationCurve  # noqa: E402
 from coplay.runs import atomic_write_bytes  # noqa: E402
@@ -164,6 +165,7 @@ def plot_dagger_rounds(history: Sequence[Mapping], path: Path, title: str = "") 
     rounds = [h["round"] for h in history]
     ax.plot(rounds, [h["return"] for h in history], "o-", label="return / episode")
     ax.set_xlabel("round (played by the model before its fine-tuning)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("return, training partners")
     ax.grid(alpha=0.3)
     twin = ax.twinx()

@@ -282,6 +282,20 @@ def run_dagger(cfg: DaggerConfig, dataset: str | Path, out: str | Path,
     return out
 
 
+def dagger_result(out: str | Path) -> Path:
+    """The CooT run folder of a DAgger folder's last round (finished), or an error."""
+    out = Path(out)
+    raw = read_json(out / RunDir.CONFIG)
+    if raw.get("experiment") != "coot-dagger":
+        raise RunError(f"{out}: not a CooT DAgger folder")
+    rounds = int(raw["dagger"]["rounds"])
+    last = out / f"round-{rounds - 1}"
+    if not (last / MODEL).is_file():
+        raise RunError(f"{out}: round {rounds - 1} of {rounds} has not finished; rerun "
+                       "`coplay coot dagger` with the same --out to continue")
+    return last
+
+
 def _summary(r: int, rows: list[dict]) -> dict:
     by_ep = np.mean([x["return_by_episode"] for x in rows], axis=0)
     return {"round": r, "return": float(np.mean([x["return"] for x in rows])),

@@ -8,7 +8,8 @@ BR-Prox denominator. ``eval.json`` keeps every return; :func:`write_report` turn
 tables, adaptation curves and bars (``report.md``, PNGs), with the paper's Coord. Ring figures
 beside ours.
 
-Agents are named ``label=REF``: REF a CooT or BC run folder, any folder ``load_agent`` reads
+Agents are named ``label=REF``: REF a CooT or BC run folder, a ``coplay coot dagger`` folder
+(its last round), any folder ``load_agent`` reads
 (MEP / HSP adaptive agents, self-play PPO, population members with ``#member,seat``), or a zoo
 entry ``zoo:<name>``. Several CooT runs (seeds) under one label are pooled as its seeds.
 """
@@ -27,6 +28,7 @@ from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.in_context import play_episodes
 from coplay.experiments.coot import bc_run_agent, coot_run_agent
+from coplay.experiments.coot_dagger import dagger_result
 from coplay.experiments.coot_data import AgentRef, Pair, hsp_pairs
 from coplay.runs import RunDir, RunError, progress_bar, read_json, to_jsonable, write_json
 
@@ -91,6 +93,8 @@ def load_ref(ref: str, label: str) -> Agent:
             return coot_run_agent(path, label)
         if kind == "coot-bc":
             return bc_run_agent(path, label)
+        if kind == "coot-dagger":  # its last round's CooT
+            return coot_run_agent(dagger_result(path), label)
     return r.load()
 
 

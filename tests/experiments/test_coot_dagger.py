@@ -23,8 +23,9 @@ from coplay.experiments.coot import (
     coot_run_agent,
     train_coot,
 )
-from coplay.experiments.coot_dagger import DaggerConfig, run_dagger
+from coplay.experiments.coot_dagger import DaggerConfig, dagger_result, run_dagger
 from coplay.experiments.coot_data import load_dataset, pair_from_json
+from coplay.experiments.coot_eval import load_ref
 from coplay.runs import RunError
 
 TINY = DaggerConfig(rounds=2, repeats=1, episodes=2, epochs_per_round=1, label="argmax",
@@ -89,6 +90,11 @@ def test_each_round_fine_tunes_the_previous_model_and_reports(coot_stack, dagger
     assert (dagger / "dagger.png").stat().st_size > 0
     agent = coot_run_agent(dagger / "round-1")
     assert agent.spec.episode_len == 20
+    # the folder names its last round as an agent for coplay coot eval
+    assert dagger_result(dagger) == dagger / "round-1"
+    via_ref = jax.tree.leaves(load_ref(str(dagger), "d").params)
+    assert all(np.array_equal(a, b) for a, b in zip(via_ref, jax.tree.leaves(agent.params),
+                                                    strict=True))
 
 
 def _dagger_cli(coot_stack, out, *extra) -> int:
@@ -124,6 +130,8 @@ def test_a_killed_run_resumes_to_the_same_model(coot_stack, dagger, tmp_path):
     run_dagger(cfg, coot_stack / "data", other, progress=False, stop_after_rounds=1)
     (other / "data-r1").mkdir()
     (other / "data-r1" / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="round 1 of 2 has not finished"):
+        dagger_result(other)
     with pytest.raises(RunError, match="data-r1 exists without"):
         run_dagger(cfg, coot_stack / "data", other, progress=False)
     assert (other / "data-r1" / "notes.txt").read_text() == "mine"
