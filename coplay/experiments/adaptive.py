@@ -45,6 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from coplay import zoo
+from coplay.agents.actor_critic import actor_only
 from coplay.algos import ppo
 from coplay.algos.ppo_config import PPOConfig
 from coplay.algos.ppo_state import PPOState
@@ -54,6 +56,7 @@ from coplay.eval.crossplay import evaluate_pairs
 from coplay.eval.plots import plot_adaptive_training
 from coplay.experiments.overcooked_ppo import ppo_chunk_counts
 from coplay.experiments.populations import PPO_PRESETS, Preset, chunk_row, load_run
+from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import load_params, member_policies, network_of, take
 from coplay.populations.mep import (
     ALPHA_MEP,
@@ -82,7 +85,9 @@ class AdaptiveConfig:
 
     population: str = ""
     """Finished MEP stage-1 (``coplay populations train --kind mep``) or HSP population folder
-    (``--kind hsp``, then ``coplay populations select``); the layout is the population's."""
+    (``--kind hsp``, then ``coplay populations select``), or ``zoo:<prefix>`` of one that
+    ``coplay zoo export`` stored (its members' float16 actor towers and selection); the
+    layout is the population's."""
     preset: Preset = "default"
     """Named settings: tiny (seconds, the tests), default (this 2-core CPU)."""
     seed: int = 0
@@ -129,84 +134,142 @@ def preset_config(preset: str, **changes) -> AdaptiveConfig:
 
 # --- prioritised partner sampling (NumPy, between chunks) -------------------------------------
 class Population(NamedTuple):
-    path: Path
-    cfg: object  # PopulationConfig of stage 1
-    algo: PPOConfig  # its resolved PPO config (network of the partners)
-    manifest: dict
+    """The frozen partners of a stage-2 run, from a population run folder or a zoo prefix."""
+
+    source: str  # the folder or ``zoo:<prefix>``, as given
+    kind: str  # mep | hsp
+    layout: str
+    algo: PPOConfig  # the partners' network (a zoo population: its network fields only)
     members: list[int]  # members used as partners (their policy in seat 0)
+    checkpoints: list[str]  # per partner: its parameter file, or its zoo entry zoo:<name>
+    returns: list[float]  # per partner: its pair's (HSP) / self-play (MEP) return on record
 
 
 POPULATION_NAMES = {"mep": "MEP stage-1 population", "hsp": "HSP population"}
+ZOO = "zoo:"
 
 
-def load_population(cfg: AdaptiveConfig, kind: str | None = None) -> Population:
-    """The finished population of ``cfg`` (ConfigError naming what is wrong); ``kind`` (mep
-    or hsp): refuse the other kind."""
-    where = f"population = {cfg.population!r}"
-    path = Path(cfg.population)
-    want = POPULATION_NAMES.get(kind, "MEP stage-1 or HSP population")
-    if not cfg.population:
-        raise ConfigError(f"population: give a finished {want} folder (--pop)")
+class _Source(NamedTuple):
+    kind: str
+    layout: str
+    algo: PPOConfig
+    selection: dict | None  # selection.json of an HSP population (None: not chosen yet)
+    checkpoints: list[str]  # per member
+    returns: list[float]  # per member
+
+
+def _wrong_kind(where: str, what: str, kind: str | None, want: str) -> ConfigError | None:
+    """The error for a population of experiment ``what`` when ``kind`` (mep/hsp/None) is
+    wanted, or None when it fits."""
+    if what in [f"{k}-population" for k in POPULATION_NAMES] and \
+            kind in (None, what.removesuffix("-population")):
+        return None
+    other = what.removesuffix("-population")
+    hint = (f"train its adaptive agent with --kind {other}-adaptive"
+            if other in POPULATION_NAMES else
+            f"train one with coplay populations train --kind {kind or 'mep'}")
+    return ConfigError(f"{where}: a {what} folder, not a {want} ({hint})")
+
+
+def _folder_source(path: Path, where: str, kind: str | None, want: str) -> _Source:
     if not path.is_dir():
         raise ConfigError(f"{where}: no such folder")
     try:
         raw = read_json(path / RunDir.CONFIG)
     except RunError:
         raise ConfigError(f"{where}: not a population folder (no readable config.json)") from None
-    what = raw.get("experiment", "unknown run")
-    if what not in [f"{k}-population" for k in POPULATION_NAMES] or \
-            kind not in (None, what.removesuffix("-population")):
-        other = what.removesuffix("-population")
-        hint = (f"train its adaptive agent with --kind {other}-adaptive"
-                if other in POPULATION_NAMES else
-                f"train one with coplay populations train --kind {kind or 'mep'}")
-        raise ConfigError(f"{where}: a {what} folder, not a {want} ({hint})")
+    err = _wrong_kind(where, raw.get("experiment", "unknown run"), kind, want)
+    if err is not None:
+        raise err
     pop_cfg, pop_algo, _ = load_run(path)
     if not (path / "manifest.json").is_file():
         raise ConfigError(f"{where}: the population has not finished (no manifest.json); continue "
                           f"it with coplay populations train --out {path} --resume")
     man = read_json(path / "manifest.json")
-    k = man["num_members"]
-    if cfg.pool != "train" and (pop_cfg.kind == "mep" or cfg.partners is not None):
+    sel = path / "selection.json"
+    return _Source(pop_cfg.kind, pop_cfg.layout, pop_algo,
+                   read_json(sel) if sel.is_file() else None,
+                   [str(path / m["checkpoint"]) for m in man["members"]],
+                   [m["return"] for m in man["members"]])
+
+
+def _zoo_source(name: str, where: str, kind: str | None, want: str) -> _Source:
+    """A population the zoo holds (``coplay zoo export`` of a population folder): its
+    ``<prefix>/population`` entry and the members' actor weights."""
+    prefix = name.rstrip("/")
+    try:
+        doc, _ = zoo.load_json(f"{prefix}/population")
+    except RunError as e:
+        raise ConfigError(f"{where}: not a zoo population ({e})") from None
+    err = _wrong_kind(where, str(doc.get("kind")), kind, want)
+    if err is not None:
+        raise err
+    role = "biased" if doc["kind"] == "hsp-population" else "member"
+    entries = [m["entries"][role] for m in doc["members"]]
+    net = zoo.read_manifest()["entries"][entries[0]]["meta"]["source"]
+    algo = PPOConfig(network=net["network"], hidden_sizes=tuple(net["hidden_sizes"]),
+                     cnn_filters=tuple(net["cnn_filters"]), activation=net["activation"],
+                     centralised_value=bool(net["centralised_value"]))
+    return _Source(doc["kind"].removesuffix("-population"), doc["layout"], algo,
+                   doc.get("selection"), [ZOO + e for e in entries],
+                   [m["return"] for m in doc["members"]])
+
+
+def load_population(cfg: AdaptiveConfig, kind: str | None = None) -> Population:
+    """The finished population of ``cfg`` — a run folder or ``zoo:<prefix>`` (ConfigError
+    naming what is wrong); ``kind`` (mep or hsp): refuse the other kind."""
+    where = f"population = {cfg.population!r}"
+    want = POPULATION_NAMES.get(kind, "MEP stage-1 or HSP population")
+    if not cfg.population:
+        raise ConfigError(f"population: give a finished {want} folder or zoo:<prefix> (--pop)")
+    src = (_zoo_source(cfg.population[len(ZOO):], where, kind, want)
+           if cfg.population.startswith(ZOO)
+           else _folder_source(Path(cfg.population), where, kind, want))
+    k = len(src.checkpoints)
+    if cfg.pool != "train" and (src.kind == "mep" or cfg.partners is not None):
         raise ConfigError(f"pool = {cfg.pool!r}: for HSP populations without partners (a MEP "
                           "population has no selection; partners names the members itself)")
-    members = (list(range(k)) if pop_cfg.kind == "mep" else selected_members(cfg, path)) \
+    members = (list(range(k)) if src.kind == "mep" else selected_members(cfg, src.selection))\
         if cfg.partners is None else [int(i) for i in cfg.partners]
-    if pop_cfg.kind == "hsp" and (path / "selection.json").is_file():
-        held_out = set(members) & set(read_json(path / "selection.json")["eval"])
+    if src.kind == "hsp" and src.selection is not None:
+        held_out = set(members) & set(src.selection["eval"])
         if held_out:
             raise ConfigError(f"partners = {cfg.partners!r}: members {sorted(held_out)} are "
                               "evaluation partners (selection.json eval); they never train")
     if not members or len(set(members)) != len(members) or not all(0 <= i < k for i in members):
         raise ConfigError(f"partners = {cfg.partners!r}: distinct members in [0, {k}) needed")
     for i in members:
-        if not (path / man["members"][i]["checkpoint"]).is_file():
-            raise ConfigError(f"{where}: member {i}'s parameters "
-                              f"({man['members'][i]['checkpoint']}) are missing")
-    return Population(path, pop_cfg, pop_algo, man, members)
+        if not src.checkpoints[i].startswith(ZOO) and not Path(src.checkpoints[i]).is_file():
+            raise ConfigError(f"{where}: member {i}'s parameters ({src.checkpoints[i]}) are "
+                              "missing")
+    return Population(cfg.population, src.kind, src.layout, src.algo, members,
+                      [src.checkpoints[i] for i in members], [src.returns[i] for i in members])
 
 
-def selected_members(cfg: AdaptiveConfig, path: Path) -> list[int]:
-    """An HSP population's partners from its ``selection.json`` (``cfg.pool``)."""
+def selected_members(cfg: AdaptiveConfig, selection: dict | None) -> list[int]:
+    """An HSP population's partners from its selection (``selection.json``; ``cfg.pool``)."""
     if cfg.pool not in ("train", "all-eligible"):
         raise ConfigError(f"pool = {cfg.pool!r}: train or all-eligible")
-    if not (path / "selection.json").is_file():
+    if selection is None:
         raise ConfigError(f"population = {cfg.population!r}: no selection.json; choose the "
-                          f"training pool first with coplay populations select --pop {path} "
-                          "(or name the members: partners=0,3,5)")
+                          f"training pool first with coplay populations select --pop "
+                          f"{cfg.population} (or name the members: partners=0,3,5)")
     key = "train" if cfg.pool == "train" else "train_eligible"
-    members = [int(i) for i in read_json(path / "selection.json")[key]]
+    members = [int(i) for i in selection[key]]
     if not members:
-        raise ConfigError(f"{path}/selection.json: {key} is empty (no pair's return is above "
-                          "the selection's train_min_return)")
+        raise ConfigError(f"{cfg.population}: selection {key} is empty (no pair's return is "
+                          "above the selection's train_min_return)")
     return members
 
 
 def partner_params(pop: Population):
-    """(K, ...) parameters of the partners: each member's policy in seat 0 — an HSP member's
-    biased policy (:data:`~coplay.populations.hsp.BIASED`), a MEP member's only policy (it
-    plays both seats)."""
-    ps = [member_policies(pop.path, i)[0] for i in pop.members]
+    """(K, ...) actor parameters of the partners: each member's policy in seat 0 — an HSP
+    member's biased policy (:data:`~coplay.populations.hsp.BIASED`), a MEP member's only
+    policy (it plays both seats); from the zoo, its stored (float16-rounded) actor."""
+    if pop.source.startswith(ZOO):
+        ps = [zoo.load_entry(c[len(ZOO):])[0] for c in pop.checkpoints]
+    else:
+        ps = [actor_params(member_policies(pop.source, i)[0]) for i in pop.members]
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *ps)
 
 
@@ -251,12 +314,12 @@ def sampling_alpha(cfg: AdaptiveConfig, pop: Population) -> float:
     (uniform)."""
     if cfg.alpha is not None:
         return float(cfg.alpha)
-    return ALPHA_MEP if pop.cfg.kind == "mep" else 0.0
+    return ALPHA_MEP if pop.kind == "mep" else 0.0
 
 
 def experiment_of(pop: Population) -> str:
     """``mep-adaptive`` or ``hsp-adaptive``: the kind of the population."""
-    return f"{pop.cfg.kind}-adaptive"
+    return f"{pop.kind}-adaptive"
 
 
 KINDS = ("mep-adaptive", "hsp-adaptive")
@@ -270,7 +333,7 @@ def sampling_text(alpha: float) -> str:
 def run_config(cfg: AdaptiveConfig, algo: PPOConfig, pop: Population) -> dict:
     alpha = sampling_alpha(cfg, pop)
     return {"experiment": experiment_of(pop), **dataclasses.asdict(cfg), "resolved": algo,
-            "layout": pop.cfg.layout, "partner_members": pop.members,
+            "layout": pop.layout, "partner_members": pop.members,
             "sampling_alpha": alpha, "partner_sampling": sampling_text(alpha)}
 
 
@@ -292,9 +355,11 @@ def load_config(path: str | Path) -> AdaptiveConfig:
 # --- training ---------------------------------------------------------------------------------
 def make_trainer(algo: PPOConfig, pop: Population) -> tuple[ppo.Trainer, Overcooked, object]:
     """(trainer of one learner with the frozen partners, env, partner params (K, ...))."""
-    env = Overcooked(pop.cfg.layout)
+    env = Overcooked(pop.layout)
     params = partner_params(pop)
-    partner = frozen_partner(network_of(pop.algo, env), params, pop.algo.centralised_value)
+    # the partners act through their actor tower alone (a zoo entry ships without critic)
+    partner = frozen_partner(actor_only(network_of(pop.algo, env)), params,
+                             pop.algo.centralised_value)
     return ppo.make_train(algo, env, mep_params(env, 1, algo.horizon), partner), env, params
 
 
@@ -325,7 +390,7 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
     state, finished = drive_chunks(
         run, init_state(trainer, cfg.seed, len(pop.members)), has_ckpt, step=step,
         **ppo_chunk_counts(algo),
-        label=f"{TITLES[experiment_of(pop)]} {pop.cfg.layout} x{len(pop.members)} partners",
+        label=f"{TITLES[experiment_of(pop)]} {pop.layout} x{len(pop.members)} partners",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)
     if finished and finish:
@@ -348,10 +413,10 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
     atomic_write_bytes(path / AGENT_FILE, serialization.to_bytes(agent))
 
     # --- the learner (seat 0) with each partner (seat 1), each cook half the episodes
-    learner = take(agent, 0)
+    learner = actor_params(take(agent, 0))  # the partners' tree: actor towers
     pairs = jax.tree.map(lambda a, p: jnp.stack([jnp.broadcast_to(a, p.shape), p], axis=1),
                          learner, partners)  # (K, 2, ...)
-    ev = evaluate_pairs(env, algo, network_of(algo, env), pairs,
+    ev = evaluate_pairs(env, algo, actor_only(network_of(algo, env)), pairs,
                         jax.random.PRNGKey(cfg.seed + 10_000), cfg.eval_envs)
     returns = ev["sparse_return"]  # (K, N)
     rows = RunDir(path).read_metrics()
@@ -360,9 +425,9 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
     for k, m in enumerate(pop.members):
         partners_out.append({
             "partner": k, "member": m,
-            "checkpoint": str(pop.path / pop.manifest["members"][m]["checkpoint"]),
+            "checkpoint": pop.checkpoints[k],
             "return": float(returns[k].mean()), "return_std": float(returns[k].std()),
-            "partner_self_play_return": pop.manifest["members"][m]["return"],
+            "partner_self_play_return": pop.returns[k],
             "running_return": (last.get("running_return") or [None] * len(pop.members))[k],
             "final_prob": (last.get("probs") or [None] * len(pop.members))[k],
         })
@@ -379,13 +444,13 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
     kind, alpha = experiment_of(pop), sampling_alpha(cfg, pop)
     seat1 = "a frozen stage-1 member" if kind == "mep-adaptive" else \
         "a frozen member's biased policy"
-    manifest = {"kind": kind, "layout": pop.cfg.layout, "population": str(pop.path),
+    manifest = {"kind": kind, "layout": pop.layout, "population": pop.source,
                 "agent": AGENT_FILE, "seats": {"0": f"the {TITLES[kind]} learner", "1": seat1},
                 "alpha": alpha, "partner_sampling": sampling_text(alpha),
                 "partner_members": pop.members, "summary": summary}
     write_json(path / "manifest.json", manifest)
     plot_adaptive_training(rows, pop.members, path / "training.png",
-                  title=f"{TITLES[kind]}, {pop.cfg.layout}: {sampling_text(alpha)}")
+                  title=f"{TITLES[kind]}, {pop.layout}: {sampling_text(alpha)}")
     write_report(path, cfg, manifest, partners_out)
     return manifest
 

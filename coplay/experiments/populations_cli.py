@@ -51,8 +51,9 @@ class TrainArgs:
     populations select`; partners drawn uniformly, alpha 0). The --pop folder must be of the
     adaptive kind's population (an error names the other kind)."""
     pop: Path | None = None
-    """--kind mep-adaptive / hsp-adaptive: the finished MEP stage-1 / HSP population folder
-    (its layout is used)."""
+    """--kind mep-adaptive / hsp-adaptive: the finished MEP stage-1 / HSP population folder,
+    or a population in the zoo (zoo:random1/mep-s0, zoo:random1/hsp-s0: its float16 actors);
+    its layout is used."""
     layout: str = "random1"
     """Layout with an HSP weight grid (random1 = Coord. Ring, random0, random3, ...)."""
     preset: str = "default"

@@ -12,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from coplay import zoo
+from coplay.agents.actor_critic import actor_only
 from coplay.cli import main
+from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments import adaptive
 from coplay.experiments.adaptive import preset_config
@@ -20,9 +23,11 @@ from coplay.experiments.agents import load_agent
 from coplay.experiments.populations import load_run, train_population
 from coplay.experiments.populations import preset_config as population_preset
 from coplay.experiments.populations_cli import build_adaptive_config, parse_train_args
+from coplay.experiments.zoo_agents import actor_params
+from coplay.experiments.zoo_export import export_population
 from coplay.populations import mep
 from coplay.populations.hsp import BIASED, BR
-from coplay.populations.members import load_params, network_of, take
+from coplay.populations.members import load_params, member_policies, network_of, take
 from coplay.populations.mep import (
     dense_rank,
     draw_partners,
@@ -124,19 +129,21 @@ def test_partners_are_sampled_with_the_given_probabilities_in_the_rollout(one_ch
 
 
 def test_partner_logits_come_from_the_gathered_frozen_partner(stage1):
+    """Each env's partner logits are those of the full network of the member it drew (the
+    partners run on actor towers alone, as a zoo entry stores them)."""
     cfg = preset_config("tiny", population=str(stage1))
     algo, pop = adaptive.resolve(cfg)
     trainer, env, params = adaptive.make_trainer(algo, pop)
     net = network_of(pop.algo, env)
-    partner = mep.frozen_partner(net, params, False)
+    partner = mep.frozen_partner(actor_only(net), params, False)
+    full = [member_policies(stage1, i)[0] for i in pop.members]  # with the critic
     state = adaptive.init_state(trainer, 0, 2)
     runner = jax.tree.map(lambda x: x[0], state.runner)
     runner = runner.replace(partner=jnp.array([1, 0, 1, 1], jnp.int32))
     obs = runner.obs  # (N, 2, H, W, C), cook order = seat order without swaps
     got = partner.logits(params, runner, obs)
     for n, k in enumerate([1, 0, 1, 1]):
-        want, _ = net.apply(jax.tree.map(lambda x, k=k: x[k], params), obs[n, 1][None],
-                            obs[n, 1][None])
+        want, _ = net.apply(full[k], obs[n, 1][None], obs[n, 1][None])
         np.testing.assert_allclose(np.asarray(got[n]), np.asarray(want[0]), rtol=1e-5,
                                    atol=1e-6)
 
@@ -305,8 +312,9 @@ def test_hsp_adaptive_trains_uniformly_against_the_training_pools_biased_policie
     got = adaptive.partner_params(pop)
     for k, m in enumerate(sel["train"]):
         pair = load_params(hsp1 / "members" / f"m{m:02d}.msgpack")
-        for a, b, br in zip(jax.tree.leaves(take(got, k)), jax.tree.leaves(take(pair, BIASED)),
-                            jax.tree.leaves(take(pair, BR)), strict=True):
+        biased, br_ = actor_params(take(pair, BIASED)), actor_params(take(pair, BR))
+        for a, b, br in zip(jax.tree.leaves(take(got, k)), jax.tree.leaves(biased),
+                            jax.tree.leaves(br_), strict=True):
             np.testing.assert_array_equal(np.asarray(a), b)
             assert a.shape == br.shape
         assert any(not np.array_equal(b, br) for b, br in
@@ -326,7 +334,7 @@ def test_hsp_adaptive_agent_loads(hsp2):
     assert agent.name.startswith("hsp-adaptive")
     cfg = adaptive.load_config(hsp2)
     algo, pop = adaptive.resolve(cfg)
-    env = Overcooked(pop.cfg.layout)
+    env = Overcooked(pop.layout)
     obs = jax.random.bernoulli(jax.random.PRNGKey(0), 0.2, (3, *env.obs_shape)).astype(
         jnp.float32)
     learner = take(load_params(hsp2 / "agent.msgpack"), 0)  # (G = 1, ...) -> the learner
@@ -374,3 +382,34 @@ def test_hsp_cli_errors_name_the_problem(hsp1, stage1, tmp_path, capsys):
         assert main(base + args) == 2, args
         assert text in capsys.readouterr().err, (args, text)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_zoo_population_gives_the_folders_partners(hsp1, stage1, tmp_path, monkeypatch):
+    """--pop zoo:<prefix>: the same training pool and layout as the exported folder, the
+    partners its biased policies' actor towers rounded to float16 as the zoo stores them, and
+    the same refusals (wrong kind, evaluation partners, an unknown prefix)."""
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    export_population(hsp1, "random1/hsp-t")
+    export_population(stage1, "cramped_room/mep-t")
+    _, folder = adaptive.resolve(preset_config("tiny", population=str(hsp1)))
+    algo, pop = adaptive.resolve(preset_config("tiny", population="zoo:random1/hsp-t"))
+    assert (pop.kind, pop.layout, pop.members) == ("hsp", "random1", folder.members)
+    assert pop.returns == folder.returns
+    assert pop.checkpoints == [f"zoo:random1/hsp-t/member{m:02d}-biased" for m in pop.members]
+    assert all(getattr(pop.algo, f) == getattr(folder.algo, f) for f in adaptive.NETWORK_FIELDS)
+    got, want = adaptive.partner_params(pop), adaptive.partner_params(folder)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(np.asarray(a),
+                                      np.asarray(b).astype(np.float16).astype(np.float32))
+    trainer, env, params = adaptive.make_trainer(algo, pop)  # builds on actor-only partners
+    assert jax.tree.leaves(params)[0].shape[0] == len(pop.members)
+    _, mep_pop = adaptive.resolve(preset_config("tiny", population="zoo:cramped_room/mep-t"))
+    assert (mep_pop.kind, mep_pop.members) == ("mep", [0, 1])
+    with pytest.raises(ConfigError, match="hsp-adaptive"):
+        adaptive.load_population(preset_config("tiny", population="zoo:random1/hsp-t"), "mep")
+    ev = json.loads((hsp1 / "selection.json").read_text())["eval"]
+    with pytest.raises(ConfigError, match="evaluation partners"):
+        adaptive.resolve(preset_config("tiny", population="zoo:random1/hsp-t",
+                                       partners=tuple(ev)))
+    with pytest.raises(ConfigError, match="not a zoo population"):
+        adaptive.resolve(preset_config("tiny", population="zoo:random1/nothing-here"))
