@@ -43,10 +43,29 @@ SIZE_BUDGET = 25_000_000
 DTYPES = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(jnp.bfloat16)}
 FORMATS = {"msgpack": ".msgpack", "json": ".json"}
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+REF_PREFIX = "zoo:"
+"""How an agent or population reference names a zoo entry (or prefix), beside run folders."""
 
 
 class ZooError(RunError):
     """A zoo entry cannot be written or read as asked (unknown, damaged, over budget, ...)."""
+
+
+def is_ref(ref) -> bool:
+    """Whether ``ref`` names the zoo (``zoo:<name>``) rather than a run folder."""
+    return isinstance(ref, str) and ref.startswith(REF_PREFIX)
+
+
+def ref_name(ref: str) -> str:
+    """The entry name (or prefix) a ``zoo:<name>`` reference names."""
+    if not is_ref(ref):
+        raise ZooError(f"{ref!r}: not a zoo reference ({REF_PREFIX}<name>)")
+    return ref[len(REF_PREFIX):]
+
+
+def ref_of(name: str) -> str:
+    """The reference (``zoo:<name>``) of entry ``name``."""
+    return REF_PREFIX + name
 
 
 def default_zoo_dir() -> Path:

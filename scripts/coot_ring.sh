@@ -10,11 +10,14 @@ ROOT=${1:-runs/coot-ring}
 PRESET=${2:-default}
 mkdir -p "$ROOT"
 done_() { [ -f "$1/report.md" ]; }
+# the tiny preset's 3-pair populations score 0: keep every pair so each later stage has partners
+SELECT="--eval-size 5 --train-size 8"
+[ "$PRESET" = tiny ] && SELECT="--eval-size 1 --train-size 2 --eval-min-return -1 --train-min-return -1"
 
 pop() {  # pop OUT SEED
   done_ "$1" || { [ -f "$1/config.json" ] && coplay populations train --out "$1" --resume \
     || coplay populations train --layout random1 --preset "$PRESET" --seed "$2" --out "$1"; }
-  [ -f "$1/selection.json" ] || coplay populations select --pop "$1" --eval-size 5 --train-size 8
+  [ -f "$1/selection.json" ] || coplay populations select --pop "$1" $SELECT
 }
 pop "$ROOT/hsp-s0" 0
 pop "$ROOT/hsp-s1" 1

@@ -146,7 +146,6 @@ class Population(NamedTuple):
 
 
 POPULATION_NAMES = {"mep": "MEP stage-1 population", "hsp": "HSP population"}
-ZOO = "zoo:"
 
 
 class _Source(NamedTuple):
@@ -211,7 +210,7 @@ def _zoo_source(name: str, where: str, kind: str | None, want: str) -> _Source:
                      cnn_filters=tuple(net["cnn_filters"]), activation=net["activation"],
                      centralised_value=bool(net["centralised_value"]))
     return _Source(doc["kind"].removesuffix("-population"), doc["layout"], algo,
-                   doc.get("selection"), [ZOO + e for e in entries],
+                   doc.get("selection"), [zoo.ref_of(e) for e in entries],
                    [m["return"] for m in doc["members"]])
 
 
@@ -222,8 +221,8 @@ def load_population(cfg: AdaptiveConfig, kind: str | None = None) -> Population:
     want = POPULATION_NAMES.get(kind, "MEP stage-1 or HSP population")
     if not cfg.population:
         raise ConfigError(f"population: give a finished {want} folder or zoo:<prefix> (--pop)")
-    src = (_zoo_source(cfg.population[len(ZOO):], where, kind, want)
-           if cfg.population.startswith(ZOO)
+    src = (_zoo_source(zoo.ref_name(cfg.population), where, kind, want)
+           if zoo.is_ref(cfg.population)
            else _folder_source(Path(cfg.population), where, kind, want))
     k = len(src.checkpoints)
     if cfg.pool != "train" and (src.kind == "mep" or cfg.partners is not None):
@@ -239,7 +238,7 @@ def load_population(cfg: AdaptiveConfig, kind: str | None = None) -> Population:
     if not members or len(set(members)) != len(members) or not all(0 <= i < k for i in members):
         raise ConfigError(f"partners = {cfg.partners!r}: distinct members in [0, {k}) needed")
     for i in members:
-        if not src.checkpoints[i].startswith(ZOO) and not Path(src.checkpoints[i]).is_file():
+        if not zoo.is_ref(src.checkpoints[i]) and not Path(src.checkpoints[i]).is_file():
             raise ConfigError(f"{where}: member {i}'s parameters ({src.checkpoints[i]}) are "
                               "missing")
     return Population(cfg.population, src.kind, src.layout, src.algo, members,
@@ -266,8 +265,8 @@ def partner_params(pop: Population):
     """(K, ...) actor parameters of the partners: each member's policy in seat 0 — an HSP
     member's biased policy (:data:`~coplay.populations.hsp.BIASED`), a MEP member's only
     policy (it plays both seats); from the zoo, its stored (float16-rounded) actor."""
-    if pop.source.startswith(ZOO):
-        ps = [zoo.load_entry(c[len(ZOO):])[0] for c in pop.checkpoints]
+    if zoo.is_ref(pop.source):
+        ps = [zoo.load_entry(zoo.ref_name(c))[0] for c in pop.checkpoints]
     else:
         ps = [actor_params(member_policies(pop.source, i)[0]) for i in pop.members]
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *ps)

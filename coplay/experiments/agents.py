@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from coplay import zoo
 from coplay.agents.base import Agent, actor_critic_agent, gru_agent
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel
@@ -64,11 +65,11 @@ def load_agent(path: str | Path, *, member: int | None = None, seat: int | None 
     ``final`` or ``mid`` (a population member's mid-skill snapshot). ``"zoo:<name>"``: the
     model-zoo entry ``name`` (:func:`coplay.experiments.zoo_agents.zoo_agent`; no options).
     """
-    if isinstance(path, str) and path.startswith("zoo:"):
+    if zoo.is_ref(path):
         if member is not None or seat is not None or learner != 0 or which != "final":
             raise ValueError(f"{path}: a zoo entry holds one policy (no member, seat, "
                              "learner or which to choose)")
-        return zoo_agent(path[len("zoo:"):])
+        return zoo_agent(zoo.ref_name(path))
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"{path}: no such run folder")

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from coplay import zoo
 from coplay.agents.base import Agent
 from coplay.agents.coot_agent import coot_agent
 from coplay.agents.gpt import GPTConfig, make_gpt
@@ -171,7 +172,7 @@ def _report(path: Path, cfg: CootRunConfig, ds: Dataset, train_p, val_p, rows, b
 def initial_params(ref: str, like: dict) -> dict:
     """The float32 GPT parameters of the CooT ``ref`` (run folder or zoo:<name>), checked
     against the tree ``like`` (a fresh initialisation of the run's model)."""
-    agent = load_agent(ref) if ref.startswith("zoo:") else coot_run_agent(ref)
+    agent = load_coot(ref)
     if agent.kind != "overcooked" or not hasattr(agent.spec, "num_episodes"):
         raise RunError(f"init_from {ref!r}: not a Coordination Transformer ({agent.name})")
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), agent.params)
@@ -190,6 +191,11 @@ def load_coot_config(path: Path) -> tuple[CootRunConfig, dict]:
     fields = {f.name for f in dataclasses.fields(CootRunConfig)}
     return config_from_json(CootRunConfig, {k: v for k, v in raw.items() if k in fields},
                             str(path / RunDir.CONFIG)), raw
+
+
+def load_coot(ref: str) -> Agent:
+    """The CooT ``ref`` — a finished run folder or zoo:<name> — as an in-context agent."""
+    return load_agent(ref) if zoo.is_ref(ref) else coot_run_agent(ref)
 
 
 def coot_run_agent(path: str | Path, name: str | None = None) -> Agent:

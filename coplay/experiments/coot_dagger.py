@@ -52,11 +52,10 @@ from coplay.data.shards import ShardStore
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.adaptation_plots import plot_dagger_rounds
 from coplay.eval.in_context import play_episodes
-from coplay.experiments.agents import load_agent
 from coplay.experiments.coot import (
     MODEL,
     CootRunConfig,
-    coot_run_agent,
+    load_coot,
     load_coot_config,
     train_coot,
 )
@@ -113,18 +112,14 @@ class DaggerConfig:
 
 def start_coot_config(ref: str) -> CootConfig:
     """The CooT training config of ``ref`` (run folder or zoo:<name>)."""
-    if ref.startswith("zoo:"):
-        meta = zoo.read_manifest().get("entries", {}).get(zoo.check_name(ref[4:]), {}).get(
-            "meta", {})
+    if zoo.is_ref(ref):
+        name = zoo.check_name(zoo.ref_name(ref))
+        meta = zoo.read_manifest().get("entries", {}).get(name, {}).get("meta", {})
         if meta.get("agent") != "coot" or "config" not in meta:
             raise RunError(f"{ref}: not a CooT zoo entry with its training config")
         return config_from_json(CootConfig, meta["config"]["coot"], f"{ref} config")
     cfg, _ = load_coot_config(Path(ref))
     return cfg.coot
-
-
-def load_coot(ref: str) -> Agent:
-    return load_agent(ref) if ref.startswith("zoo:") else coot_run_agent(ref)
 
 
 def round_coot_config(start: CootConfig, cfg: DaggerConfig) -> CootConfig:

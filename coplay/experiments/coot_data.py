@@ -39,7 +39,6 @@ from coplay.experiments.agents import load_agent
 from coplay.runs import RunError, progress_bar, read_json, to_jsonable, write_json
 
 MANIFEST = "manifest.json"
-ZOO = "zoo:"
 POPULATION_ENTRY = "population"  # what coplay.experiments.zoo_export writes per population
 
 
@@ -54,12 +53,12 @@ class AgentRef:
     which: str = "final"
 
     def load(self) -> Agent:
-        if self.path.startswith(ZOO):
+        if zoo.is_ref(self.path):
             return load_agent(self.path)
         return load_agent(self.path, member=self.member, seat=self.seat, which=self.which)
 
     def label(self) -> str:
-        if self.path.startswith(ZOO):
+        if zoo.is_ref(self.path):
             return self.path
         parts = [f"member {self.member}"] * (self.member is not None)
         parts += [f"seat {self.seat}"] * (self.seat is not None)
@@ -88,8 +87,8 @@ def pair_from_json(d: dict) -> Pair:
 def _population(source: str) -> tuple[dict, str]:
     """(summary, layout) of a population run folder or zoo prefix: ``selection`` (or None),
     ``kind`` (hsp-population / mep-population) and the member entries."""
-    if source.startswith(ZOO):
-        doc, _ = zoo.load_json(f"{source[len(ZOO):].rstrip('/')}/{POPULATION_ENTRY}")
+    if zoo.is_ref(source):
+        doc, _ = zoo.load_json(f"{zoo.ref_name(source).rstrip('/')}/{POPULATION_ENTRY}")
         return doc, doc["layout"]
     path = Path(source)
     raw = read_json(path / "config.json")
@@ -111,16 +110,16 @@ def hsp_pairs(source: str, subset: str, layout: str, which: str = "final") -> li
         raise RunError(f"{source} has no selection: run `coplay populations select --pop "
                        f"{source}` first")
     members = doc["selection"][subset]
-    if which != "final" and source.startswith(ZOO):
+    if which != "final" and zoo.is_ref(source):
         raise RunError(f"{source}: the zoo holds final policies only (which = {which!r})")
     pairs = []
     for m in members:
         entry = doc["members"][m]
         info = {"kind": "hsp", "source": source, "member": int(m), "checkpoint": which,
                 "return": entry.get("return")}
-        if source.startswith(ZOO):
+        if zoo.is_ref(source):
             e = entry["entries"]
-            partner, br = AgentRef(ZOO + e["biased"]), AgentRef(ZOO + e["br"])
+            partner, br = AgentRef(zoo.ref_of(e["biased"])), AgentRef(zoo.ref_of(e["br"]))
         else:
             partner, br = (AgentRef(source, int(m), 0, which), AgentRef(source, int(m), 1, which))
         pairs.append(Pair(f"hsp{int(m):02d}-{which}", partner, br, info))
@@ -136,7 +135,7 @@ def mep_pairs(source: str, layout: str) -> list[Pair]:
         raise RunError(f"{source} was trained on layout {pop_layout!r}, not {layout!r}")
     pairs = []
     for i, entry in enumerate(doc["members"]):
-        ref = (AgentRef(ZOO + entry["entries"]["member"]) if source.startswith(ZOO)
+        ref = (AgentRef(zoo.ref_of(entry["entries"]["member"])) if zoo.is_ref(source)
                else AgentRef(source, i))
         pairs.append(Pair(f"mep{i:02d}", ref, ref, {"kind": "mep", "source": source,
                                                      "member": i, "checkpoint": "final",

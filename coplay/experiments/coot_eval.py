@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from coplay import zoo
 from coplay.agents.base import Agent
 from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
@@ -87,7 +88,7 @@ def load_ref(ref: str, label: str) -> Agent:
     """Any trained agent by reference: CooT / BC run folders here, the rest via load_agent."""
     r = parse_ref(ref)
     path = Path(r.path)
-    if not r.path.startswith("zoo:") and (path / RunDir.CONFIG).is_file():
+    if not zoo.is_ref(r.path) and (path / RunDir.CONFIG).is_file():
         kind = read_json(path / RunDir.CONFIG).get("experiment")
         if kind == "coot":
             return coot_run_agent(path, label)

@@ -43,7 +43,7 @@ from coplay.eval.plots import plot_within_episode
 from coplay.experiments.agents import load_agent
 from coplay.experiments.ipd_runs import load_run_config
 from coplay.runs import RunError, atomic_write_text, write_json
-from coplay.zoo import list_entries
+from coplay.zoo import is_ref, list_entries, ref_name, ref_of
 
 try:  # the optional extra; every entry point calls require_axelrod() first
     import axelrod as axl
@@ -187,8 +187,8 @@ def learner_agents(source: str | Path, learners: tuple[int, ...] = ()) -> list[A
     """The IPD learners of a run folder (all, or those listed), the agent of a
     ``zoo:<name>`` entry, or the learners of an exported run, ``zoo:<name>`` whose entries are
     ``<name>/learnerNN`` (all, or those listed); ValueError / RunError naming what is wrong."""
-    if isinstance(source, str) and source.startswith("zoo:"):
-        name = source[len("zoo:"):].rstrip("/")
+    if is_ref(source):
+        name = ref_name(source).rstrip("/")
         exported = sorted(n for n in list_entries(prefix=name + "/")
                           if re.fullmatch(re.escape(name) + r"/learner\d+", n))
         if name not in list_entries(prefix=name) and exported:
@@ -196,7 +196,7 @@ def learner_agents(source: str | Path, learners: tuple[int, ...] = ()) -> list[A
             for i in learners:
                 if i not in ids:
                     raise ValueError(f"learner {i}: {source} has learners {ids}")
-            return [load_agent(f"zoo:{name}/learner{i:02d}") for i in (learners or ids)]
+            return [load_agent(ref_of(f"{name}/learner{i:02d}")) for i in (learners or ids)]
         if learners:
             raise ValueError(f"{source}: a zoo entry holds one agent (no learners to choose)")
         agent = load_agent(source)
@@ -320,7 +320,7 @@ def validate(cfg: AxelrodConfig) -> None:
             raise ValueError(f"{name} = {getattr(cfg, name)}: must be >= 1")
     if cfg.turns is not None and cfg.turns < 1:
         raise ValueError(f"turns = {cfg.turns}: must be >= 1")
-    if cfg.run_dir.startswith("zoo:") and cfg.out is None:
+    if is_ref(cfg.run_dir) and cfg.out is None:
         raise ValueError(f"{cfg.run_dir}: a zoo entry has no run folder, give --out")
 
 
@@ -396,7 +396,7 @@ def run_axelrod(cfg: AxelrodConfig) -> Path:
     validate(cfg)
     require_axelrod()
     agents = learner_agents(cfg.run_dir, cfg.learners)
-    zoo = cfg.run_dir.startswith("zoo:")
+    zoo = is_ref(cfg.run_dir)
     run_cfg, algo = (None, None) if zoo else load_run_config(cfg.run_dir)
     turns = cfg.turns or (algo.num_rounds if algo is not None else 100)
     label = "PPI" if run_cfg and run_cfg.get("algo") == "ppi" else "A2C"
