@@ -219,3 +219,13 @@ def test_verify_names_damaged_missing_and_stray_files(tmp_path):
     assert not res["l/gone"][0] and "l/gone.msgpack is missing" in res["l/gone"][1]
     assert not res["l/stray.msgpack"][0] and "not in the zoo manifest" in \
         res["l/stray.msgpack"][1]
+
+
+def test_zoo_references_round_trip_and_other_references_are_refused():
+    ref = zoo.ref_of("random1/coot-s0")
+    assert ref == "zoo:random1/coot-s0" and zoo.is_ref(ref)
+    assert zoo.ref_name(ref) == "random1/coot-s0"
+    for other in ("runs/ring/coot-s0", "zoo", None, 3):
+        assert not zoo.is_ref(other)
+    with pytest.raises(ZooError, match="not a zoo reference"):
+        zoo.ref_name("runs/ring/coot-s0")
