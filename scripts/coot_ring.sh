@@ -10,17 +10,17 @@ ROOT=${1:-runs/coot-ring}
 PRESET=${2:-default}
 mkdir -p "$ROOT"
 done_() { [ -f "$1/report.md" ]; }
-# the tiny preset's 3-pair populations score 0: keep every pair so each later stage has partners
-SELECT="--eval-size 5 --train-size 8"
-[ "$PRESET" = tiny ] && SELECT="--eval-size 1 --train-size 2 --eval-min-return -1 --train-min-return -1"
 
-pop() {  # pop OUT SEED
+pop() {  # pop OUT SEED EVAL_SIZE
   done_ "$1" || { [ -f "$1/config.json" ] && coplay populations train --out "$1" --resume \
     || coplay populations train --layout random1 --preset "$PRESET" --seed "$2" --out "$1"; }
-  [ -f "$1/selection.json" ] || coplay populations select --pop "$1" $SELECT
+  # the tiny preset's 3-pair populations score 0: keep every pair so each later stage has some
+  if [ "$PRESET" = tiny ]; then sel="--eval-size 1 --train-size 2 --eval-min-return -1 --train-min-return -1"
+  else sel="--eval-size $3 --train-size 8"; fi
+  [ -f "$1/selection.json" ] || coplay populations select --pop "$1" $sel
 }
-pop "$ROOT/hsp-s0" 0
-pop "$ROOT/hsp-s1" 1
+pop "$ROOT/hsp-s0" 0 5    # its training pool (8 pairs) is the CooT's and HSP-adaptive's
+pop "$ROOT/hsp-s1" 1 10   # its 10 evaluation partners (the paper's K) are the held-out ones
 done_ "$ROOT/mep" || { [ -f "$ROOT/mep/config.json" ] && coplay populations train --out "$ROOT/mep" --resume \
   || coplay populations train --kind mep --layout random1 --preset "$PRESET" --out "$ROOT/mep"; }
 sfx() { [ "$1" = 0 ] || echo "-s$1"; }  # seed 0: the folder's plain name, seed 1: -s1

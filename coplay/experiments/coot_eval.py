@@ -43,8 +43,10 @@ class EvalConfig:
     agents: tuple[str, ...] = ()
     """label=REF entries (REF: run folder, folder#member,seat, or zoo:<name>); a label given
     several times pools its REFs as seeds (CooT seeds)."""
-    partners: str = "zoo:random1/hsp-s1"
-    """HSP population whose `eval` selection are the partners (never in the training data)."""
+    partners: str = "zoo:random1/hsp-s1-k10"
+    """HSP population whose `eval` selection are the partners (never in the training data).
+    Default: the seed-1 population's 10 k-DPP partners (the paper's K = 10 per layout);
+    ``zoo:random1/hsp-s1`` holds its earlier 5-partner selection (a subset of the 10)."""
     layout: str = "random1"
     """Layout of the games."""
     episodes: int = 50

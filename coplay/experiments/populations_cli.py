@@ -20,6 +20,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
+from coplay import zoo
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, parse_overrides
 from coplay.experiments import adaptive
@@ -33,6 +34,7 @@ from coplay.experiments.populations import (
     resolve,
     train_population,
 )
+from coplay.experiments.zoo_export import reselect_population
 from coplay.populations.selection import select_sets
 from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 
@@ -86,8 +88,12 @@ class TrainArgs:
 class SelectArgs:
     """Choose evaluation partners (k-DPP) and a disjoint training pool (greedy max-L1)."""
 
-    pop: Path
-    """Population folder (with manifest.json)."""
+    pop: str
+    """Population folder (with manifest.json), or zoo:<prefix> of a zoo population."""
+    out: str | None = None
+    """Where the selection goes: None = the folder's selection.json; for a zoo population a
+    new prefix zoo:<prefix> (its population entry shares the members' stored weights; the
+    source entry is never rewritten)."""
     eval_size: int = 5
     """Evaluation partners (the paper: 10 per layout, 15 for multi-recipe layouts)."""
     train_size: int = 8
@@ -253,7 +259,16 @@ def select(argv: list[str], prog: str = "coplay populations select") -> int:
             if getattr(args, f) < 0 or (f.startswith("dpp") and getattr(args, f) < 1):
                 raise ConfigError(f"{f} = {getattr(args, f)}: must be >= "
                                   f"{1 if f.startswith('dpp') else 0}")
-        man = read_json(args.pop / "manifest.json")
+        if zoo.is_ref(args.pop):
+            if not zoo.is_ref(args.out):
+                raise ConfigError(f"out = {args.out!r}: a zoo population's selection goes to a "
+                                  "new zoo prefix, --out zoo:<prefix>")
+            man, _ = zoo.load_json(f"{zoo.ref_name(args.pop).rstrip('/')}/population")
+        else:
+            if args.out is not None:
+                raise ConfigError(f"out = {args.out!r}: a folder's selection is its "
+                                  "selection.json (leave --out out)")
+            man = read_json(Path(args.pop) / "manifest.json")
         feats = np.array([m["features"] for m in man["members"]])
         rets = np.array([m["return"] for m in man["members"]])
         sel = select_sets(feats, rets, args.train_size, args.eval_size, args.train_min_return,
@@ -264,7 +279,12 @@ def select(argv: list[str], prog: str = "coplay populations select") -> int:
         if len(sel["eval"]) < args.eval_size or len(sel["train"]) < args.train_size:
             print(f"note: only {len(sel['eval'])} evaluation partners and {len(sel['train'])} "
                   "training pairs were eligible", file=sys.stderr)
-        write_json(args.pop / "selection.json", sel)
+        if zoo.is_ref(args.pop):
+            where = zoo.ref_of(reselect_population(zoo.ref_name(args.pop),
+                                                   zoo.ref_name(args.out), sel))
+        else:
+            where = Path(args.pop) / "selection.json"
+            write_json(where, sel)
     except (ConfigError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -272,7 +292,7 @@ def select(argv: list[str], prog: str = "coplay populations select") -> int:
           f"{sel['eval_log_det']:.2f}): {sel['eval']}")
     print(f"training pool (greedy max-L1): {sel['train']}")
     print(f"diversity: all {sel['diversity_all']:.2f}, train {sel['diversity_train']:.2f}, "
-          f"eval {sel['diversity_eval']:.2f}  -> {args.pop / 'selection.json'}")
+          f"eval {sel['diversity_eval']:.2f}  -> {where}")
     return 0
 
 

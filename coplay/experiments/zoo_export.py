@@ -166,6 +166,26 @@ def export_selection(run_dir: str | Path, zoo_name_prefix: str, zoo_dir=None,
     return name
 
 
+def reselect_population(source_prefix: str, out_prefix: str, selection: dict, zoo_dir=None,
+                        overwrite: bool = False) -> str:
+    """A new ``<out_prefix>/population`` entry: the zoo population ``source_prefix`` with
+    another ``selection`` (e.g. more evaluation partners). Its members keep their entry names,
+    so the new population shares the source's stored weights (a few KB, no copy). Returns the
+    entry's name; ZooError when the source is not a population or the names collide."""
+    src = zoo.check_name(source_prefix.rstrip("/"))
+    out = zoo.check_name(out_prefix.rstrip("/"))
+    if out == src:
+        raise zoo.ZooError(f"{out}: give a new prefix; the source population's entry (and the "
+                           "results measured on its selection) stay as they are")
+    doc, meta = zoo.load_json(f"{src}/{POPULATION_ENTRY}", zoo_dir)
+    if not isinstance(doc, dict) or doc.get("kind") not in KINDS:
+        raise zoo.ZooError(f"zoo:{src}: not a population entry")
+    name = f"{out}/{POPULATION_ENTRY}"
+    zoo.save_json(name, {**doc, "selection": selection, "selected_from": f"zoo:{src}"},
+                  {**meta, "source": f"zoo:{src}"}, zoo_dir, overwrite=overwrite)
+    return name
+
+
 # --- single run folders of the CooT stack ---------------------------------------------------
 def _run_kind(run_dir: Path) -> dict:
     config = run_dir / RunDir.CONFIG

@@ -4,6 +4,7 @@ members' own logits (up to fp16 rounding), load_agent("zoo:..."), the `coplay zo
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ from coplay.agents.actor_critic import ActorOnly, actor_only
 from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.agents import load_agent
+from coplay.experiments.coot_data import hsp_pairs
 from coplay.experiments.populations import load_run
 from coplay.experiments.zoo_agents import actor_params, zoo_agent
 from coplay.experiments.zoo_export import export_population, export_selection
@@ -200,3 +202,31 @@ def test_cli_export_list_verify(hsp_pop, tmp_path, capsys):
     assert "manifest.json" in capsys.readouterr().err
     assert main(["zoo", "export", "--pop", str(tmp_path), "--prefix", "x",
                  "--zoo", str(d)]) == 2
+
+
+def test_a_zoo_population_is_reselected_into_a_new_prefix(hsp_zoo, hsp_pop, tmp_path,
+                                                         monkeypatch, capsys):
+    d = tmp_path / "zoo"
+    shutil.copytree(hsp_zoo[0], d)
+    monkeypatch.setenv(zoo.ZOO_ENV, str(d))
+    source = (d / "random1/hsp-s0/population.json").read_bytes()
+    args = ["populations", "select", "--pop", "zoo:random1/hsp-s0", "--eval-size", "2",
+            "--train-size", "0", "--eval-min-return", "-1", "--train-min-return", "-1"]
+    assert main([*args, "--out", "zoo:random1/hsp-k2"]) == 0
+    assert "zoo:random1/hsp-k2/population" in capsys.readouterr().out
+    doc, meta = zoo.load_json("random1/hsp-k2/population", d)
+    old, _ = zoo.load_json("random1/hsp-s0/population", d)
+    assert sorted(doc["selection"]["eval"]) == [0, 1] and doc["selection"]["train"] == []
+    assert doc["members"] == old["members"] and doc["selected_from"] == "zoo:random1/hsp-s0"
+    assert meta["source"] == "zoo:random1/hsp-s0"
+    assert (d / "random1/hsp-s0/population.json").read_bytes() == source  # never rewritten
+    pairs = hsp_pairs("zoo:random1/hsp-k2", "eval", "random1")
+    assert [p.partner.path for p in pairs] == [f"zoo:random1/hsp-s0/member{m:02d}-biased"
+                                               for m in doc["selection"]["eval"]]
+    assert [z[0] for z in zoo.verify(d)] and all(ok for _, ok, _ in zoo.verify(d))
+    for out, says in ((None, "new zoo prefix"), ("zoo:random1/hsp-s0", "new prefix"),
+                      ("runs/x", "new zoo prefix")):
+        assert main([*args] + (["--out", out] if out else [])) == 2
+        assert says in capsys.readouterr().err
+    assert main(["populations", "select", "--pop", str(hsp_pop), "--out", "zoo:x"]) == 2
+    assert "selection.json" in capsys.readouterr().err
