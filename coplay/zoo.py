@@ -63,6 +63,16 @@ def ref_name(ref: str) -> str:
     return ref[len(REF_PREFIX):]
 
 
+POPULATION_ENTRY = "population"
+"""The JSON entry ``<prefix>/population`` that indexes a population stored under ``<prefix>``."""
+
+
+def load_population_entry(prefix: str, zoo_dir=None) -> tuple[Any, dict]:
+    """(document, meta) of the population stored under ``prefix`` (its members' entry names,
+    returns, features and selection); ZooError naming a missing or damaged entry."""
+    return load_json(f"{check_name(prefix.rstrip('/'))}/{POPULATION_ENTRY}", zoo_dir)
+
+
 def ref_of(name: str) -> str:
     """The reference (``zoo:<name>``) of entry ``name``."""
     return REF_PREFIX + name

@@ -197,7 +197,7 @@ def _zoo_source(name: str, where: str, kind: str | None, want: str) -> _Source:
     ``<prefix>/population`` entry and the members' actor weights."""
     prefix = name.rstrip("/")
     try:
-        doc, _ = zoo.load_json(f"{prefix}/population")
+        doc, _ = zoo.load_population_entry(prefix)
     except RunError as e:
         raise ConfigError(f"{where}: not a zoo population ({e})") from None
     err = _wrong_kind(where, str(doc.get("kind")), kind, want)

@@ -39,7 +39,6 @@ from coplay.experiments.agents import load_agent
 from coplay.runs import RunError, progress_bar, read_json, to_jsonable, write_json
 
 MANIFEST = "manifest.json"
-POPULATION_ENTRY = "population"  # what coplay.experiments.zoo_export writes per population
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _population(source: str) -> tuple[dict, str]:
     """(summary, layout) of a population run folder or zoo prefix: ``selection`` (or None),
     ``kind`` (hsp-population / mep-population) and the member entries."""
     if zoo.is_ref(source):
-        doc, _ = zoo.load_json(f"{zoo.ref_name(source).rstrip('/')}/{POPULATION_ENTRY}")
+        doc, _ = zoo.load_population_entry(zoo.ref_name(source))
         return doc, doc["layout"]
     path = Path(source)
     raw = read_json(path / "config.json")

@@ -34,7 +34,7 @@ from coplay.experiments.populations import (
     resolve,
     train_population,
 )
-from coplay.experiments.zoo_export import POPULATION_ENTRY, reselect_population
+from coplay.experiments.zoo_export import reselect_population
 from coplay.populations.selection import select_sets
 from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 
@@ -263,7 +263,7 @@ def select(argv: list[str], prog: str = "coplay populations select") -> int:
             if not zoo.is_ref(args.out):
                 raise ConfigError(f"out = {args.out!r}: a zoo population's selection goes to a "
                                   "new zoo prefix, --out zoo:<prefix>")
-            man, _ = zoo.load_json(f"{zoo.ref_name(args.pop).rstrip('/')}/{POPULATION_ENTRY}")
+            man, _ = zoo.load_population_entry(zoo.ref_name(args.pop))
         else:
             if args.out is not None:
                 raise ConfigError(f"out = {args.out!r}: a folder's selection is its "

@@ -64,7 +64,6 @@ KINDS = ("hsp-population", "mep-population")
 RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo", "ipd")
 RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.MODEL
 ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.adaptive.AGENT_FILE
-POPULATION_ENTRY = "population"
 
 
 def _population(run_dir: Path):
@@ -159,9 +158,9 @@ def export_selection(run_dir: str | Path, zoo_name_prefix: str, zoo_dir=None,
            "event_names": man.get("event_names"), "summary": man.get("summary"),
            "selection": read_json(sel_file) if sel_file.is_file() else None,
            "members": members}
-    name = f"{prefix}/{POPULATION_ENTRY}"
+    name = f"{prefix}/{zoo.POPULATION_ENTRY}"
     zoo.save_json(name, doc, {"kind": raw["experiment"], "layout": cfg.layout,
-                              "role": POPULATION_ENTRY, "source": str(run_dir)},
+                              "role": zoo.POPULATION_ENTRY, "source": str(run_dir)},
                   zoo_dir, budget=budget, overwrite=overwrite)
     return name
 
@@ -177,10 +176,10 @@ def reselect_population(source_prefix: str, out_prefix: str, selection: dict, zo
     if out == src:
         raise zoo.ZooError(f"{out}: give a new prefix; the source population's entry (and the "
                            "results measured on its selection) stay as they are")
-    doc, meta = zoo.load_json(f"{src}/{POPULATION_ENTRY}", zoo_dir)
+    doc, meta = zoo.load_population_entry(src, zoo_dir)
     if not isinstance(doc, dict) or doc.get("kind") not in KINDS:
         raise zoo.ZooError(f"zoo:{src}: not a population entry")
-    name = f"{out}/{POPULATION_ENTRY}"
+    name = f"{out}/{zoo.POPULATION_ENTRY}"
     zoo.save_json(name, {**doc, "selection": selection, "selected_from": f"zoo:{src}"},
                   {**meta, "source": f"zoo:{src}"}, zoo_dir, overwrite=overwrite)
     return name
