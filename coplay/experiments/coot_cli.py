@@ -36,7 +36,7 @@ from coplay.experiments.coot_dagger import DaggerConfig, run_dagger
 from coplay.experiments.coot_data import CollectConfig, collect
 from coplay.experiments.coot_eval import EvalConfig, evaluate
 from coplay.experiments.coot_report import write_report
-from coplay.runs import RunError
+from coplay.runs import RunError, use_cpu_cores
 
 # tiny collection / evaluation sizes to go with the tiny model preset
 COLLECT_PRESETS = {"tiny": CollectConfig(episode_len=20, episodes_per_seat=4),
@@ -137,7 +137,13 @@ class ReportArgs:
     """The evaluation folder (with eval.json)."""
 
 
-def _run(fn) -> int:
+def _run(fn, spread_games: bool = False) -> int:
+    """Run a command: RunError / ValueError -> ``error: ...`` and exit status 1.
+    ``spread_games``: commands that only play many independent games (collect, eval) split
+    them over this machine's cores (:func:`coplay.runs.use_cpu_cores`; the same numbers).
+    Not for training: a single computation runs slower beside a second host device."""
+    if spread_games:
+        use_cpu_cores()
     try:
         fn()
     except (RunError, ValueError) as e:
@@ -149,7 +155,7 @@ def _run(fn) -> int:
 def collect_cmd(argv: list[str], prog: str = "coplay coot collect") -> int:
     args = parse_with_preset(CollectArgs, argv, prog, "collect", COLLECT_PRESETS,
                              out=Path("runs/coot-data"))
-    return _run(lambda: print(f"dataset: {collect(args.collect, args.out)}"))
+    return _run(lambda: print(f"dataset: {collect(args.collect, args.out)}"), spread_games=True)
 
 
 def train_cmd(argv: list[str], prog: str = "coplay coot train") -> int:
@@ -190,6 +196,8 @@ def dagger_cmd(argv: list[str], prog: str = "coplay coot dagger") -> int:
             raise RunError("--dataset is needed (the start CooT's dataset, coplay coot collect)")
         print(f"report: {run_dagger(args.dagger, args.dataset, args.out) / 'report.md'}")
 
+    # not spread over host devices: that costs its fine-tuning (one device) more than its
+    # play gains
     return _run(go)
 
 
@@ -202,7 +210,7 @@ def eval_cmd(argv: list[str], prog: str = "coplay coot eval") -> int:
         out = evaluate(cfg, args.out)
         print(f"report: {write_report(out)}")
 
-    return _run(go)
+    return _run(go, spread_games=True)
 
 
 def report_cmd(argv: list[str], prog: str = "coplay coot report") -> int:

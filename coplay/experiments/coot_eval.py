@@ -34,6 +34,7 @@ from coplay.experiments.coot_data import AgentRef, Pair, hsp_pairs
 from coplay.runs import RunDir, RunError, progress_bar, read_json, to_jsonable, write_json
 
 EVAL = "eval.json"
+PARTIAL = "eval.partial.json"  # the games played so far; a rerun with the same games resumes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +114,28 @@ def games(num_partners: int, repeats: int) -> tuple[np.ndarray, np.ndarray]:
     return p.reshape(-1).astype(np.int32), s.reshape(-1).astype(np.int32)
 
 
+def _games_config(cfg: EvalConfig) -> dict:
+    """What decides the games an agent plays (everything but the agents)."""
+    return to_jsonable(dataclasses.replace(cfg, agents=()))
+
+
+def _read_partial(path: Path, games: dict) -> dict:
+    """The results of an earlier, interrupted evaluation of the same games: {"br": ...,
+    "agents": {"label=ref": returns}}; empty if there is none, it is of other games, or it is
+    unreadable (it is rewritten then: it only ever holds results this run can replay)."""
+    try:
+        doc = read_json(path)
+    except RunError:
+        return {"agents": {}}
+    if not isinstance(doc, dict) or doc.get("games") != games:
+        return {"agents": {}}
+    return {"br": doc.get("br"), "agents": dict(doc.get("agents", {}))}
+
+
 def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
-    """Play every agent and the best responses; write ``out/eval.json``."""
+    """Play every agent and the best responses; write ``out/eval.json``. Each finished agent
+    is kept in ``out/eval.partial.json`` at once, so a rerun after an interruption plays only
+    what is missing (the same numbers: every agent plays the same games from the same key)."""
     cfg.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,35 +150,56 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
     for a in cfg.agents:
         label, ref = (x.strip() for x in a.split("=", 1))
         labels.setdefault(label, []).append(ref)
+    games_cfg = _games_config(cfg)
+    partial = _read_partial(out / PARTIAL, games_cfg)
+
+    def save_partial():
+        write_json(out / PARTIAL, {"games": games_cfg, **partial})
+
     with progress_bar("eval", total=n_p + sum(len(v) for v in labels.values()),
                       enabled=progress) as bar:
-        br = np.zeros((n_p, 2))
-        for i, pair in enumerate(pairs):
-            pi, cook = games(1, cfg.br_episodes)
-            r = play_episodes(env, env_params, pair.br.load(), _stack([partners[i]]),
-                              jnp.asarray(pi), jnp.asarray(cook),
-                              jax.random.fold_in(key, 10_000 + i), episodes=1,
-                              steps=cfg.episode_len)
-            br[i] = np.asarray(r["returns"][0]).reshape(2, cfg.br_episodes).mean(1)
-            bar.update(f"BR of {pair.name}: {br[i].mean():.1f}")
+        if partial.get("br") is not None:
+            br = np.asarray(partial["br"], float).reshape(n_p, 2)
+            bar.update(f"best responses: kept from {PARTIAL}", n_p)
+        else:
+            br = np.zeros((n_p, 2))
+            for i, pair in enumerate(pairs):
+                pi, cook = games(1, cfg.br_episodes)
+                r = play_episodes(env, env_params, pair.br.load(), _stack([partners[i]]),
+                                  jnp.asarray(pi), jnp.asarray(cook),
+                                  jax.random.fold_in(key, 10_000 + i), episodes=1,
+                                  steps=cfg.episode_len)
+                br[i] = np.asarray(r["returns"][0]).reshape(2, cfg.br_episodes).mean(1)
+                bar.update(f"BR of {pair.name}: {br[i].mean():.1f}")
+            partial["br"] = br
+            save_partial()
         pi, cook = games(n_p, cfg.repeats)
+        shape = (n_p, 2, cfg.repeats, cfg.episodes)
         results = {}
         for label, refs in labels.items():
             per_seed = []
             for ref in refs:
-                agent = load_ref(ref, label)
-                r = play_episodes(env, env_params, agent, stack, jnp.asarray(pi),
-                                  jnp.asarray(cook), key, episodes=cfg.episodes,
-                                  steps=cfg.episode_len, greedy=cfg.greedy)
-                ret = np.asarray(r["returns"]).T.reshape(n_p, 2, cfg.repeats, cfg.episodes)
+                done = partial["agents"].get(f"{label}={ref}")
+                if done is not None and np.shape(done) == shape:
+                    ret = np.asarray(done, float)
+                    bar.update(f"{label}: {ret.mean():.1f} (kept from {PARTIAL})")
+                else:
+                    agent = load_ref(ref, label)
+                    r = play_episodes(env, env_params, agent, stack, jnp.asarray(pi),
+                                      jnp.asarray(cook), key, episodes=cfg.episodes,
+                                      steps=cfg.episode_len, greedy=cfg.greedy)
+                    ret = np.asarray(r["returns"]).T.reshape(shape)
+                    partial["agents"][f"{label}={ref}"] = ret
+                    save_partial()
+                    bar.update(f"{label}: {ret.mean():.1f}")
                 per_seed.append(ret)
-                bar.update(f"{label}: {ret.mean():.1f}")
             results[label] = {"refs": refs,
                               "returns": np.concatenate(per_seed, axis=2)}  # (P, S, N, E)
     write_json(out / EVAL, {"config": to_jsonable(cfg),
                             "partners": [{"name": p.name, "partner": p.partner.label(),
                                           "br": p.br.label(), **p.info} for p in pairs],
                             "br_returns": br, "agents": results})
+    (out / PARTIAL).unlink(missing_ok=True)
     return out
 
 

@@ -154,3 +154,47 @@ def test_the_context_carries_across_episodes(played):
     np.testing.assert_array_equal(tr.action[0], np.stack([g["action"][0] for g in reset]))
     later = np.stack([g["action"][1:] for g in reset], axis=1)  # (E - 1, N, T)
     assert np.any(tr.action[1:] != later), "the context did not change a single action"
+
+
+_SHARDED_SCRIPT = """
+import sys
+import jax
+from coplay.runs import use_cpu_cores
+assert use_cpu_cores(2) == 2, jax.devices()
+sys.path.insert(0, {tests!r})
+import jax.numpy as jnp, numpy as np
+import test_in_context as t
+from coplay.eval.in_context import games_sharding, play_episodes
+env, params = t._env()
+ego, partners = t._coot(env), t._partners(env)
+assert games_sharding(4) is not None and games_sharding(4, max_devices=1) is None
+assert games_sharding(3) is None  # 3 games do not split over 2 devices
+outs = [jax.tree.map(np.asarray, play_episodes(
+    env, params, ego, partners, jnp.asarray(t.PARTNER_INDEX), jnp.asarray(t.EGO_COOK),
+    jax.random.PRNGKey(t.PLAY_SEED), t.EPISODES, t.STEPS, record=True, max_devices=m))
+    for m in (1, None)]
+flat = [jax.tree.leaves(o) for o in outs]
+assert len(flat[0]) == len(flat[1]) == 6
+for a, b in zip(*flat):
+    np.testing.assert_array_equal(a, b)
+tr = outs[0]["trajectories"]
+assert len(np.unique(tr.action)) >= 3 and tr.action.shape == (t.EPISODES, 4, t.STEPS)
+assert use_cpu_cores(4) == 2  # JAX is running: too late to change, and no error
+print("sharded == one device")
+"""
+
+
+def test_games_split_over_two_devices_give_the_same_numbers():
+    """Sampled actions, recorded trajectories: the 4 games over 2 CPU host devices (GSPMD)
+    play exactly as on one. JAX's device count is fixed per process: a fresh process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    script = _SHARDED_SCRIPT.format(tests=str(Path(__file__).parent))
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "sharded == one device" in r.stdout

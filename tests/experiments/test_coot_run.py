@@ -109,6 +109,58 @@ def test_early_stopping_ends_the_run(dataset, tmp_path):
     assert 2 <= len(rows) < 6
 
 
+def test_an_interrupted_eval_resumes_with_the_same_numbers(pops, coot_run, tmp_path,
+                                                          monkeypatch):
+    import coplay.experiments.coot_eval as coot_eval
+
+    args = ["coot", "eval", "--preset", "tiny", "--eval.partners", str(pops / "hsp"), "--agent",
+            f"coot={coot_run}", f"bc={pops / 'bc'}", f"mep={pops / 'mep'}#0"]
+    whole = tmp_path / "whole"
+    assert main(args + ["--out", str(whole)]) == 0
+    assert not (whole / coot_eval.PARTIAL).exists()  # removed once eval.json is written
+
+    played, real = [], coot_eval.play_episodes
+
+    def dies_at_the_bc(env, env_params, agent, *a, **kw):
+        if agent.name == "bc":
+            raise KeyboardInterrupt  # killed half-way
+        played.append(agent.name)
+        return real(env, env_params, agent, *a, **kw)
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(coot_eval, "play_episodes", dies_at_the_bc)
+    with pytest.raises(KeyboardInterrupt):
+        main(args + ["--out", str(cut)])
+    assert not (cut / "eval.json").exists() and (cut / coot_eval.PARTIAL).exists()
+    assert played.count("coot") == 1  # the best responses and the CooT finished
+
+    # the tiny agents score 0: mark what was kept, to see that the rerun reads it back
+    doc = json.loads((cut / coot_eval.PARTIAL).read_text())
+    key = f"coot={coot_run}"
+    doc["agents"][key] = (np.asarray(doc["agents"][key]) + 7.0).tolist()
+    (cut / coot_eval.PARTIAL).write_text(json.dumps(doc))
+    played.clear()
+    monkeypatch.setattr(coot_eval, "play_episodes",
+                        lambda env, p, agent, *a, **kw: played.append(agent.name)
+                        or real(env, p, agent, *a, **kw))
+    assert main(args + ["--out", str(cut)]) == 0
+    assert played[0] == "bc" and len(played) == 2  # only what was missing: BC, the MEP member
+    a, b = read_eval(whole), read_eval(cut)
+    np.testing.assert_array_equal(a["br_returns"], b["br_returns"])
+    np.testing.assert_array_equal(a["agents"]["coot"]["returns"] + 7.0,
+                                  b["agents"]["coot"]["returns"])
+    for label in ("bc", "mep"):
+        np.testing.assert_array_equal(a["agents"][label]["returns"],
+                                      b["agents"][label]["returns"])
+    # other games (another seed) never reuse what was played: all is played again
+    played.clear()
+    (cut / coot_eval.PARTIAL).write_text(json.dumps(
+        {"games": {"seed": 99}, "br": [[1.0, 1.0]], "agents": {}}))
+    assert main(args + ["--out", str(cut)]) == 0
+    assert played.count("coot") == 1 and len(played) > 3  # the BRs were played again too
+    np.testing.assert_array_equal(read_eval(cut)["br_returns"], a["br_returns"])
+
+
 def test_eval_and_report(pops, dataset, coot_run, tmp_path):
     coot, bc = coot_run, pops / "bc"
     ev = tmp_path / "ev"
