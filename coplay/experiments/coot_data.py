@@ -190,7 +190,8 @@ def training_pool(cfg: CollectConfig) -> list[Pair]:
     return pairs
 
 
-def _check_obs(agent: Agent, env: Overcooked, ref: AgentRef) -> None:
+def check_obs(agent: Agent, env: Overcooked, ref: AgentRef) -> None:
+    """RunError naming ``ref`` unless ``agent`` takes ``env``'s observations."""
     # an actor-critic of another layout fails deep inside flax; name the mismatch instead
     x = jnp.zeros(env.obs_shape)
     try:
@@ -260,7 +261,7 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
             pair = pair_from_json(manifest["pairs"][i])
             agents = (pair.partner.load(), pair.br.load())
             for a, r in zip(agents, (pair.partner, pair.br), strict=True):
-                _check_obs(a, env, r)
+                check_obs(a, env, r)
             arrays = play_pair_with_noise(
                 env, agents, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i), cfg)
             name = f"pair{i:03d}"

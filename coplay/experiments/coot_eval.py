@@ -30,7 +30,7 @@ from coplay.envs.overcooked import Overcooked
 from coplay.eval.in_context import play_episodes
 from coplay.experiments.coot import bc_run_agent, coot_run_agent
 from coplay.experiments.coot_dagger import dagger_result
-from coplay.experiments.coot_data import AgentRef, Pair, hsp_pairs
+from coplay.experiments.coot_data import AgentRef, Pair, check_obs, hsp_pairs
 from coplay.runs import RunDir, RunError, progress_bar, read_json, to_jsonable, write_json
 
 EVAL = "eval.json"
@@ -102,6 +102,17 @@ def load_ref(ref: str, label: str) -> Agent:
     return r.load()
 
 
+def trained_layout(ref: str) -> str | None:
+    """The layout an agent was trained on, where its zoo entry or run config records it."""
+    path = parse_ref(ref).path
+    if zoo.is_ref(path):
+        entry = zoo.list_entries().get(zoo.ref_name(path))
+        return None if entry is None else entry.get("meta", {}).get("layout")
+    config = Path(path) / RunDir.CONFIG
+    doc = read_json(config) if config.is_file() else {}
+    return doc.get("layout") if isinstance(doc, dict) else None
+
+
 def _stack(agents: list[Agent]) -> Agent:
     return agents[0].replace(params=jax.tree.map(lambda *xs: jnp.stack(
         [jnp.asarray(x) for x in xs]), *[a.params for a in agents]))
@@ -137,9 +148,14 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
     is kept in ``out/eval.partial.json`` at once, so a rerun after an interruption plays only
     what is missing (the same numbers: every agent plays the same games from the same key)."""
     cfg.validate()
+    env = Overcooked(cfg.layout)
+    for a in cfg.agents:  # before anything plays: a model of another layout is named
+        layout = trained_layout(a.split("=", 1)[1].strip())
+        if layout is not None and layout != cfg.layout:
+            raise RunError(f"agent {a.strip()} was trained on layout {layout!r}; the games are "
+                           f"on {cfg.layout!r} (--eval.layout)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    env = Overcooked(cfg.layout)
     env_params = env.default_params(horizon=cfg.episode_len)
     pairs: list[Pair] = hsp_pairs(cfg.partners, "eval", cfg.layout)
     partners = [p.partner.load() for p in pairs]
@@ -185,6 +201,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
                     bar.update(f"{label}: {ret.mean():.1f} (kept from {PARTIAL})")
                 else:
                     agent = load_ref(ref, label)
+                    check_obs(agent, env, parse_ref(ref))
                     r = play_episodes(env, env_params, agent, stack, jnp.asarray(pi),
                                       jnp.asarray(cook), key, episodes=cfg.episodes,
                                       steps=cfg.episode_len, greedy=cfg.greedy)

@@ -161,6 +161,25 @@ def test_an_interrupted_eval_resumes_with_the_same_numbers(pops, coot_run, tmp_p
     np.testing.assert_array_equal(read_eval(cut)["br_returns"], a["br_returns"])
 
 
+def test_a_model_of_another_layout_is_named(pops, coot_run, tmp_path, capsys):
+    from coplay.envs.overcooked import Overcooked
+    from coplay.experiments.coot_data import AgentRef, check_obs
+
+    # its run config says random1: refused before anything plays or is written
+    out = tmp_path / "ev"
+    assert main(["coot", "eval", "--preset", "tiny", "--eval.layout", "cramped_room",
+                 "--eval.partners", str(pops / "hsp"), "--agent", f"coot={coot_run}",
+                 "--out", str(out)]) == 1
+    said = capsys.readouterr().out
+    assert f"agent coot={coot_run} was trained on layout 'random1'" in said
+    assert "'cramped_room'" in said and not out.exists()
+    # where no layout is recorded, the observations it cannot take are named
+    agent = coot_run_agent(coot_run, "coot")
+    with pytest.raises(RunError, match=r"does not take 'cramped_room' observations"):
+        check_obs(agent, Overcooked("cramped_room"), AgentRef(str(coot_run)))
+    check_obs(agent, Overcooked("random1"), AgentRef(str(coot_run)))  # its own layout: fine
+
+
 def test_eval_and_report(pops, dataset, coot_run, tmp_path):
     coot, bc = coot_run, pops / "bc"
     ev = tmp_path / "ev"
