@@ -117,7 +117,8 @@ class DaggerArgs:
 
 @dataclasses.dataclass(frozen=True)
 class EvalArgs:
-    """Play agents against the held-out partners; write eval.json and report.md."""
+    """Play agents against the held-out partners; write eval.json and report.md. The games
+    run on every CPU core (same numbers); rerun with the same --out to resume."""
 
     out: Path
     """The evaluation folder."""

@@ -149,11 +149,14 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
     what is missing (the same numbers: every agent plays the same games from the same key)."""
     cfg.validate()
     env = Overcooked(cfg.layout)
-    for a in cfg.agents:  # before anything plays: a model of another layout is named
-        layout = trained_layout(a.split("=", 1)[1].strip())
+    labels: dict[str, list[str]] = {}
+    for a in cfg.agents:
+        label, ref = (x.strip() for x in a.split("=", 1))
+        labels.setdefault(label, []).append(ref)
+        layout = trained_layout(ref)  # before anything plays: a model of another layout
         if layout is not None and layout != cfg.layout:
-            raise RunError(f"agent {a.strip()} was trained on layout {layout!r}; the games are "
-                           f"on {cfg.layout!r} (--eval.layout)")
+            raise RunError(f"agent {label}={ref} was trained on layout {layout!r}; the games "
+                           f"are on {cfg.layout!r} (--eval.layout)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env_params = env.default_params(horizon=cfg.episode_len)
@@ -162,10 +165,6 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
     stack = _stack(partners)
     key = jax.random.PRNGKey(cfg.seed)
     n_p = len(pairs)
-    labels: dict[str, list[str]] = {}
-    for a in cfg.agents:
-        label, ref = (x.strip() for x in a.split("=", 1))
-        labels.setdefault(label, []).append(ref)
     games_cfg = _games_config(cfg)
     partial = _read_partial(out / PARTIAL, games_cfg)
 
