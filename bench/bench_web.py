@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--tick", type=float, default=6.0)
     ap.add_argument("--layout", default="random1")
-    ap.add_argument("--ref", default="scripted", help="the partner agent (load_agent ref)")
+    ap.add_argument("--ref", default="scripted", help="the partner agent (agent reference)")
     ap.add_argument("--quick", action="store_true", help="30 steps")
     args = ap.parse_args()
     steps = 30 if args.quick else args.steps

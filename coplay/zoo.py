@@ -205,6 +205,12 @@ def save_json(name: str, obj: Any, meta: dict | None = None, zoo_dir=None,
 
 
 # --- reading --------------------------------------------------------------------------------
+def entry(name: str, zoo_dir=None) -> dict:
+    """The manifest entry ``name`` (file, sha256, meta); ZooError naming close names when
+    there is no such entry."""
+    return _entry(name, _dir(zoo_dir))
+
+
 def _entry(name: str, zoo: Path) -> dict:
     check_name(name)
     man = read_manifest(zoo, missing_ok=False)

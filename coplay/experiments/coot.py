@@ -11,7 +11,7 @@ pairs held out by the run's seed (spec: early stopping on held-out training pair
 :func:`train_bc_run`: the BC baseline on the same dataset and split (state only), written as
 ``model.msgpack`` + ``history.json`` + ``report.md``.
 
-:func:`coot_run_agent` / :func:`bc_run_agent`: a finished folder -> an Agent.
+Their finished folders are agents by reference (:mod:`coplay.experiments.refs`).
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from coplay import zoo
-from coplay.agents.base import Agent
-from coplay.agents.coot_agent import coot_agent
-from coplay.agents.gpt import GPTConfig, make_gpt
+from coplay.agents.gpt import GPTConfig
 from coplay.algos import bc
 from coplay.algos.coot import CootConfig, make_trainer
 from coplay.config import ConfigError, checker, config_from_json
 from coplay.data.context import ContextSpec, Episodes
 from coplay.eval.adaptation_plots import plot_loss_curves
-from coplay.experiments.agents import load_agent
 from coplay.experiments.coot_data import Dataset, load_dataset
+from coplay.experiments.refs import resolve
+from coplay.experiments.run_agents import MODEL
 from coplay.runs import (
     RunDir,
     RunError,
@@ -44,8 +42,6 @@ from coplay.runs import (
     read_json,
     write_json,
 )
-
-MODEL = "model.msgpack"
 
 # presets: tiny for tests; default sized for this 2-core CPU; paper = the CooT release
 COOT_PRESETS: dict[str, CootConfig] = {
@@ -172,7 +168,7 @@ def _report(path: Path, cfg: CootRunConfig, ds: Dataset, train_p, val_p, rows, b
 def initial_params(ref: str, like: dict) -> dict:
     """The float32 GPT parameters of the CooT ``ref`` (run folder or zoo:<name>), checked
     against the tree ``like`` (a fresh initialisation of the run's model)."""
-    agent = load_coot(ref)
+    agent = resolve(ref)
     if agent.kind != "overcooked" or not hasattr(agent.spec, "num_episodes"):
         raise RunError(f"init_from {ref!r}: not a Coordination Transformer ({agent.name})")
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), agent.params)
@@ -191,25 +187,6 @@ def load_coot_config(path: Path) -> tuple[CootRunConfig, dict]:
     fields = {f.name for f in dataclasses.fields(CootRunConfig)}
     return config_from_json(CootRunConfig, {k: v for k, v in raw.items() if k in fields},
                             str(path / RunDir.CONFIG)), raw
-
-
-def load_coot(ref: str) -> Agent:
-    """The CooT ``ref`` — a finished run folder or zoo:<name> — as an in-context agent."""
-    return load_agent(ref) if zoo.is_ref(ref) else coot_run_agent(ref)
-
-
-def coot_run_agent(path: str | Path, name: str | None = None) -> Agent:
-    """The trained CooT of a finished run folder, as an in-context agent."""
-    path = Path(path)
-    cfg, raw = load_coot_config(path)
-    file = path / MODEL
-    if not file.is_file():
-        raise RunError(f"{path}: no {MODEL} (the run has not finished; resume it)")
-    params = serialization.msgpack_restore(file.read_bytes())
-    spec = cfg.coot.context
-    return coot_agent(make_gpt(cfg.coot.gpt), jax.tree.map(jnp.asarray, params),
-                      spec.num_episodes, spec.episode_len, spec.query_len,
-                      int(np.prod(raw["obs_shape"])), name or f"coot-s{cfg.seed}")
 
 
 # --- BC -------------------------------------------------------------------------------------
@@ -259,18 +236,3 @@ def train_bc_run(cfg: BCRunConfig, out: str | Path, progress: bool = True) -> Pa
         "", f"- dataset `{cfg.dataset}`, {len(history)} epochs, best epoch {best['epoch']}: "
         f"val loss {best.get('val_loss')}, val accuracy {best.get('val_accuracy')}", ""]))
     return run.path
-
-
-def bc_run_agent(path: str | Path, name: str | None = None) -> Agent:
-    path = Path(path)
-    raw = read_json(path / RunDir.CONFIG)
-    if raw.get("experiment") != "coot-bc":
-        raise RunError(f"{path}: not a BC run (experiment {raw.get('experiment')!r})")
-    fields = {f.name for f in dataclasses.fields(BCRunConfig)}
-    cfg = config_from_json(BCRunConfig, {k: v for k, v in raw.items() if k in fields},
-                           str(path / RunDir.CONFIG))
-    file = path / MODEL
-    if not file.is_file():
-        raise RunError(f"{path}: no {MODEL}")
-    params = jax.tree.map(jnp.asarray, serialization.msgpack_restore(file.read_bytes()))
-    return bc.bc_agent(cfg.bc, params, name or f"bc-top{cfg.bc.top_fraction:g}")

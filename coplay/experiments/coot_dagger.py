@@ -52,14 +52,10 @@ from coplay.data.shards import ShardStore
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.adaptation_plots import plot_dagger_rounds
 from coplay.eval.in_context import play_episodes
-from coplay.experiments.coot import (
-    MODEL,
-    CootRunConfig,
-    load_coot,
-    load_coot_config,
-    train_coot,
-)
+from coplay.experiments.coot import CootRunConfig, load_coot_config, train_coot
 from coplay.experiments.coot_data import MANIFEST, load_dataset, pair_from_json
+from coplay.experiments.refs import resolve
+from coplay.experiments.run_agents import MODEL
 from coplay.runs import (
     RunDir,
     RunError,
@@ -263,7 +259,7 @@ def run_dagger(cfg: DaggerConfig, dataset: str | Path, out: str | Path,
         if not (train_dir / MODEL).is_file():
             if stop_after_rounds is not None and r >= stop_after_rounds:
                 break
-            rows = collect_round(cfg, r, load_coot(prev_model), prev_data, data, progress)
+            rows = collect_round(cfg, r, resolve(prev_model), prev_data, data, progress)
             history = [h for h in history if h["round"] != r] + [_summary(r, rows)]
             write_json(hist_path, history)
             run_cfg = CootRunConfig(str(data), coot_cfg, "dagger", cfg.val_pairs, cfg.seed,
@@ -275,20 +271,6 @@ def run_dagger(cfg: DaggerConfig, dataset: str | Path, out: str | Path,
         prev_model, prev_data = str(train_dir), data
     write_dagger_report(out)
     return out
-
-
-def dagger_result(out: str | Path) -> Path:
-    """The CooT run folder of a DAgger folder's last round (finished), or an error."""
-    out = Path(out)
-    raw = read_json(out / RunDir.CONFIG)
-    if raw.get("experiment") != "coot-dagger":
-        raise RunError(f"{out}: not a CooT DAgger folder")
-    rounds = int(raw["dagger"]["rounds"])
-    last = out / f"round-{rounds - 1}"
-    if not (last / MODEL).is_file():
-        raise RunError(f"{out}: round {rounds - 1} of {rounds} has not finished; rerun "
-                       "`coplay coot dagger` with the same --out to continue")
-    return last
 
 
 def _summary(r: int, rows: list[dict]) -> dict:

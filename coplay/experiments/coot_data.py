@@ -1,9 +1,9 @@
 """The Coordination Transformer's partners and dataset: pools of (partner, best response)
 pairs, rollouts of every training pair in both seats as shards, and their loading.
 
-A pair's policies are named by :class:`AgentRef` — a population run folder with member and
-seat, or a zoo entry (``zoo:<name>``) — so a dataset or an evaluation can be rebuilt from the
-zoo on a fresh clone. Pools (spec §2):
+A pair's policies are named by :class:`~coplay.experiments.refs.AgentRef` — a population run
+folder with member and seat, or a zoo entry (``zoo:<name>``) — so a dataset or an
+evaluation can be rebuilt from the zoo on a fresh clone. Pools (spec §2):
 
 - training pool: the HSP pairs of one population that ``coplay populations select`` put in
   its ``train`` set (greedy max-L1, sparse return <= 0.1 dropped), plus every MEP stage-1
@@ -35,34 +35,10 @@ from coplay.data.context import Episodes
 from coplay.data.shards import ShardStore
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.in_context import play_episodes
-from coplay.experiments.agents import load_agent
+from coplay.experiments.refs import AgentRef, check_obs
 from coplay.runs import RunError, progress_bar, read_json, to_jsonable, write_json
 
 MANIFEST = "manifest.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentRef:
-    """Where a policy is: ``path`` a run folder (with ``member`` / ``seat`` / ``which``) or
-    ``zoo:<entry>``."""
-
-    path: str
-    member: int | None = None
-    seat: int | None = None
-    which: str = "final"
-
-    def load(self) -> Agent:
-        if zoo.is_ref(self.path):
-            return load_agent(self.path)
-        return load_agent(self.path, member=self.member, seat=self.seat, which=self.which)
-
-    def label(self) -> str:
-        if zoo.is_ref(self.path):
-            return self.path
-        parts = [f"member {self.member}"] * (self.member is not None)
-        parts += [f"seat {self.seat}"] * (self.seat is not None)
-        parts += [self.which] * (self.which != "final")
-        return f"{self.path} ({', '.join(parts)})" if parts else self.path
 
 
 class Pair(NamedTuple):
@@ -74,12 +50,9 @@ class Pair(NamedTuple):
     info: dict  # kind, source, member, checkpoint, pair return on record
 
 
-def ref_from_json(d: dict) -> AgentRef:
-    return AgentRef(str(d["path"]), d.get("member"), d.get("seat"), d.get("which", "final"))
-
-
 def pair_from_json(d: dict) -> Pair:
-    return Pair(d["name"], ref_from_json(d["partner"]), ref_from_json(d["br"]), dict(d["info"]))
+    return Pair(d["name"], AgentRef.from_json(d["partner"]), AgentRef.from_json(d["br"]),
+                dict(d["info"]))
 
 
 # --- pools ------------------------------------------------------------------------------------
@@ -188,18 +161,6 @@ def training_pool(cfg: CollectConfig) -> list[Pair]:
     if not pairs:
         raise RunError(f"the training pool of {cfg.hsp} is empty")
     return pairs
-
-
-def check_obs(agent: Agent, env: Overcooked, ref: AgentRef) -> None:
-    """RunError naming ``ref`` unless ``agent`` takes ``env``'s observations."""
-    # an actor-critic of another layout fails deep inside flax; name the mismatch instead
-    x = jnp.zeros(env.obs_shape)
-    try:
-        jax.eval_shape(lambda o: agent.policy(jax.random.PRNGKey(0), agent.reset(
-            jax.random.PRNGKey(0)), o), x)
-    except Exception as e:  # noqa: BLE001 (flax raises several kinds on a shape mismatch)
-        raise RunError(f"{ref.label()} does not take {env.layout.name!r} observations "
-                       f"{env.obs_shape}: {type(e).__name__}") from None
 
 
 def play_pair(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,

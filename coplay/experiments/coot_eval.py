@@ -8,10 +8,10 @@ BR-Prox denominator. ``eval.json`` keeps every return; :func:`write_report` turn
 tables, adaptation curves and bars (``report.md``, PNGs), with the paper's Coord. Ring figures
 beside ours.
 
-Agents are named ``label=REF``: REF a CooT or BC run folder, a ``coplay coot dagger`` folder
-(its last round), any folder ``load_agent`` reads
-(MEP / HSP adaptive agents, self-play PPO, population members with ``#member,seat``), or a zoo
-entry ``zoo:<name>``. Several CooT runs (seeds) under one label are pooled as its seeds.
+Agents are named ``label=REF``, REF any agent reference (:mod:`coplay.experiments.refs`): a
+CooT or BC run folder, a ``coplay coot dagger`` folder (its last round), MEP / HSP adaptive
+agents, self-play PPO, population members (``PATH#member,seat``), a zoo entry ``zoo:<name>``.
+Several CooT runs (seeds) under one label are pooled as its seeds.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from coplay import zoo
 from coplay.agents.base import Agent
 from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.in_context import play_episodes
-from coplay.experiments.coot import bc_run_agent, coot_run_agent
-from coplay.experiments.coot_dagger import dagger_result
-from coplay.experiments.coot_data import AgentRef, Pair, check_obs, hsp_pairs
-from coplay.runs import RunDir, RunError, progress_bar, read_json, to_jsonable, write_json
+from coplay.experiments.coot_data import Pair, hsp_pairs
+from coplay.experiments.refs import Source, check_obs, locate, resolve
+from coplay.runs import RunError, progress_bar, read_json, to_jsonable, write_json
 
 EVAL = "eval.json"
 PARTIAL = "eval.partial.json"  # the games played so far; a rerun with the same games resumes
@@ -73,46 +71,6 @@ class EvalConfig:
         return self
 
 
-def parse_ref(ref: str) -> AgentRef:
-    """``PATH``, ``PATH#member`` / ``PATH#member,seat`` or ``zoo:<name>``."""
-    if "#" not in ref:
-        return AgentRef(ref)
-    path, sel = ref.split("#", 1)
-    try:
-        nums = [int(x) for x in sel.split(",")]
-    except ValueError:
-        raise RunError(f"{ref!r}: after # give member or member,seat (integers)") from None
-    if len(nums) > 2:
-        raise RunError(f"{ref!r}: after # give member or member,seat")
-    return AgentRef(path, nums[0], nums[1] if len(nums) == 2 else None)
-
-
-def load_ref(ref: str, label: str) -> Agent:
-    """Any trained agent by reference: CooT / BC run folders here, the rest via load_agent."""
-    r = parse_ref(ref)
-    path = Path(r.path)
-    if not zoo.is_ref(r.path) and (path / RunDir.CONFIG).is_file():
-        kind = read_json(path / RunDir.CONFIG).get("experiment")
-        if kind == "coot":
-            return coot_run_agent(path, label)
-        if kind == "coot-bc":
-            return bc_run_agent(path, label)
-        if kind == "coot-dagger":  # its last round's CooT
-            return coot_run_agent(dagger_result(path), label)
-    return r.load()
-
-
-def trained_layout(ref: str) -> str | None:
-    """The layout an agent was trained on, where its zoo entry or run config records it."""
-    path = parse_ref(ref).path
-    if zoo.is_ref(path):
-        entry = zoo.list_entries().get(zoo.ref_name(path))
-        return None if entry is None else entry.get("meta", {}).get("layout")
-    config = Path(path) / RunDir.CONFIG
-    doc = read_json(config) if config.is_file() else {}
-    return doc.get("layout") if isinstance(doc, dict) else None
-
-
 def _stack(agents: list[Agent]) -> Agent:
     return agents[0].replace(params=jax.tree.map(lambda *xs: jnp.stack(
         [jnp.asarray(x) for x in xs]), *[a.params for a in agents]))
@@ -150,10 +108,12 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
     cfg.validate()
     env = Overcooked(cfg.layout)
     labels: dict[str, list[str]] = {}
+    sources: dict[str, Source] = {}
     for a in cfg.agents:
         label, ref = (x.strip() for x in a.split("=", 1))
         labels.setdefault(label, []).append(ref)
-        layout = trained_layout(ref)  # before anything plays: a model of another layout
+        sources[ref] = src = locate(ref)  # config read once, checked before anything plays
+        layout = src.layout
         if layout is not None and layout != cfg.layout:
             raise RunError(f"agent {label}={ref} was trained on layout {layout!r}; the games "
                            f"are on {cfg.layout!r} (--eval.layout)")
@@ -199,8 +159,8 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
                     ret = np.asarray(done, float)
                     bar.update(f"{label}: {ret.mean():.1f} (kept from {PARTIAL})")
                 else:
-                    agent = load_ref(ref, label)
-                    check_obs(agent, env, parse_ref(ref))
+                    agent = resolve(sources[ref], layout=cfg.layout, name=label)
+                    check_obs(agent, env, sources[ref].ref)
                     r = play_episodes(env, env_params, agent, stack, jnp.asarray(pi),
                                       jnp.asarray(cook), key, episodes=cfg.episodes,
                                       steps=cfg.episode_len, greedy=cfg.greedy)

@@ -40,8 +40,8 @@ from coplay.algos.ipd_rollout import Trajectory
 from coplay.envs.matrix_games import START, MatrixGameParams
 from coplay.eval.ipd import pairing_stats
 from coplay.eval.plots import plot_within_episode
-from coplay.experiments.agents import load_agent
 from coplay.experiments.ipd_runs import load_run_config
+from coplay.experiments.refs import AgentRef, resolve
 from coplay.runs import RunError, atomic_write_text, write_json
 from coplay.zoo import is_ref, list_entries, ref_name, ref_of
 
@@ -196,10 +196,10 @@ def learner_agents(source: str | Path, learners: tuple[int, ...] = ()) -> list[A
             for i in learners:
                 if i not in ids:
                     raise ValueError(f"learner {i}: {source} has learners {ids}")
-            return [load_agent(ref_of(f"{name}/learner{i:02d}")) for i in (learners or ids)]
+            return [resolve(ref_of(f"{name}/learner{i:02d}")) for i in (learners or ids)]
         if learners:
             raise ValueError(f"{source}: a zoo entry holds one agent (no learners to choose)")
-        agent = load_agent(source)
+        agent = resolve(source)
         if agent.kind != "ipd":
             raise RunError(f"{source} is a {agent.kind} agent, not an IPD learner")
         return [agent]
@@ -207,7 +207,8 @@ def learner_agents(source: str | Path, learners: tuple[int, ...] = ()) -> list[A
     for i in learners:
         if not 0 <= i < algo.num_learners:
             raise ValueError(f"learner {i}: {source} has learners 0..{algo.num_learners - 1}")
-    return [load_agent(source, learner=i) for i in (learners or range(algo.num_learners))]
+    return [resolve(AgentRef(str(source), member=i))
+            for i in (learners or range(algo.num_learners))]
 
 
 def learner_players(agents: list[Agent], label: str,

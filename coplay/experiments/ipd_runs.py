@@ -3,7 +3,7 @@
 The lowest IPD experiment module: the run-level choices (preset, ablation, stage), how a
 stage resolves an algorithm config, where stage learners come from (``PATH[:INDEX]``), and how
 a run folder's config and trained state are read back — for either algorithm, so that
-evaluation, reports and :func:`coplay.experiments.agents.load_agent` need neither driver.
+evaluation, reports and :func:`coplay.experiments.refs.resolve` need neither driver.
 """
 
 from __future__ import annotations
@@ -126,9 +126,11 @@ def check_source(source: str, src_algo, algo, fields: tuple[str, ...], index: in
 
 
 # --- run folders on disk --------------------------------------------------------------------
-def load_run_config(path: str | Path) -> tuple[dict, A2CConfig | PPIConfig]:
-    """(config.json, resolved algorithm config): an A2CConfig, or a PPIConfig for PPI runs."""
-    cfg = read_json(Path(path) / RunDir.CONFIG)
+def load_run_config(path: str | Path, raw: dict | None = None
+                    ) -> tuple[dict, A2CConfig | PPIConfig]:
+    """(config.json, resolved algorithm config): an A2CConfig, or a PPIConfig for PPI runs.
+    ``raw``: config.json when the caller has read it already."""
+    cfg = read_json(Path(path) / RunDir.CONFIG) if raw is None else raw
     if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
         raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
     cls = PPIConfig if cfg.get("algo") == "ppi" else A2CConfig

@@ -266,9 +266,11 @@ def train_population(cfg: PopulationConfig, out: str | Path, resume: bool = Fals
     return state
 
 
-def load_run(path: str | Path) -> tuple[PopulationConfig, PPOConfig, dict]:
-    """(population config, PPO config, raw config.json) of a population folder."""
-    raw = read_json(Path(path) / RunDir.CONFIG)
+def load_run(path: str | Path, raw: dict | None = None
+             ) -> tuple[PopulationConfig, PPOConfig, dict]:
+    """(population config, PPO config, raw config.json) of a population folder (``raw``:
+    config.json when the caller has read it already)."""
+    raw = read_json(Path(path) / RunDir.CONFIG) if raw is None else raw
     fields = {f.name for f in dataclasses.fields(PopulationConfig)}
     try:
         algo = config_from_json(PPOConfig, raw["resolved"], f"{path}/config.json resolved")

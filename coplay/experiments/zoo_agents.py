@@ -1,7 +1,7 @@
 """Zoo entries back into agents: :func:`zoo_agent` rebuilds an entry as an
 :class:`~coplay.agents.base.Agent`, dispatching on its meta's ``agent`` (``actor-critic`` when
 absent: a population member or adaptive learner's actor tower; ``coot``: the in-context
-Coordination Transformer; ``bc``; ``ipd-gru``: an A2C IPD learner). ``load_agent("zoo:<name>")``
+Coordination Transformer; ``bc``; ``ipd-gru``: an A2C IPD learner). ``refs.resolve("zoo:<name>")``
 calls it. Writing entries is
 :mod:`coplay.experiments.zoo_export` (it reads run folders, so it sits above the drivers;
 this module needs only the layers below them)."""

@@ -33,7 +33,7 @@ A2C config, seed, preset and the learner's index. (PPI learners are not exported
 
 :func:`zoo_agent` rebuilds an entry as an :class:`~coplay.agents.base.Agent`, dispatching on
 meta's ``agent`` (``actor-critic`` when absent, ``coot``, ``bc``;
-``load_agent("zoo:<name>")`` calls it).
+``coplay.experiments.refs.resolve("zoo:<name>")`` calls it).
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ from coplay.algos.a2c import A2CConfig
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.agents import load_agent
 from coplay.experiments.coot import BCRunConfig, load_coot_config
 from coplay.experiments.ipd_runs import load_run_config as load_ipd_run_config
 from coplay.experiments.populations import load_run as load_population_run
+from coplay.experiments.refs import AgentRef, resolve
 from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import member_policies
 from coplay.runs import RunDir, RunError, read_json
@@ -287,7 +287,7 @@ def _actor_critic_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
         _need_file(run_dir, ADAPTIVE_AGENT, kind)
         role = "learner"
         source = {k: raw.get(k) for k in ("population", "partner_members", "sampling_alpha")}
-    agent = load_agent(run_dir)  # checks the parameters against the run's network
+    agent = resolve(AgentRef(str(run_dir)))  # checks the parameters against the run's network
     try:
         algo = config_from_json(PPOConfig, raw["resolved"], f"{run_dir}/config.json resolved")
     except (ConfigError, KeyError, TypeError) as e:
@@ -321,7 +321,8 @@ def export_ipd_run(run_dir: str | Path, prefix: str, zoo_dir=None, dtype: str = 
     for name in names:
         zoo.check_name(name)
     for i, name in enumerate(names):
-        agent = load_agent(run_dir, learner=i)  # checks the parameters against the config
+        # resolving checks the parameters against the config
+        agent = resolve(AgentRef(str(run_dir), member=i))
         meta = {"agent": "ipd-gru", "kind": "ipd-a2c", "role": f"learner {i}", "learner": i,
                 "seed": raw.get("seed"), "preset": raw.get("preset"),
                 "a2c": dataclasses.asdict(algo),

@@ -13,7 +13,8 @@ A study is a TOML file (read with :mod:`tomllib`)::
 
     [[agents]]
     name = "hsp"                                 # internal name (never shown)
-    ref = "zoo:random1/hsp-adaptive-s0"          # load_agent reference, or "scripted[:eps]"
+    ref = "zoo:random1/hsp-adaptive-s0"          # an agent reference (coplay.experiments.refs):
+                                                 # run folder, zoo:NAME, "scripted[:eps]"
                                                  # (ipd: an IPD run folder or "classic:TFT")
     colour = "red"                               # what the participant sees
 
@@ -32,10 +33,9 @@ import re
 import tomllib
 from pathlib import Path
 
-from coplay.agents.classic import classic_agent, scripted_cook
 from coplay.config import ConfigError, checker, is_int
 from coplay.envs.overcooked import LayoutError, get_layout, layout_names
-from coplay.experiments.agents import load_agent
+from coplay.experiments.refs import resolve
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -46,8 +46,6 @@ COLOURS = {
     "orange": "#ec8424", "blue": "#346cdc",
 }
 HUMAN_COLOUR = "#346cdc"  # render._COOK_RGB[0]
-SCRIPTED = "scripted"
-CLASSIC = "classic"  # IPD: "classic:<name>" of coplay.agents.classic.PROBES
 GAMES = ("overcooked", "ipd")
 
 
@@ -58,7 +56,8 @@ class AgentEntry:
     name: str
     """internal name (letters, digits, - and _), never shown to the participant"""
     ref: str
-    """``load_agent`` reference (run folder or ``zoo:<entry>``), or ``scripted[:eps]``"""
+    """an agent reference (:mod:`coplay.experiments.refs`): a run folder (any kind, a CooT
+    included), ``zoo:<entry>``, ``scripted[:eps]`` or (ipd) ``classic:NAME``"""
     colour: str
     """the agent's cook on the canvas: a name of COLOURS or ``#rrggbb``"""
     greedy: bool = False
@@ -109,8 +108,8 @@ class StudyConfig:
                 raise ConfigError(f"{where}.name = {a.name!r}: two agents share this name")
             seen.add(a.name)
             if not isinstance(a.ref, str) or not a.ref:
-                raise ConfigError(f"{where}.ref = {a.ref!r}: a load_agent reference or "
-                                  "'scripted'")
+                raise ConfigError(f"{where}.ref = {a.ref!r}: an agent reference (run "
+                                  "folder, zoo:NAME, scripted[:eps], classic:NAME)")
             if not isinstance(a.colour, str) or not (a.colour in COLOURS
                                                      or HEX_RE.match(a.colour)):
                 raise ConfigError(f"{where}.colour = {a.colour!r}: one of "
@@ -196,22 +195,10 @@ def load_agents(cfg: StudyConfig) -> dict:
     agents = {}
     for i, a in enumerate(cfg.agents):
         where = f"agents[{i}] ({a.name}).ref = {a.ref!r}"
-        if cfg.game == "ipd" and a.ref.startswith(CLASSIC + ":"):
-            try:
-                agent = classic_agent(a.ref[len(CLASSIC) + 1:])
-            except ValueError as e:
-                raise ConfigError(f"{where}: {e}") from None
-        elif layout is not None and (a.ref == SCRIPTED or a.ref.startswith(SCRIPTED + ":")):
-            eps = a.ref[len(SCRIPTED) + 1:] or "0.05"
-            try:
-                agent = scripted_cook(layout, float(eps))
-            except ValueError as e:
-                raise ConfigError(f"{where}: {e}") from None
-        else:
-            try:
-                agent = load_agent(a.ref)
-            except Exception as e:  # RunError, ZooError, ValueError: the message names it
-                raise ConfigError(f"{where}: cannot load this agent ({e})") from None
+        try:
+            agent = resolve(a.ref, layout=layout)
+        except Exception as e:  # RunError, ZooError, ValueError: the message names it
+            raise ConfigError(f"{where}: cannot load this agent ({e})") from None
         if agent.kind != cfg.game:
             raise ConfigError(f"{where}: a {agent.kind} agent, not one for study.game = "
                               f"{cfg.game!r}")

@@ -19,10 +19,10 @@ from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments import adaptive
 from coplay.experiments.adaptive import preset_config
-from coplay.experiments.agents import load_agent
 from coplay.experiments.populations import load_run, train_population
 from coplay.experiments.populations import preset_config as population_preset
 from coplay.experiments.populations_cli import build_adaptive_config, parse_train_args
+from coplay.experiments.refs import AgentRef, resolve
 from coplay.experiments.zoo_agents import actor_params
 from coplay.experiments.zoo_export import export_population
 from coplay.populations import mep
@@ -330,7 +330,7 @@ def test_hsp_adaptive_trains_uniformly_against_the_training_pools_biased_policie
 
 
 def test_hsp_adaptive_agent_loads(hsp2):
-    agent = load_agent(hsp2)
+    agent = resolve(str(hsp2))
     assert agent.name.startswith("hsp-adaptive")
     cfg = adaptive.load_config(hsp2)
     algo, pop = adaptive.resolve(cfg)
@@ -342,7 +342,7 @@ def test_hsp_adaptive_agent_loads(hsp2):
     got, _ = jax.vmap(agent.policy, in_axes=(None, None, 0))(jax.random.PRNGKey(0), (), obs)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no member or seat"):
-        load_agent(hsp2, member=0)
+        resolve(AgentRef(str(hsp2), member=0))
 
 
 def test_hsp_partner_choices(hsp1, tmp_path):

@@ -20,12 +20,12 @@ from coplay.experiments.coot import (
     COOT_PRESETS,
     CootRunConfig,
     _bc_episodes,
-    coot_run_agent,
     train_coot,
 )
-from coplay.experiments.coot_dagger import DaggerConfig, dagger_result, run_dagger
+from coplay.experiments.coot_dagger import DaggerConfig, run_dagger
 from coplay.experiments.coot_data import load_dataset, pair_from_json
-from coplay.experiments.coot_eval import load_ref
+from coplay.experiments.refs import resolve
+from coplay.experiments.run_agents import dagger_result
 from coplay.runs import RunError
 
 TINY = DaggerConfig(rounds=2, repeats=1, episodes=2, epochs_per_round=1, label="argmax",
@@ -88,11 +88,11 @@ def test_each_round_fine_tunes_the_previous_model_and_reports(coot_stack, dagger
     report = (dagger / "report.md").read_text()
     assert "not in the paper" in report and str(dagger / "round-1") in report
     assert (dagger / "dagger.png").stat().st_size > 0
-    agent = coot_run_agent(dagger / "round-1")
+    agent = resolve(str(dagger / "round-1"))
     assert agent.spec.episode_len == 20
     # the folder names its last round as an agent for coplay coot eval
     assert dagger_result(dagger) == dagger / "round-1"
-    via_ref = jax.tree.leaves(load_ref(str(dagger), "d").params)
+    via_ref = jax.tree.leaves(resolve(str(dagger), name="d").params)
     assert all(np.array_equal(a, b) for a, b in zip(via_ref, jax.tree.leaves(agent.params),
                                                     strict=True))
 

@@ -12,9 +12,10 @@ import pytest
 
 from coplay.cli import main
 from coplay.data.shards import ShardStore
-from coplay.experiments.coot import COOT_PRESETS, CootRunConfig, coot_run_agent, train_coot
+from coplay.experiments.coot import COOT_PRESETS, CootRunConfig, train_coot
 from coplay.experiments.coot_data import load_dataset
 from coplay.experiments.coot_eval import read_eval
+from coplay.experiments.refs import AgentRef, check_obs, resolve
 from coplay.runs import RunError
 
 
@@ -95,7 +96,7 @@ def test_train_resumes_exactly_and_the_agent_loads(dataset, coot_run, tmp_path):
     rows_p = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
     assert [r["val_loss"] for r in rows] == [r["val_loss"] for r in rows_p]
     assert (full / "report.md").is_file() and (full / "curves.png").stat().st_size > 0
-    agent = coot_run_agent(full)
+    agent = resolve(str(full))
     assert agent.spec.num_episodes == 2 and agent.spec.episode_len == 20
 
 
@@ -163,7 +164,6 @@ def test_an_interrupted_eval_resumes_with_the_same_numbers(pops, coot_run, tmp_p
 
 def test_a_model_of_another_layout_is_named(pops, coot_run, tmp_path, capsys):
     from coplay.envs.overcooked import Overcooked
-    from coplay.experiments.coot_data import AgentRef, check_obs
 
     # its run config says random1: refused before anything plays or is written
     out = tmp_path / "ev"
@@ -174,7 +174,7 @@ def test_a_model_of_another_layout_is_named(pops, coot_run, tmp_path, capsys):
     assert f"agent coot={coot_run} was trained on layout 'random1'" in said
     assert "'cramped_room'" in said and not out.exists()
     # where no layout is recorded, the observations it cannot take are named
-    agent = coot_run_agent(coot_run, "coot")
+    agent = resolve(str(coot_run), name="coot")
     with pytest.raises(RunError, match=r"does not take 'cramped_room' observations"):
         check_obs(agent, Overcooked("cramped_room"), AgentRef(str(coot_run)))
     check_obs(agent, Overcooked("random1"), AgentRef(str(coot_run)))  # its own layout: fine

@@ -18,7 +18,6 @@ from coplay.algos.ipd_rollout import Opponents, rollout  # noqa: E402
 from coplay.cli import main  # noqa: E402
 from coplay.envs.matrix_games import MatrixGameParams, joint_rewards  # noqa: E402
 from coplay.experiments import ipd_axelrod  # noqa: E402
-from coplay.experiments.agents import ppi_agent  # noqa: E402
 from coplay.experiments.ipd_axelrod import (  # noqa: E402
     AxelrodMissing,
     LearnerPlayer,
@@ -29,6 +28,7 @@ from coplay.experiments.ipd_axelrod import (  # noqa: E402
     strategy_classes,
 )
 from coplay.experiments.ipd_ppi import PRESETS as PPI_PRESETS  # noqa: E402
+from coplay.experiments.run_agents import ppi_agent  # noqa: E402
 from coplay.runs import RunError  # noqa: E402
 
 ROUNDS = 20  # the tiny preset's game length

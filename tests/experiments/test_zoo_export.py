@@ -1,5 +1,5 @@
 """Population members into the zoo and back: actor-only fp16 entries whose agents give the
-members' own logits (up to fp16 rounding), load_agent("zoo:..."), the `coplay zoo` CLI."""
+members' own logits (up to fp16 rounding), refs.resolve("zoo:..."), the `coplay zoo` CLI."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from coplay import zoo
 from coplay.agents.actor_critic import ActorOnly, actor_only
 from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.agents import load_agent
 from coplay.experiments.coot_data import hsp_pairs
 from coplay.experiments.populations import load_run
+from coplay.experiments.refs import AgentRef, resolve
 from coplay.experiments.zoo_agents import actor_params, zoo_agent
 from coplay.experiments.zoo_export import export_population, export_selection
 from coplay.populations.members import member_policies, network_of
@@ -107,26 +107,26 @@ def test_zoo_agent_gives_the_members_logits_up_to_fp16(hsp_pop, hsp_zoo, member,
                                                  .astype(np.float32)), full)
     exact, _ = net.apply(rounded, obs, obs)
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-7)
-    # the same as load_agent of the run folder, and act works under jit
-    ref = _logits(load_agent(hsp_pop, member=member, seat=seat), obs)
+    # the same as the run folder's agent, and act works under jit
+    ref = _logits(resolve(AgentRef(str(hsp_pop), member=member, seat=seat)), obs)
     np.testing.assert_allclose(got, ref, atol=2e-3 * scale + 1e-6)
     a, _ = jax.jit(agent.act)(jax.random.PRNGKey(3), agent.reset(jax.random.PRNGKey(0)),
                               obs[0])
     assert 0 <= int(a) < env.num_actions
 
 
-def test_load_agent_accepts_zoo_references(hsp_zoo, monkeypatch):
+def test_resolve_accepts_zoo_references(hsp_zoo, monkeypatch):
     d, _ = hsp_zoo
     monkeypatch.setenv(zoo.ZOO_ENV, str(d))
-    agent = load_agent("zoo:random1/hsp-s0/member00-br")
+    agent = resolve("zoo:random1/hsp-s0/member00-br")
     assert agent.kind == "overcooked" and "zoo:random1/hsp-s0/member00-br" in agent.name
     np.testing.assert_allclose(
         _logits(agent, _obs(Overcooked("random1"), 3)),
         _logits(zoo_agent("random1/hsp-s0/member00-br", d), _obs(Overcooked("random1"), 3)))
     with pytest.raises(ValueError, match="one policy"):
-        load_agent("zoo:random1/hsp-s0/member00-br", seat=1)
+        resolve(AgentRef("zoo:random1/hsp-s0/member00-br", seat=1))
     with pytest.raises(zoo.ZooError, match="close names"):
-        load_agent("zoo:random1/hsp-s0/member00-bx")
+        resolve("zoo:random1/hsp-s0/member00-bx")
 
 
 def test_mep_members_export_one_entry_each(mep_pop, tmp_path):

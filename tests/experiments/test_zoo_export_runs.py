@@ -1,6 +1,6 @@
 """Trained agents of the CooT stack into the zoo and back: CooT, BC and adaptive run folders
 exported (fp16) and loaded as agents giving their run folders' logits up to fp16 rounding;
-coot_eval.load_ref / coot eval from zoo entries only; damaged entries, unfinished runs and
+refs.resolve / coot eval from zoo entries only; damaged entries, unfinished runs and
 other folders refused by name; the `coplay zoo export --run` CLI."""
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import pytest
 from coplay import zoo
 from coplay.agents.base import ipd_input
 from coplay.cli import main
-from coplay.experiments.agents import load_agent
-from coplay.experiments.coot import bc_run_agent, coot_run_agent
-from coplay.experiments.coot_eval import load_ref, read_eval
+from coplay.experiments.coot_eval import read_eval
+from coplay.experiments.refs import AgentRef, resolve
 from coplay.experiments.zoo_agents import zoo_agent
 from coplay.experiments.zoo_export import export_ipd_run, export_population, export_run
 from coplay.runs import RunError
@@ -69,7 +68,7 @@ def test_coot_entry_gives_the_runs_logits_up_to_fp16(runs, run_zoo):
     assert meta["seed"] == 0 and meta["source"]["dataset"] == str(runs / "data")
     assert meta["source"]["epochs"] >= 1 and meta["source"]["best_epoch"] >= 0
     assert zoo.list_entries(run_zoo)["random1/coot-s0"]["dtype"] == "float16"
-    ref, agent = coot_run_agent(runs / "coot"), zoo_agent("random1/coot-s0", run_zoo)
+    ref, agent = resolve(str(runs / "coot")), zoo_agent("random1/coot-s0", run_zoo)
     assert agent.spec.num_episodes == 2 and agent.spec.episode_len == 20
     shape = tuple(cfg["obs_shape"])
     rng = np.random.default_rng(0)
@@ -93,7 +92,7 @@ def test_bc_entry_gives_the_runs_logits_up_to_fp16(runs, run_zoo):
     assert meta["agent"] == "bc" and meta["kind"] == "coot-bc"
     assert meta["bc"] == cfg["bc"] and meta["obs_shape"] == cfg["obs_shape"]
     obs = _obs(tuple(cfg["obs_shape"]), 8)
-    ref, agent = bc_run_agent(runs / "bc"), zoo_agent("random1/bc-s0", run_zoo)
+    ref, agent = resolve(str(runs / "bc")), zoo_agent("random1/bc-s0", run_zoo)
     want = np.stack([ref.policy(None, ref.reset(jax.random.PRNGKey(0)), o)[0] for o in obs])
     got = np.stack([agent.policy(None, agent.reset(jax.random.PRNGKey(0)), o)[0] for o in obs])
     np.testing.assert_allclose(got, want, atol=2e-2)
@@ -105,7 +104,7 @@ def test_adaptive_entry_is_an_actor_critic_with_the_learners_logits(runs, run_zo
     assert meta["agent"] == "actor-critic" and meta["kind"] == "mep-adaptive"
     assert meta["role"] == "learner" and meta["layout"] == "random1"
     assert meta["network"]["kind"] == "mlp" and meta["network"]["num_actions"] == 6
-    ref = load_agent(runs / "mep2")
+    ref = resolve(str(runs / "mep2"))
     agent = zoo_agent("random1/mep-adaptive-s1", run_zoo)
     obs = _obs(tuple(meta["network"]["obs_shape"]), 8)
     want = np.stack([ref.policy(None, None, o)[0] for o in obs])
@@ -121,7 +120,7 @@ def test_self_play_entry_is_the_runs_seat0_policy(self_play_tiny, tmp_path):
     assert set(params["params"]) == {"actor", "policy"}
     assert meta["kind"] == "overcooked-ppo" and meta["role"] == "self-play seat 0"
     assert meta["seed"] == 2
-    ref = load_agent(self_play_tiny)
+    ref = resolve(str(self_play_tiny))
     agent = zoo_agent("cramped/self-play-s2", z)
     obs = _obs(tuple(meta["network"]["obs_shape"]), 8)
     want = np.stack([ref.policy(None, None, o)[0] for o in obs])
@@ -134,11 +133,11 @@ def test_self_play_entry_is_the_runs_seat0_policy(self_play_tiny, tmp_path):
         export_run(part, "x", z)
 
 
-def test_load_ref_and_coot_eval_from_the_zoo_alone(run_zoo, tmp_path, monkeypatch):
+def test_resolve_and_coot_eval_from_the_zoo_alone(run_zoo, tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.ZOO_ENV, str(run_zoo))
-    agent = load_ref("zoo:random1/coot-s0", "x")
+    agent = resolve("zoo:random1/coot-s0", name="x")
     assert agent.spec.query_len == 6 and "zoo:random1/coot-s0" in agent.name
-    assert load_ref("zoo:random1/bc-s0", "x").kind == "overcooked"
+    assert resolve("zoo:random1/bc-s0", name="x").kind == "overcooked"
     ev = tmp_path / "ev"
     assert main(["coot", "eval", "--preset", "tiny", "--eval.partners", "zoo:random1/hsp-s1",
                  "--agent", "coot=zoo:random1/coot-s0", "bc=zoo:random1/bc-s0",
@@ -204,7 +203,7 @@ def test_ipd_learners_export_one_entry_each_and_act_as_the_run(tmp_path, capsys)
     assert sorted(zoo.list_entries(z)) == names
     token = jnp.asarray([0, 1, 2, 3, 4, 1], jnp.int32)
     for i, name in enumerate(names):
-        mine, entry = load_agent(run, learner=i), zoo_agent(name, z)
+        mine, entry = resolve(AgentRef(str(run), member=i)), zoo_agent(name, z)
         assert entry.kind == "ipd" and f"learner {i}" in entry.name
         # the same GRU fed the same game: logits equal up to the fp16 rounding of the weights
         rng = np.random.default_rng(i)

@@ -1,6 +1,6 @@
-"""load_agent: tiny runs of every kind -> Agents that play exactly as the project's own
-rollouts and networks do; unrelated, unfinished and corrupt folders -> RunError naming the
-file."""
+"""The run-folder readers, through refs.resolve: tiny runs of every kind -> Agents
+that play exactly as the project's own rollouts and networks do; unrelated, unfinished and
+corrupt folders -> RunError naming the file."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ from coplay.cli import main
 from coplay.config import config_from_json
 from coplay.envs.matrix_games import MatrixGameParams
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.agents import load_agent, ppi_agent
 from coplay.experiments.ipd_ppi import PRESETS as PPI_PRESETS
 from coplay.experiments.ipd_runs import PPIState, load_state
 from coplay.experiments.populations import load_run as load_population_run
+from coplay.experiments.refs import AgentRef, resolve
+from coplay.experiments.run_agents import ppi_agent
 from coplay.populations.members import load_params, member_policies, network_of
 from coplay.runs import RunDir, RunError, write_json
 
@@ -103,7 +104,7 @@ def test_a2c_learner_plays_the_rollouts_game_with_the_same_keys(ipd_run):
     probs = random_memory1(jax.random.PRNGKey(11))
     tab = memory1_agent(probs)
     for learner in range(algo.num_learners):
-        agent = load_agent(ipd_run, learner=learner)
+        agent = resolve(AgentRef(str(ipd_run), member=learner))
         key = jax.random.PRNGKey(100 + learner)
         traj = rollout(key, a2c.make_agent(algo), jax.tree.map(lambda x: x[None], agent.params),
                        Opponents(probs[None, None], jnp.zeros((1,), bool)), MatrixGameParams(),
@@ -133,7 +134,7 @@ def test_a2c_learners_give_the_rollouts_probabilities_learner_vs_learner(ipd_run
     probabilities they are drawn from must agree.) The template-free parameters equal the
     project's checkpoint loader's."""
     _, algo, state = load_state(ipd_run)
-    agents = [load_agent(ipd_run, learner=i) for i in range(algo.num_learners)]
+    agents = [resolve(AgentRef(str(ipd_run), member=i)) for i in range(algo.num_learners)]
     stacked = stack_params(agents)
     for x, y in zip(jax.tree.leaves(stacked), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(x, y)
@@ -159,7 +160,7 @@ def test_ppi_learner_decides_as_the_ppi_rollout(ppi_run, noise):
     """The PPI agent's improved policy, planning inside its model with the rollout's planning
     keys, gives the rollout's log pi and, sampled with its action keys, its actions: 20
     rounds against a memory-1 agent, for both kinds of planning noise."""
-    loaded = load_agent(ppi_run, learner=1)
+    loaded = resolve(AgentRef(str(ppi_run), member=1))
     cfg = dataclasses.replace(PPI_PRESETS["tiny"], planning_noise=noise)
     agent = ppi_agent(cfg, loaded.params)
     probs = random_memory1(jax.random.PRNGKey(12))
@@ -199,14 +200,14 @@ def test_self_play_agent_logits_are_the_networks(overcooked_run):
     keys = jax.random.split(jax.random.PRNGKey(0), obs.shape[0])
     logits_by_seat = []
     for seat in (0, 1):
-        agent = load_agent(overcooked_run, seat=seat)
+        agent = resolve(AgentRef(str(overcooked_run), seat=seat))
         assert (agent.kind, agent.num_actions) == ("overcooked", 6)
         direct, _ = net.apply(jax.tree.map(lambda x, s=seat: x[0, s], params), obs, obs)
         logits, _ = jax.vmap(agent.policy)(keys, jax.vmap(agent.reset)(keys), obs)
         np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-6)
         logits_by_seat.append(logits)
     assert not np.allclose(*logits_by_seat)  # two policies: the seat chose one
-    _check_jit_and_vmap(load_agent(overcooked_run), obs[:6])
+    _check_jit_and_vmap(resolve(str(overcooked_run)), obs[:6])
 
 
 def test_population_member_seats_are_the_members_policies(population_run):
@@ -217,21 +218,21 @@ def test_population_member_seats_are_the_members_policies(population_run):
     for member in (0, 2):
         policies = member_policies(population_run, member)
         for seat in (0, 1):
-            agent = load_agent(population_run, member=member, seat=seat)
+            agent = resolve(AgentRef(str(population_run), member=member, seat=seat))
             direct, _ = net.apply(policies[seat], obs, obs)
             logits, _ = jax.vmap(agent.policy, in_axes=(None, None, 0))(
                 jax.random.PRNGKey(0), (), obs)
             np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-6)
     mid = member_policies(population_run, 1, "mid")[1]
-    agent = load_agent(population_run, member=1, seat=1, which="mid")
+    agent = resolve(AgentRef(str(population_run), member=1, seat=1, which="mid"))
     np.testing.assert_allclose(agent.policy(None, (), obs[0])[0],
                                net.apply(mid, obs[:1], obs[:1])[0][0], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="member: choose one of"):
-        load_agent(population_run, seat=0)
+        resolve(AgentRef(str(population_run), seat=0))
     with pytest.raises(ValueError, match="seat: choose one of .*best response"):
-        load_agent(population_run, member=0)
+        resolve(AgentRef(str(population_run), member=0))
     with pytest.raises(ValueError, match="member = 3"):
-        load_agent(population_run, member=3, seat=0)
+        resolve(AgentRef(str(population_run), member=3, seat=0))
 
 
 def test_mep_stage2_agent_is_the_learner_of_agent_msgpack(overcooked_run, tmp_path):
@@ -246,9 +247,9 @@ def test_mep_stage2_agent_is_the_learner_of_agent_msgpack(overcooked_run, tmp_pa
     RunDir(out).start({"experiment": "mep-adaptive", "layout": "cramped_room",
                        "resolved": algo}, False)
     with pytest.raises(RunError, match="no agent.msgpack"):
-        load_agent(out)
+        resolve(str(out))
     (out / "agent.msgpack").write_bytes(serialization.to_bytes(learner))
-    agent = load_agent(out)
+    agent = resolve(str(out))
     obs = _obs_batch(env, 6)
     direct, _ = network_of(algo, env).apply(jax.tree.map(lambda x: x[0], learner), obs, obs)
     logits, _ = jax.vmap(agent.policy, in_axes=(None, None, 0))(jax.random.PRNGKey(0), (), obs)
@@ -259,30 +260,30 @@ def test_mep_stage2_agent_is_the_learner_of_agent_msgpack(overcooked_run, tmp_pa
 def test_unrelated_unfinished_and_corrupt_folders_raise_run_errors(ipd_run, population_run,
                                                                   tmp_path):
     with pytest.raises(RunError, match="no such run folder"):
-        load_agent(tmp_path / "nowhere")
+        resolve(str(tmp_path / "nowhere"))
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(RunError, match="not a run folder: no config.json"):
-        load_agent(tmp_path)
+        resolve(str(tmp_path))
     other = tmp_path / "other"
     write_json(other / "config.json", {"experiment": "bench", "x": 1})
     with pytest.raises(RunError, match="experiment 'bench' holds no agent"):
-        load_agent(other)
+        resolve(str(other))
     (other / "config.json").write_text("{not json")
     with pytest.raises(RunError, match="config.json is not valid JSON"):
-        load_agent(other)
+        resolve(str(other))
 
     broken = tmp_path / "ipd"
     shutil.copytree(ipd_run, broken)
     ckpt = broken / "checkpoint.msgpack"
     ckpt.write_bytes(ckpt.read_bytes()[: 200])
     with pytest.raises(RunError, match=r"checkpoint\.msgpack is corrupt"):
-        load_agent(broken)
+        resolve(str(broken))
     ckpt.write_bytes(b"not msgpack at all")
     with pytest.raises(RunError, match=r"checkpoint\.msgpack"):
-        load_agent(broken)
+        resolve(str(broken))
     ckpt.unlink()
     with pytest.raises(RunError, match=r"checkpoint\.msgpack does not exist"):
-        load_agent(broken)
+        resolve(str(broken))
 
     resized = tmp_path / "resized"
     shutil.copytree(ipd_run, resized)
@@ -291,17 +292,17 @@ def test_unrelated_unfinished_and_corrupt_folders_raise_run_errors(ipd_run, popu
     write_json(resized / "config.json", cfg)
     with pytest.raises(RunError, match=r"checkpoint\.msgpack: its parameters do not fit .*"
                                        r"has shape \(2, 16"):
-        load_agent(resized)
+        resolve(str(resized))
     with pytest.raises(ValueError, match="learner = 2"):
-        load_agent(ipd_run, learner=2)
-    with pytest.raises(ValueError, match="IPD run folder takes learner"):
-        load_agent(ipd_run, seat=1)
+        resolve(AgentRef(str(ipd_run), member=2))
+    with pytest.raises(ValueError, match="is a ipd folder: no seat to choose"):
+        resolve(AgentRef(str(ipd_run), seat=1))
 
     pop = tmp_path / "population"
     shutil.copytree(population_run, pop)
     (pop / "members" / "m01.msgpack").write_bytes(b"\x00garbage")
     with pytest.raises(RunError, match=r"members/m01\.msgpack"):
-        load_agent(pop, member=1, seat=0)
+        resolve(AgentRef(str(pop), member=1, seat=0))
     (pop / "manifest.json").unlink()
     with pytest.raises(RunError, match="has not finished"):
-        load_agent(pop, member=0, seat=0)
+        resolve(AgentRef(str(pop), member=0, seat=0))

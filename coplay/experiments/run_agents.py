@@ -1,27 +1,28 @@
-"""``load_agent(path)``: any trained run folder -> an :class:`~coplay.agents.base.Agent`.
-
-The folder's ``config.json`` says what it holds (its ``experiment``):
+"""The readers of run folders: one function per run kind, ``(path, config.json, ref) ->``
+:class:`~coplay.agents.base.Agent`. :mod:`coplay.experiments.refs` holds the grammar of a
+reference and the table from run kind to reader; nothing else should call these directly.
 
 ==================  ===========================================  ==========================
-experiment          what is loaded                               choose with
+experiment          what is read                                 chosen by the reference
 ==================  ===========================================  ==========================
-``ipd``             an A2C GRU learner, or a PPI learner acting  ``learner`` (default 0)
+``ipd``             an A2C GRU learner, or a PPI learner acting  ``PATH#learner`` (default 0)
                     with its improved policy (planning inside
                     its model), from ``checkpoint.msgpack``
-``overcooked-ppo``  a self-play PPO policy (``checkpoint``)      ``seat`` (default 0)
-``hsp-population``  a member's biased policy (seat 0) or its     ``member``, ``seat``
+``overcooked-ppo``  a self-play PPO policy (``checkpoint``)      ``PATH#0,seat`` (default 0)
+``hsp-population``  a member's biased policy (seat 0) or its     ``PATH#member,seat[@mid]``
                     best response (seat 1), ``manifest.json``
-``mep-population``  a MEP stage-1 member (one policy, any seat)  ``member``
+``mep-population``  a MEP stage-1 member (one policy, any seat)  ``PATH#member[@mid]``
 ``mep-adaptive``    the MEP stage-2 learner (``agent.msgpack``)
 ``hsp-adaptive``    the HSP adaptive agent (``agent.msgpack``)
-``zoo:<name>``      a model-zoo entry (actor weights, fp16), not
-                    a folder: :mod:`coplay.experiments.zoo_export`
+``coot``            the trained CooT (``model.msgpack``)
+``coot-bc``         the BC baseline (``model.msgpack``)
+``coot-dagger``     its last round's CooT (``round-N/model.msgpack``)
 ==================  ===========================================  ==========================
 
 Parameters are read without a train-state template and checked against the shapes the run's
-config gives its network: a folder that is not a run, an unfinished one, a corrupt file or
-one from another config raise :class:`~coplay.runs.RunError` naming the file and what was
-expected; an argument out of range (``learner``, ``member``, ``seat``) raises ``ValueError``.
+config gives its network: an unfinished run, a corrupt file or one from another config raise
+:class:`~coplay.runs.RunError` naming the file and what was expected; an option out of range
+(``learner``, ``member``, ``seat``) raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from coplay import zoo
 from coplay.agents.base import Agent, actor_critic_agent, gru_agent
+from coplay.agents.coot_agent import coot_agent
+from coplay.agents.gpt import make_gpt
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel
-from coplay.algos import a2c, ppi
+from coplay.algos import a2c, bc, ppi
+from coplay.algos.coot import CootConfig
 from coplay.algos.ppi_config import PPIConfig
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
@@ -46,62 +49,32 @@ from coplay.envs.matrix_games import NUM_ACTIONS as IPD_ACTIONS
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.ipd_runs import load_run_config
 from coplay.experiments.populations import load_run as load_population_run
-from coplay.experiments.zoo_agents import zoo_agent
 from coplay.populations.members import member_policies, network_of, take
 from coplay.runs import RunDir, RunError, read_json
 
 ADAPTIVE_AGENT = "agent.msgpack"  # what coplay.experiments.adaptive.finish_adaptive writes
 ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")  # coplay.experiments.adaptive.KINDS
-KNOWN = ("ipd", "overcooked-ppo", "hsp-population", "mep-population", *ADAPTIVE_KINDS)
+MODEL = "model.msgpack"  # a CooT / BC run's trained parameters
 
 
-def load_agent(path: str | Path, *, member: int | None = None, seat: int | None = None,
-               learner: int = 0, which: str = "final") -> Agent:
-    """The trained policy in the run folder ``path`` (see the module docstring).
+class Choice(NamedTuple):
+    """What a reference picks inside a run folder (:class:`coplay.experiments.refs.AgentRef`
+    without its path): ``member`` (the learner of an IPD run), ``seat``, ``which``."""
 
-    ``learner``: which IPD learner; ``member``: which population member (may be left out when
-    there is one); ``seat``: which policy of an Overcooked pair (0 or 1; a population of
-    hidden-utility pairs needs it: 0 the biased policy, 1 its best response); ``which``:
-    ``final`` or ``mid`` (a population member's mid-skill snapshot). ``"zoo:<name>"``: the
-    model-zoo entry ``name`` (:func:`coplay.experiments.zoo_agents.zoo_agent`; no options).
-    """
-    if zoo.is_ref(path):
-        if member is not None or seat is not None or learner != 0 or which != "final":
-            raise ValueError(f"{path}: a zoo entry holds one policy (no member, seat, "
-                             "learner or which to choose)")
-        return zoo_agent(zoo.ref_name(path))
-    path = Path(path)
-    if not path.is_dir():
-        raise RunError(f"{path}: no such run folder")
-    if not (path / RunDir.CONFIG).is_file():
-        raise RunError(f"{path} is not a run folder: no {RunDir.CONFIG} (load_agent reads "
-                       f"the folders of {', '.join(KNOWN)} runs)")
-    raw = read_json(path / RunDir.CONFIG)
-    experiment = raw.get("experiment") if isinstance(raw, dict) else None
-    if experiment not in KNOWN:
-        raise RunError(f"{path / RunDir.CONFIG}: experiment {experiment!r} holds no agent "
-                       f"load_agent knows (expected one of {', '.join(KNOWN)})")
-    overcooked_args = member is not None or seat is not None or which != "final"
-    if experiment == "ipd":
-        if overcooked_args:
-            raise ValueError("member, seat and which are for Overcooked folders; an IPD run "
-                             "folder takes learner")
-        return _ipd_agent(path, learner)
-    if learner != 0:
-        raise ValueError(f"learner = {learner}: for IPD run folders; {path} is a "
-                         f"{experiment} folder (choose with member / seat)")
-    if which not in ("final", "mid"):
-        raise ValueError(f"which = {which!r}: final or mid")
-    if which == "mid" and not experiment.endswith("-population"):
-        raise ValueError("which = 'mid': mid-skill snapshots exist for population members only")
-    if experiment == "overcooked-ppo":
-        return _self_play_agent(path, raw, seat)
-    if experiment in ADAPTIVE_KINDS:
-        if member is not None or seat is not None:
-            raise ValueError(f"{path} holds one agent (the {experiment} learner): no member or "
-                             "seat to choose")
-        return _adaptive_agent(path, raw)
-    return _population_agent(path, raw, member, seat, which)
+    member: int | None = None
+    seat: int | None = None
+    which: str = "final"
+
+    def none_but(self, path: Path, kind: str, allowed: tuple[str, ...] = ()) -> None:
+        """ValueError naming the options this run kind does not take."""
+        given = [f for f in ("member", "seat") if f not in allowed
+                 and getattr(self, f) is not None]
+        if self.which != "final" and "which" not in allowed:
+            given.append("which")
+        if given:
+            what = f"choose with {' / '.join(allowed)}" if allowed else "it holds one agent"
+            raise ValueError(f"{path} is a {kind} folder: no {', '.join(given)} to choose "
+                             f"({what})")
 
 
 # --- reading parameters -----------------------------------------------------------------------
@@ -157,8 +130,11 @@ def _index(value: int | None, size: int, arg: str, what: str, default: int | Non
 
 
 # --- IPD ----------------------------------------------------------------------------------------
-def _ipd_agent(path: Path, learner: int) -> Agent:
-    cfg, algo = load_run_config(path)
+def ipd_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """An IPD learner (``choice.member``, default 0) of an A2C or PPI run."""
+    choice.none_but(path, "ipd", ("member",))
+    learner = 0 if choice.member is None else choice.member
+    _, algo = load_run_config(path, raw)
     file = path / RunDir.CHECKPOINT
     kind = "PPI" if isinstance(algo, PPIConfig) else "A2C"
     what = f"the {kind} train state of {algo.num_learners} learner(s)"
@@ -247,9 +223,12 @@ def _policy_agent(path: Path, algo: PPOConfig, env: Overcooked, params, file: Pa
     return actor_critic_agent(net, pick(params), c, algo.centralised_value, name)
 
 
-def _self_play_agent(path: Path, raw: dict, seat: int | None) -> Agent:
+def self_play_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """One seat's policy of a self-play PPO pair (``choice.seat``, default 0)."""
+    choice.none_but(path, "overcooked-ppo", ("member", "seat"))
+    _index(choice.member, 1, "member", f"{path} holds one self-play pair")
     algo, env = _ppo_config(path, raw), _env(path, raw.get("layout"))
-    seat = _index(seat, 2, "seat", "the two seats of the self-play pair")
+    seat = _index(choice.seat, 2, "seat", "the two seats of the self-play pair")
     g = 0 if algo.share_policy else seat  # a shared policy plays both seats
     file = path / RunDir.CHECKPOINT
     what = "the PPO train state of one self-play pair"
@@ -260,9 +239,13 @@ def _self_play_agent(path: Path, raw: dict, seat: int | None) -> Agent:
                          f"overcooked-ppo {env.layout.name} seat {seat} ({path})")
 
 
-def _population_agent(path: Path, raw: dict, member: int | None, seat: int | None,
-                      which: str) -> Agent:
-    cfg, algo, _ = load_population_run(path)
+def population_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """A member of an HSP (``member``, ``seat``: biased policy or best response) or MEP
+    stage-1 population, ``which`` = final or mid (its mid-skill snapshot)."""
+    member, seat, which = choice
+    if which not in ("final", "mid"):
+        raise ValueError(f"which = {which!r}: final or mid")
+    cfg, algo, _ = load_population_run(path, raw)
     env = _env(path, cfg.layout)
     man_file = path / "manifest.json"
     if not man_file.is_file():
@@ -300,7 +283,9 @@ def _population_agent(path: Path, raw: dict, member: int | None, seat: int | Non
                          f"{role} ({path})")
 
 
-def _adaptive_agent(path: Path, raw: dict) -> Agent:
+def adaptive_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """The learner of an HSP / MEP adaptive (stage-2) run."""
+    choice.none_but(path, raw["experiment"])
     algo, env = _ppo_config(path, raw), _env(path, raw.get("layout"))
     file, kind = path / ADAPTIVE_AGENT, raw["experiment"]
     if not file.is_file():
@@ -310,3 +295,57 @@ def _adaptive_agent(path: Path, raw: dict) -> Agent:
     return _policy_agent(path, algo, env, params, file, (1,),
                          lambda p: take(p, 0),
                          f"{kind} {env.layout.name} learner ({path})")
+
+
+# --- CooT, BC, DAgger -------------------------------------------------------------------------
+def _model(path: Path, kind: str) -> dict:
+    file = path / MODEL
+    if not file.is_file():
+        raise RunError(f"{path}: no {MODEL} (the {kind} run has not finished; resume it)")
+    return jax.tree.map(jnp.asarray, read_params(file, f"the {kind} parameters"))
+
+
+def _config(cls, raw: dict, key: str, path: Path):
+    try:
+        return config_from_json(cls, raw[key], f"{path / RunDir.CONFIG} {key}")
+    except (ConfigError, KeyError, TypeError) as e:
+        raise RunError(f"{path / RunDir.CONFIG} does not match this version of coplay: "
+                       f"{e}") from None
+
+
+def coot_run_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """The trained Coordination Transformer of a finished ``coplay coot train`` folder."""
+    choice.none_but(path, "coot")
+    cfg = _config(CootConfig, raw, "coot", path)
+    params, spec = _model(path, "CooT"), cfg.context
+    return coot_agent(make_gpt(cfg.gpt), params, spec.num_episodes, spec.episode_len,
+                      spec.query_len, int(np.prod(raw["obs_shape"])),
+                      f"coot-s{raw.get('seed', '?')}")
+
+
+def bc_run_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """The BC baseline of a finished ``coplay coot bc`` folder."""
+    choice.none_but(path, "coot-bc")
+    cfg = _config(bc.BCConfig, raw, "bc", path)
+    return bc.bc_agent(cfg, _model(path, "BC"), f"bc-top{cfg.top_fraction:g}")
+
+
+def dagger_result(out: str | Path, raw: dict | None = None) -> Path:
+    """The CooT run folder of a DAgger folder's last round (finished), or an error."""
+    out = Path(out)
+    raw = read_json(out / RunDir.CONFIG) if raw is None else raw
+    if raw.get("experiment") != "coot-dagger":
+        raise RunError(f"{out}: not a CooT DAgger folder")
+    rounds = int(raw["dagger"]["rounds"])
+    last = out / f"round-{rounds - 1}"
+    if not (last / MODEL).is_file():
+        raise RunError(f"{out}: round {rounds - 1} of {rounds} has not finished; rerun "
+                       "`coplay coot dagger` with the same --out to continue")
+    return last
+
+
+def dagger_agent(path: Path, raw: dict, choice: Choice) -> Agent:
+    """The CooT of a ``coplay coot dagger`` folder's last round."""
+    choice.none_but(path, "coot-dagger")
+    last = dagger_result(path, raw)
+    return coot_run_agent(last, read_json(last / RunDir.CONFIG), choice)
