@@ -226,7 +226,7 @@ def bench_reference(n_steps: int) -> float | None:
         from overcooked.mdp.actions import Action
 
         from coplay.envs.overcooked.layouts import get_layout
-        from coplay.envs.overcooked.reference import reference_mdp
+        from coplay.testing.overcooked_reference import reference_mdp
     except ImportError:
         return None
     mdp = reference_mdp(get_layout("random1"))

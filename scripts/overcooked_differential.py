@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 from coplay.envs.overcooked import Overcooked, layout_names
-from coplay.envs.overcooked.difftest import (
+from coplay.runs import atomic_write_text
+from coplay.testing.overcooked_difftest import (
     make_replay,
     run_differential,
     run_differential_random_starts,
 )
-from coplay.runs import atomic_write_text
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
             kind = kinds[chunk_id % 3]
             seed = 1000 * chunk_id + 17
             if args.against == "zsceval":
-                from coplay.envs.overcooked.zsceval_ref import run_zsceval_differential
+                from coplay.testing.zsceval_ref import run_zsceval_differential
 
                 policy = "scripted" if kind == "scripted" else "random"
                 p = run_zsceval_differential(env, args.chunk, args.steps, seed, policy,

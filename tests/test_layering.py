@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "coplay"
 # bottom to top: a module imports only from its own room and the rooms below it
 LAYERS = ["config", "runs", "zoo", "envs", "agents", "data", "algos", "populations", "eval",
-          "experiments", "web", "cli"]
+          "experiments", "web", "cli", "testing"]  # testing: reference bridges, tests only
 
 
 def _modules() -> dict[str, Path]:
@@ -107,3 +107,4 @@ def test_the_check_sees_a_circle_and_an_upward_import():
     assert _circles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
     assert _layer("coplay.experiments.ipd") > _layer("coplay.algos.a2c")
     assert _layer("coplay.eval.crossplay") > _layer("coplay.populations.hsp")
+    assert _layer("coplay.testing.jaxmarl") > _layer("coplay.cli")  # nothing imports it

@@ -70,7 +70,7 @@ def classic_agent(name: str) -> Agent:
 def snapshot_from_obs(obs: np.ndarray, layout: Layout,
                       recipe_time: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """(H, W, C) observation of one cook (lossless encoding, ``obs_scale`` 1) -> the NumPy
-    kitchen snapshot of :func:`coplay.envs.overcooked.reference.snapshot_jax`, with the
+    kitchen snapshot of :func:`coplay.envs.overcooked.scripted.snapshot_jax`, with the
     observing cook as cook 0 and the other as cook 1.
 
     Not recoverable from the old (20-channel) encoding, and filled in as the only soup the

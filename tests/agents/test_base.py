@@ -24,8 +24,7 @@ from coplay.agents.gru import GRUAgent, dummy_input, sequence
 from coplay.agents.tabular import PROBES, memory1_act
 from coplay.envs.matrix_games import ipd_params
 from coplay.envs.overcooked import Overcooked
-from coplay.envs.overcooked.reference import snapshot_jax
-from coplay.envs.overcooked.scripted import scripted_action, scripted_actions
+from coplay.envs.overcooked.scripted import scripted_action, scripted_actions, snapshot_jax
 
 
 def _gru(use_opponent_id=False, seed=0):

@@ -20,9 +20,8 @@ import numpy as np
 import tyro
 
 from coplay.envs.overcooked.env import Overcooked
-from coplay.envs.overcooked.reference import snapshot_jax
 from coplay.envs.overcooked.render import render_ascii, render_rgb, save_gif, save_png
-from coplay.envs.overcooked.scripted import scripted_action
+from coplay.envs.overcooked.scripted import scripted_action, snapshot_jax
 from coplay.envs.overcooked.state import INTERACT, STAY, EnvParams, State
 from coplay.runs import atomic_write_text
 

@@ -1,6 +1,7 @@
 """A noisy scripted cook (numpy, outside jit): fetch ingredients, fill and start pots, fetch a
 dish, serve. Used for differential tests (episodes that actually cook and deliver), demos and
-the terminal partner. Works on the numpy snapshot dict of :mod:`reference` (either env).
+the terminal partner. Works on the numpy snapshot dict of :func:`snapshot_jax` (the Python
+reference's state maps to the same dict: :mod:`coplay.testing.overcooked_reference`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from coplay.envs.overcooked.state import (
     ONION,
     SOUP,
     TOMATO,
+    State,
 )
 
 
@@ -103,3 +105,19 @@ def scripted_actions(snap, layout, rng, eps=0.1, recipe_time=None) -> np.ndarray
         [scripted_action(snap, layout, i, rng, eps, recipe_time) for i in range(2)], np.int32
     )
 
+
+def snapshot_jax(state: State, layout: Layout) -> dict[str, np.ndarray]:
+    """JAX state (unbatched) -> the numpy dict the script reads (the same dict as the
+    differential tests' ``snapshot_reference`` of the Python reference)."""
+    is_pot = layout.terrain == POT
+    tick = np.asarray(state.tick)
+    has_soup = np.asarray(state.obj) == SOUP
+    return {
+        "pos": np.asarray(state.pos),
+        "dir": np.asarray(state.dir),
+        "held": np.asarray(state.held),
+        "held_soup": np.asarray(state.held_soup),
+        "obj": np.asarray(state.obj),
+        "soup": np.asarray(state.soup),
+        "pot_tick": np.where(is_pot & has_soup, tick, -1).astype(np.int32),
+    }

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 
 from coplay.envs.overcooked import Overcooked
-from coplay.envs.overcooked.jaxmarl import JaxMARLOvercooked
 from coplay.envs.overcooked.render import render_ascii, render_rgb
+from coplay.testing.jaxmarl import JaxMARLOvercooked
 
 
 def test_jaxmarl_adapter_matches_the_env():

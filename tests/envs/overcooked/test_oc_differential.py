@@ -17,13 +17,13 @@ import pytest
 pytest.importorskip("overcooked")
 
 from coplay.envs.overcooked import Overcooked, layout_names  # noqa: E402
-from coplay.envs.overcooked.difftest import (  # noqa: E402
+from coplay.testing.overcooked_difftest import (  # noqa: E402
     make_replay,
     random_state,
     run_differential,
     run_differential_random_starts,
 )
-from coplay.envs.overcooked.reference import (  # noqa: E402
+from coplay.testing.overcooked_reference import (  # noqa: E402
     configure,
     reference_mdp,
     reference_params,
@@ -104,7 +104,7 @@ def test_observations_match_reference_encoding(name):
 def test_differential_catches_a_planted_bug(monkeypatch):
     """The comparison is not vacuous: a wrong delivery value is reported."""
     env = Overcooked("random1")
-    import coplay.envs.overcooked.difftest as difftest
+    import coplay.testing.overcooked_difftest as difftest
 
     def wrong_params(layout, **kw):
         p = reference_params(layout, **kw)
@@ -121,8 +121,9 @@ def test_two_cooks_on_one_counter_in_one_step(held):
     """Interacts are sequential (cook 0 first), so a hand-over can happen within one step."""
     from overcooked.mdp.actions import Action
 
-    from coplay.envs.overcooked.reference import snapshot_jax, snapshot_reference
+    from coplay.envs.overcooked.scripted import snapshot_jax
     from coplay.envs.overcooked.state import State
+    from coplay.testing.overcooked_reference import snapshot_reference
 
     env = Overcooked("random1")  # counter (2, 2) is faced from (1, 2) (E) and (3, 2) (W)
     params = reference_params(env.layout)

@@ -16,8 +16,8 @@ if not os.environ.get("ZSCEVAL_PATH"):
     pytest.skip("ZSCEVAL_PATH not set", allow_module_level=True)
 
 from coplay.envs.overcooked import Overcooked, layout_names  # noqa: E402
-from coplay.envs.overcooked.difftest import make_replay  # noqa: E402
-from coplay.envs.overcooked.zsceval_ref import run_zsceval_differential  # noqa: E402
+from coplay.testing.overcooked_difftest import make_replay  # noqa: E402
+from coplay.testing.zsceval_ref import run_zsceval_differential  # noqa: E402
 
 
 @pytest.mark.parametrize("name", layout_names())

@@ -5,7 +5,8 @@ Imports ``overcooked`` lazily (a dev dependency). Provides:
   orders with ZSC-Eval's values and cook times);
 - :func:`reference_params`: our EnvParams set to the reference's conventions where ZSC-Eval
   deliberately differs (non-orders worth 0 instead of -10; pot placement always shaped);
-- :func:`snapshot_reference` / :func:`snapshot_jax`: both states as the same numpy dict;
+- :func:`snapshot_reference`: the reference state as the numpy dict that
+  :func:`coplay.envs.overcooked.scripted.snapshot_jax` makes of ours;
 - :func:`to_reference_state`: a JAX state rebuilt as a reference state (hand-built starts);
 - :func:`reference_events`: our event flags mapped onto the reference's ``event_infos`` names.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from coplay.envs.overcooked.layouts import POT, Layout
+from coplay.envs.overcooked.scripted import snapshot_jax
 from coplay.envs.overcooked.state import (
     DIR_DELTAS,
     DISH,
@@ -100,22 +102,6 @@ def snapshot_reference(state, layout: Layout) -> dict[str, np.ndarray]:
             if layout.terrain[y, x] == POT:
                 snap["pot_tick"][y, x] = obj._cooking_tick
     return snap
-
-
-def snapshot_jax(state: State, layout: Layout) -> dict[str, np.ndarray]:
-    """JAX state (unbatched) -> the same numpy dict as :func:`snapshot_reference`."""
-    is_pot = layout.terrain == POT
-    tick = np.asarray(state.tick)
-    has_soup = np.asarray(state.obj) == SOUP
-    return {
-        "pos": np.asarray(state.pos),
-        "dir": np.asarray(state.dir),
-        "held": np.asarray(state.held),
-        "held_soup": np.asarray(state.held_soup),
-        "obj": np.asarray(state.obj),
-        "soup": np.asarray(state.soup),
-        "pot_tick": np.where(is_pot & has_soup, tick, -1).astype(np.int32),
-    }
 
 
 def _make_soup(pos, counts, tick):

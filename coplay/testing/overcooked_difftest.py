@@ -14,16 +14,7 @@ import numpy as np
 
 from coplay.envs.overcooked.env import Overcooked
 from coplay.envs.overcooked.layouts import COUNTER, FLOOR, POT
-from coplay.envs.overcooked.reference import (
-    configure,
-    reference_events,
-    reference_mdp,
-    reference_params,
-    snapshot_jax,
-    snapshot_reference,
-    to_reference_state,
-)
-from coplay.envs.overcooked.scripted import scripted_actions
+from coplay.envs.overcooked.scripted import scripted_actions, snapshot_jax
 from coplay.envs.overcooked.state import (
     DISH,
     NOTHING,
@@ -32,6 +23,14 @@ from coplay.envs.overcooked.state import (
     TOMATO,
     State,
     recipe_tables,
+)
+from coplay.testing.overcooked_reference import (
+    configure,
+    reference_events,
+    reference_mdp,
+    reference_params,
+    snapshot_reference,
+    to_reference_state,
 )
 
 STATE_FIELDS = ("pos", "dir", "held", "held_soup", "obj", "soup", "pot_tick")

@@ -19,12 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from coplay.envs.overcooked.difftest import STATE_FIELDS, make_replay, random_state
 from coplay.envs.overcooked.env import Overcooked
 from coplay.envs.overcooked.layouts import POT, Layout
-from coplay.envs.overcooked.reference import snapshot_jax
-from coplay.envs.overcooked.scripted import scripted_actions
+from coplay.envs.overcooked.scripted import scripted_actions, snapshot_jax
 from coplay.envs.overcooked.state import DIR_DELTAS, NOTHING, SOUP, State, recipe_tables
+from coplay.testing.overcooked_difftest import STATE_FIELDS, make_replay, random_state
 
 _NAMES = {1: "onion", 2: "tomato", 3: "dish", 4: "soup"}
 _CODES = {v: k for k, v in _NAMES.items()}
