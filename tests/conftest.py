@@ -6,11 +6,28 @@ a module- or session-scoped fixture of the project's own (a trained tiny run, th
 of tests/experiments/conftest.py, the web tests' compiled game runtime) are put in one
 ``xdist_group`` — joined transitively — so that no such fixture is built twice; every other
 test is handed out on its own. `python -m pytest -n 0` runs everything in one process.
+
+Many tests compile the same programs (the tiny presets' training chunks, rollouts, agents):
+JAX's persistent compilation cache, in one fresh folder per pytest run shared by its worker
+processes, compiles each once per run (``COPLAY_TEST_JAX_CACHE`` names another folder; ``off``
+turns it off). Nothing is kept between runs unless you name a folder.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+import jax
 import pytest
+
+_CACHE_ENV = "COPLAY_TEST_JAX_CACHE"
+if _CACHE_ENV not in os.environ:  # the controller makes the folder; xdist workers inherit it
+    os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="coplay-jax-cache-")
+if os.environ[_CACHE_ENV] != "off":
+    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 _SHARED_SCOPES = ("module", "package", "session")
 
