@@ -4,6 +4,8 @@ every run kind x every command that takes a reference gives the agent ``resolve`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -155,3 +157,16 @@ def test_every_ipd_kind_through_every_command(ipd_folder, kind, command):
                           f'ref = "{ref}"\ncolour = "red"\n')
         got = load_agents(cfg)["a"]
     _same(got, want)
+
+
+def test_the_web_docs_study_example_loads_a_coot_folder_and_a_zoo_entry(coot_stack):
+    """docs/web.md's study file as printed, its CooT folder (made by the two tiny commands the
+    doc gives) standing at the tiny stack's CooT run."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "web.md").read_text()
+    toml = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert 'ref = "runs/coot-tiny"' in toml and 'ref = "zoo:' in toml
+    cfg = parse_study(toml.replace('"runs/coot-tiny"', f'"{coot_stack / "coot"}"'))
+    agents = load_agents(cfg)
+    assert set(agents) == {"coot", "hsp", "script"}
+    _same(agents["coot"], resolve(str(coot_stack / "coot")))
+    _same(agents["hsp"], resolve("zoo:random1/hsp-adaptive-s0"))
