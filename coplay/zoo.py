@@ -73,6 +73,26 @@ def load_population_entry(prefix: str, zoo_dir=None) -> tuple[Any, dict]:
     return load_json(f"{check_name(prefix.rstrip('/'))}/{POPULATION_ENTRY}", zoo_dir)
 
 
+def reselect_population(source_prefix: str, out_prefix: str, selection: dict, zoo_dir=None,
+                        overwrite: bool = False) -> str:
+    """A new ``<out_prefix>/population`` entry: the zoo population ``source_prefix`` with
+    another ``selection`` (e.g. more evaluation partners). Its members keep their entry names,
+    so the new population shares the source's stored weights (a few KB, no copy). Returns the
+    entry's name; ZooError when the source is not a population or the names collide."""
+    src = check_name(source_prefix.rstrip("/"))
+    out = check_name(out_prefix.rstrip("/"))
+    if out == src:
+        raise ZooError(f"{out}: give a new prefix; the source population's entry (and the "
+                       "results measured on its selection) stay as they are")
+    doc, meta = load_population_entry(src, zoo_dir)
+    if not isinstance(doc, dict) or doc.get("kind") not in ("hsp-population", "mep-population"):
+        raise ZooError(f"zoo:{src}: not a population entry")
+    name = f"{out}/{POPULATION_ENTRY}"
+    save_json(name, {**doc, "selection": selection, "selected_from": f"zoo:{src}"},
+              {**meta, "source": f"zoo:{src}"}, zoo_dir, overwrite=overwrite)
+    return name
+
+
 def ref_of(name: str) -> str:
     """The reference (``zoo:<name>``) of entry ``name``."""
     return REF_PREFIX + name

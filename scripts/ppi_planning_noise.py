@@ -33,7 +33,10 @@ from coplay.agents.tabular import random_memory1
 from coplay.algos import ppi
 from coplay.algos.ipd_rollout import Opponents
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
-from coplay.experiments.ipd_runs import load_run_config, ppi_state_template
+from coplay.experiments.ipd_runs import (
+    ppi_state_template,
+)
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir
 
 
@@ -74,7 +77,7 @@ def main() -> None:
     print("run | pairing | learner | K | π(C) | |π₁−π₂| | 0.1<π<0.9 | co-player log-loss: "
           "model / own π | Brier: model / own π")
     for path in args.runs:
-        _, algo = load_run_config(Path(path))
+        _, algo = load_ipd_config(Path(path))
         state, _ = RunDir(Path(path)).load_checkpoint(ppi_state_template(algo))
         replan = (dataclasses.replace(algo, num_rollouts=args.rollouts) if args.rollouts
                   else algo)

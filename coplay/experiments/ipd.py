@@ -27,10 +27,10 @@ from coplay.experiments.ipd_runs import (
     Stage,
     check_source,
     learner_sources,
-    load_run_config,
     resolve_algo,
     split_source,
 )
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir, drive_chunks, mean_text
 
 # Why the default preset differs from the paper (see docs/ipd.md for the measurements):
@@ -100,7 +100,7 @@ def load_learner(source: str, algo: A2CConfig):
     """Parameters (no learner axis) of learner INDEX of the run in PATH, checked against the
     architecture of ``algo``."""
     folder, index = split_source(source)
-    _, src_algo = load_run_config(folder)
+    _, src_algo = load_ipd_config(folder)
     if not isinstance(src_algo, A2CConfig):
         raise ConfigError(f"init_from {source!r}: a PPI run; an A2C run needs A2C learners")
     check_source(source, src_algo, algo,

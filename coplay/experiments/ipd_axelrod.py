@@ -40,8 +40,8 @@ from coplay.algos.ipd_rollout import Trajectory
 from coplay.envs.matrix_games import START, MatrixGameParams
 from coplay.eval.ipd import pairing_stats
 from coplay.eval.plots import plot_within_episode
-from coplay.experiments.ipd_runs import load_run_config
 from coplay.experiments.refs import AgentRef, resolve
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunError, atomic_write_text, write_json
 from coplay.zoo import is_ref, list_entries, ref_name, ref_of
 
@@ -203,7 +203,7 @@ def learner_agents(source: str | Path, learners: tuple[int, ...] = ()) -> list[A
         if agent.kind != "ipd":
             raise RunError(f"{source} is a {agent.kind} agent, not an IPD learner")
         return [agent]
-    _, algo = load_run_config(source)  # RunError when the folder is not an IPD run
+    _, algo = load_ipd_config(source)  # RunError when the folder is not an IPD run
     for i in learners:
         if not 0 <= i < algo.num_learners:
             raise ValueError(f"learner {i}: {source} has learners 0..{algo.num_learners - 1}")
@@ -398,7 +398,7 @@ def run_axelrod(cfg: AxelrodConfig) -> Path:
     require_axelrod()
     agents = learner_agents(cfg.run_dir, cfg.learners)
     zoo = is_ref(cfg.run_dir)
-    run_cfg, algo = (None, None) if zoo else load_run_config(cfg.run_dir)
+    run_cfg, algo = (None, None) if zoo else load_ipd_config(cfg.run_dir)
     turns = cfg.turns or (algo.num_rounds if algo is not None else 100)
     label = "PPI" if run_cfg and run_cfg.get("algo") == "ppi" else "A2C"
     if zoo:

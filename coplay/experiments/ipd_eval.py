@@ -12,11 +12,11 @@ from coplay.eval.ipd import evaluate_learners
 from coplay.eval.plots import plot_training_curves, plot_within_episode
 from coplay.experiments.ipd_runs import (
     is_ppi,
-    load_run_config,
     make_ppi_play,
     state_template,
     trained_steps,
 )
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir, atomic_write_text, read_json, write_json
 
 
@@ -24,7 +24,7 @@ def evaluate_run(path: str | Path, state=None, episodes: int | None = None) -> d
     """Evaluate the run's final (or given) state — A2C by its policies, PPI by its improved
     policy; write eval.json, plots and report.md (the same keys for both)."""
     path = Path(path)
-    cfg, algo = load_run_config(path)
+    cfg, algo = load_ipd_config(path)
     if state is None:
         state, _ = RunDir(path).load_checkpoint(state_template(algo))
     ppi_run = is_ppi(cfg)
@@ -47,7 +47,7 @@ def evaluate_run(path: str | Path, state=None, episodes: int | None = None) -> d
 def write_run_report(path: Path) -> None:
     """Plots and report.md of one run folder (from metrics.jsonl and eval.json)."""
     path = Path(path)
-    cfg, algo = load_run_config(path)
+    cfg, algo = load_ipd_config(path)
     rows = RunDir(path).read_metrics()
     ev = read_json(path / "eval.json") if (path / "eval.json").exists() else None
     label = f"seed {cfg['seed']}"

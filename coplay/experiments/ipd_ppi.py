@@ -36,12 +36,12 @@ from coplay.experiments.ipd_runs import (
     Stage,
     check_source,
     learner_sources,
-    load_run_config,
     make_ppi_play,
     ppi_state_template,
     resolve_algo,
     split_source,
 )
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir, drive_chunks, mean_text
 
 # The default preset fits the issue's 60-minute budget on 2 shared CPU cores; each difference
@@ -101,7 +101,7 @@ def resolve(cfg: PPITrainConfig) -> PPIConfig:
 def load_learner(source: str, algo: PPIConfig):
     """(params without learner axis, run folder, index) of learner INDEX of a PPI run."""
     folder, index = split_source(source)
-    _, src = load_run_config(folder)
+    _, src = load_ipd_config(folder)
     if not isinstance(src, PPIConfig):
         raise ConfigError(f"init_from {source!r}: an A2C run; a PPI run needs PPI learners")
     check_source(source, src, algo, ("hidden_size", "embed_dim", "use_opponent_id",

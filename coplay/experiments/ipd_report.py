@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from coplay.eval.plots import plot_training_curves, plot_within_episode
-from coplay.experiments.ipd_runs import load_run_config
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir, RunError, atomic_write_text, read_json
 
 # The thresholds of the IPD issue, checked per run and shown as pass / fail.
@@ -91,7 +91,7 @@ def write_combined_report(run_dirs, out: str | Path) -> Path:
     runs = []  # (folder, config, label from the config)
     for d in run_dirs:
         d = Path(d)
-        cfg, _ = load_run_config(d)
+        cfg, _ = load_ipd_config(d)
         if not (d / "eval.json").exists():
             raise RunError(f"{d} has no eval.json: run `coplay ipd eval {d}` first")
         runs.append((d, cfg, config_label(cfg)))

@@ -21,9 +21,10 @@ from coplay.algos import a2c, ppi
 from coplay.algos.a2c import A2CConfig
 from coplay.algos.ipd_rollout import Opponents
 from coplay.algos.ppi_config import PPIConfig
-from coplay.config import ConfigError, config_from_json
+from coplay.config import ConfigError
 from coplay.envs.matrix_games import MatrixGameParams
-from coplay.runs import RunDir, RunError, read_json
+from coplay.experiments.run_agents import load_ipd_config
+from coplay.runs import RunDir, RunError
 
 Preset = Literal["tiny", "default", "paper"]
 Ablation = Literal["none", "no-tabular", "opponent-id"]
@@ -126,20 +127,6 @@ def check_source(source: str, src_algo, algo, fields: tuple[str, ...], index: in
 
 
 # --- run folders on disk --------------------------------------------------------------------
-def load_run_config(path: str | Path, raw: dict | None = None
-                    ) -> tuple[dict, A2CConfig | PPIConfig]:
-    """(config.json, resolved algorithm config): an A2CConfig, or a PPIConfig for PPI runs.
-    ``raw``: config.json when the caller has read it already."""
-    cfg = read_json(Path(path) / RunDir.CONFIG) if raw is None else raw
-    if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
-        raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
-    cls = PPIConfig if cfg.get("algo") == "ppi" else A2CConfig
-    try:
-        return cfg, config_from_json(cls, cfg["resolved"], f"{path}/config.json resolved")
-    except (ConfigError, TypeError) as e:
-        raise RunError(f"{path}/config.json does not match this version of coplay: {e}") from None
-
-
 def is_ppi(cfg: dict) -> bool:
     return cfg.get("algo") == "ppi"
 
@@ -164,7 +151,7 @@ def state_template(algo: A2CConfig | PPIConfig):
 
 def load_state(path: str | Path):
     """(config.json, algorithm config, final train state) of a trained IPD run folder."""
-    cfg, algo = load_run_config(path)
+    cfg, algo = load_ipd_config(path)
     state, _ = RunDir(path).load_checkpoint(state_template(algo))
     return cfg, algo, state
 

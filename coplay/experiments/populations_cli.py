@@ -34,7 +34,6 @@ from coplay.experiments.populations import (
     resolve,
     train_population,
 )
-from coplay.experiments.zoo_export import reselect_population
 from coplay.populations.selection import select_sets
 from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 
@@ -280,7 +279,7 @@ def select(argv: list[str], prog: str = "coplay populations select") -> int:
             print(f"note: only {len(sel['eval'])} evaluation partners and {len(sel['train'])} "
                   "training pairs were eligible", file=sys.stderr)
         if zoo.is_ref(args.pop):
-            where = zoo.ref_of(reselect_population(zoo.ref_name(args.pop),
+            where = zoo.ref_of(zoo.reselect_population(zoo.ref_name(args.pop),
                                                    zoo.ref_name(args.out), sel))
         else:
             where = Path(args.pop) / "selection.json"

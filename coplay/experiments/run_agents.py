@@ -41,14 +41,13 @@ from coplay.agents.gpt import make_gpt
 from coplay.agents.gru import AgentInput, dummy_input
 from coplay.agents.ppi_model import PPIModel
 from coplay.algos import a2c, bc, ppi
+from coplay.algos.a2c import A2CConfig
 from coplay.algos.coot import CootConfig
 from coplay.algos.ppi_config import PPIConfig
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.matrix_games import NUM_ACTIONS as IPD_ACTIONS
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.ipd_runs import load_run_config
-from coplay.experiments.populations import load_run as load_population_run
 from coplay.populations.members import member_policies, network_of, take
 from coplay.runs import RunDir, RunError, read_json
 
@@ -129,12 +128,27 @@ def _index(value: int | None, size: int, arg: str, what: str, default: int | Non
     return value
 
 
+def load_ipd_config(path: str | Path, raw: dict | None = None
+                    ) -> tuple[dict, A2CConfig | PPIConfig]:
+    """(config.json, resolved algorithm config): an A2CConfig, or a PPIConfig for PPI runs.
+    ``raw``: config.json when the caller has read it already."""
+    cfg = read_json(Path(path) / RunDir.CONFIG) if raw is None else raw
+    if cfg.get("experiment") != "ipd" or "resolved" not in cfg:
+        raise RunError(f"{path} is not an IPD run folder (no IPD config.json)")
+    cls = PPIConfig if cfg.get("algo") == "ppi" else A2CConfig
+    try:
+        return cfg, config_from_json(cls, cfg["resolved"], f"{path}/config.json resolved")
+    except (ConfigError, TypeError) as e:
+        raise RunError(f"{path}/config.json does not match this version of coplay: {e}") from None
+
+
+
 # --- IPD ----------------------------------------------------------------------------------------
 def ipd_agent(path: Path, raw: dict, choice: Choice) -> Agent:
     """An IPD learner (``choice.member``, default 0) of an A2C or PPI run."""
     choice.none_but(path, "ipd", ("member",))
     learner = 0 if choice.member is None else choice.member
-    _, algo = load_run_config(path, raw)
+    _, algo = load_ipd_config(path, raw)
     file = path / RunDir.CHECKPOINT
     kind = "PPI" if isinstance(algo, PPIConfig) else "A2C"
     what = f"the {kind} train state of {algo.num_learners} learner(s)"
@@ -245,8 +259,7 @@ def population_agent(path: Path, raw: dict, choice: Choice) -> Agent:
     member, seat, which = choice
     if which not in ("final", "mid"):
         raise ValueError(f"which = {which!r}: final or mid")
-    cfg, algo, _ = load_population_run(path, raw)
-    env = _env(path, cfg.layout)
+    algo, env = _ppo_config(path, raw), _env(path, raw.get("layout"))
     man_file = path / "manifest.json"
     if not man_file.is_file():
         raise RunError(f"{path}: the population has not finished (no manifest.json); "

@@ -52,9 +52,9 @@ from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.coot import BCRunConfig, load_coot_config
-from coplay.experiments.ipd_runs import load_run_config as load_ipd_run_config
 from coplay.experiments.populations import load_run as load_population_run
 from coplay.experiments.refs import AgentRef, resolve
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import member_policies
 from coplay.runs import RunDir, RunError, read_json
@@ -162,26 +162,6 @@ def export_selection(run_dir: str | Path, zoo_name_prefix: str, zoo_dir=None,
     zoo.save_json(name, doc, {"kind": raw["experiment"], "layout": cfg.layout,
                               "role": zoo.POPULATION_ENTRY, "source": str(run_dir)},
                   zoo_dir, budget=budget, overwrite=overwrite)
-    return name
-
-
-def reselect_population(source_prefix: str, out_prefix: str, selection: dict, zoo_dir=None,
-                        overwrite: bool = False) -> str:
-    """A new ``<out_prefix>/population`` entry: the zoo population ``source_prefix`` with
-    another ``selection`` (e.g. more evaluation partners). Its members keep their entry names,
-    so the new population shares the source's stored weights (a few KB, no copy). Returns the
-    entry's name; ZooError when the source is not a population or the names collide."""
-    src = zoo.check_name(source_prefix.rstrip("/"))
-    out = zoo.check_name(out_prefix.rstrip("/"))
-    if out == src:
-        raise zoo.ZooError(f"{out}: give a new prefix; the source population's entry (and the "
-                           "results measured on its selection) stay as they are")
-    doc, meta = zoo.load_population_entry(src, zoo_dir)
-    if not isinstance(doc, dict) or doc.get("kind") not in KINDS:
-        raise zoo.ZooError(f"zoo:{src}: not a population entry")
-    name = f"{out}/{zoo.POPULATION_ENTRY}"
-    zoo.save_json(name, {**doc, "selection": selection, "selected_from": f"zoo:{src}"},
-                  {**meta, "source": f"zoo:{src}"}, zoo_dir, overwrite=overwrite)
     return name
 
 
@@ -313,7 +293,7 @@ def export_ipd_run(run_dir: str | Path, prefix: str, zoo_dir=None, dtype: str = 
     """Write every learner of the finished A2C IPD run ``run_dir`` as zoo entry
     ``<prefix>/learnerNN``; returns the names. RunError for a PPI run or an unfinished one."""
     run_dir = Path(run_dir)
-    raw, algo = load_ipd_run_config(run_dir)
+    raw, algo = load_ipd_config(run_dir)
     if not isinstance(algo, A2CConfig):
         raise RunError(f"{run_dir}: a PPI run; the zoo stores A2C IPD learners only so far")
     _need_file(run_dir, "report.md", "ipd")

@@ -18,7 +18,10 @@ from coplay.experiments.ipd_ppi import (
     resolve,
     train_run,
 )
-from coplay.experiments.ipd_runs import load_run_config, ppi_state_template
+from coplay.experiments.ipd_runs import (
+    ppi_state_template,
+)
+from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir
 
 # every test here uses the tiny preset with 16 evaluation games per pairing = its collection
@@ -35,7 +38,7 @@ def tiny_run(tmp_path_factory):
 
 
 def _params(folder):
-    _, algo = load_run_config(folder)
+    _, algo = load_ipd_config(folder)
     state, meta = RunDir(folder).load_checkpoint(ppi_state_template(algo))
     return [np.asarray(x) for x in jax.tree.leaves(state.params)], meta
 
