@@ -24,8 +24,8 @@ import jax.numpy as jnp
 from coplay.agents.base import gru_agent
 from coplay.agents.gru import dummy_input
 from coplay.algos import a2c
-from coplay.experiments.ipd import PRESETS
-from coplay.experiments.ipd_axelrod import LearnerPlayer, axelrod_game, learner_agents
+from coplay.experiments.ipd.axelrod import LearnerPlayer, axelrod_game, learner_agents
+from coplay.experiments.ipd.train import PRESETS
 
 
 def _default_learner():

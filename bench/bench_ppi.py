@@ -34,7 +34,7 @@ from timing import best_time  # bench/timing.py (scripts run from bench/)
 from coplay.algos import ppi
 from coplay.data.shards import ShardStore
 from coplay.envs.matrix_games import MatrixGameParams
-from coplay.experiments.ipd_ppi import PRESETS, PhaseRunner
+from coplay.experiments.ipd.ppi import PRESETS, PhaseRunner
 
 
 def actions_per_s(cfg: ppi.PPIConfig, games: int, plan: bool, repeats: int) -> float:

@@ -33,7 +33,7 @@ from coplay.agents.tabular import random_memory1
 from coplay.algos import ppi
 from coplay.algos.ipd_rollout import Opponents
 from coplay.envs.matrix_games import COOPERATE, MatrixGameParams
-from coplay.experiments.ipd_runs import (
+from coplay.experiments.ipd.runs import (
     ppi_state_template,
 )
 from coplay.experiments.run_agents import load_ipd_config

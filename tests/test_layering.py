@@ -54,6 +54,19 @@ def _imports(mods: dict[str, Path]) -> dict[str, list[tuple[str, bool]]]:
     return out
 
 
+# the driver layer's wings, bottom to top; its modules outside a wing (refs, run_agents,
+# zoo_agents, cli_common: agent references and their readers) are its floor, below every wing
+WINGS = ["ipd", "overcooked", "populations", "coot", "zoo"]
+
+
+def _wing(module: str) -> int:
+    """-1 for the driver layer's floor, a wing's rank, None outside coplay.experiments."""
+    parts = module.split(".")
+    if parts[:2] != ["coplay", "experiments"] or len(parts) < 3:
+        return None
+    return WINGS.index(parts[2]) if parts[2] in WINGS else -1
+
+
 def _layer(module: str) -> int:
     part = module.split(".")[1] if "." in module else "cli"
     return LAYERS.index(part) if part in LAYERS else -1
@@ -103,8 +116,20 @@ def test_no_import_circle_no_upward_import_no_hidden_import():
     assert not hidden, hidden
 
 
+def test_no_wing_imports_a_wing_above_it_nor_does_the_floor_import_a_wing():
+    imports = _imports(_modules())
+    wrong = [f"{m} -> {t}" for m, ts in imports.items() for t, _ in ts
+             if _wing(m) is not None and _wing(t) is not None and _wing(t) > _wing(m)]
+    assert not wrong, wrong
+    found = {m.split(".")[2] for m in _modules() if _wing(m) not in (None, -1)}
+    assert found == set(WINGS), found  # a new wing gets its place in WINGS
+
+
 def test_the_check_sees_a_circle_and_an_upward_import():
     assert _circles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
-    assert _layer("coplay.experiments.ipd") > _layer("coplay.algos.a2c")
+    assert _layer("coplay.experiments.ipd.train") > _layer("coplay.algos.a2c")
     assert _layer("coplay.eval.crossplay") > _layer("coplay.populations.hsp")
     assert _layer("coplay.testing.jaxmarl") > _layer("coplay.cli")  # nothing imports it
+    assert _wing("coplay.experiments.zoo.export") > _wing("coplay.experiments.coot.eval") \
+        > _wing("coplay.experiments.refs") == -1
+    assert _wing("coplay.experiments.coot") == 3 and _wing("coplay.agents.gpt") is None

@@ -7,7 +7,7 @@ play.
 ``train_chunk(state, key) -> (state, metrics)`` that runs ``updates_per_chunk`` updates
 (rollout -> GAE -> epochs of full-batch or minibatch gradient steps) as one ``lax.scan``.
 The Python loop that drives chunks, checkpoints and progress lives in
-:mod:`coplay.experiments.ipd`.
+:mod:`coplay.experiments.ipd.train`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ where Q̂(x≤t, a) is the mean return of ``num_rollouts`` Monte-Carlo rollouts 
 actions are sampled from the prior p_φ(a | x). All rollouts of all games are one batch, scanned
 over the horizon in one jitted program.
 
-The phase loop (driven from Python by :mod:`coplay.experiments.ipd_ppi`): for k = 1..K,
+The phase loop (driven from Python by :mod:`coplay.experiments.ipd.ppi`): for k = 1..K,
 re-initialise φ, train it on D_{k-1}, play ``trajectories_per_phase`` games with π, and append
 them to the dataset. D_0 is games between pairs of random tabular agents.
 

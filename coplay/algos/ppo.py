@@ -21,7 +21,7 @@ Everything in :class:`PPOState` has a leading member axis M; parameters, optimis
 value normalisers have a further policy axis G (2 separate, 1 shared). Update u of a member
 uses ``fold_in(member_key, u)``, so chunking and resumption do not change the result.
 The Python loop around chunks (progress, checkpoints, logs) lives in
-:mod:`coplay.experiments.overcooked_ppo`.
+:mod:`coplay.experiments.overcooked.ppo`.
 
 Where is what:
 

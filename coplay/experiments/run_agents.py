@@ -51,8 +51,8 @@ from coplay.envs.overcooked import Overcooked
 from coplay.populations.members import member_policies, network_of, take
 from coplay.runs import RunDir, RunError, read_json
 
-ADAPTIVE_AGENT = "agent.msgpack"  # what coplay.experiments.adaptive.finish_adaptive writes
-ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")  # coplay.experiments.adaptive.KINDS
+ADAPTIVE_AGENT = "agent.msgpack"  # what populations.adaptive.finish_adaptive writes
+ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")  # coplay.experiments.populations.adaptive.KINDS
 MODEL = "model.msgpack"  # a CooT / BC run's trained parameters
 
 

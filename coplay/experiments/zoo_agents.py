@@ -3,7 +3,7 @@
 absent: a population member or adaptive learner's actor tower; ``coot``: the in-context
 Coordination Transformer; ``bc``; ``ipd-gru``: an A2C IPD learner). ``refs.resolve("zoo:<name>")``
 calls it. Writing entries is
-:mod:`coplay.experiments.zoo_export` (it reads run folders, so it sits above the drivers;
+:mod:`coplay.experiments.zoo.export` (it reads run folders, so it sits above the drivers;
 this module needs only the layers below them)."""
 
 from __future__ import annotations

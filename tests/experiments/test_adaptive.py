@@ -17,14 +17,14 @@ from coplay.agents.actor_critic import actor_only
 from coplay.cli import main
 from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments import adaptive
-from coplay.experiments.adaptive import preset_config
-from coplay.experiments.populations import load_run, train_population
-from coplay.experiments.populations import preset_config as population_preset
-from coplay.experiments.populations_cli import build_adaptive_config, parse_train_args
+from coplay.experiments.populations import adaptive
+from coplay.experiments.populations.adaptive import preset_config
+from coplay.experiments.populations.cli import build_adaptive_config, parse_train_args
+from coplay.experiments.populations.train import load_run, train_population
+from coplay.experiments.populations.train import preset_config as population_preset
 from coplay.experiments.refs import AgentRef, resolve
+from coplay.experiments.zoo.export import export_population
 from coplay.experiments.zoo_agents import actor_params
-from coplay.experiments.zoo_export import export_population
 from coplay.populations import mep
 from coplay.populations.hsp import BIASED, BR
 from coplay.populations.members import load_params, member_policies, network_of, take

@@ -16,14 +16,14 @@ import pytest
 from coplay.cli import main
 from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
-from coplay.experiments.coot import (
+from coplay.experiments.coot.dagger import DaggerConfig, run_dagger
+from coplay.experiments.coot.data import load_dataset, pair_from_json
+from coplay.experiments.coot.train import (
     COOT_PRESETS,
     CootRunConfig,
     _bc_episodes,
     train_coot,
 )
-from coplay.experiments.coot_dagger import DaggerConfig, run_dagger
-from coplay.experiments.coot_data import load_dataset, pair_from_json
 from coplay.experiments.refs import resolve
 from coplay.experiments.run_agents import dagger_result
 from coplay.runs import RunError

@@ -12,9 +12,9 @@ import pytest
 
 from coplay.cli import main
 from coplay.data.shards import ShardStore
-from coplay.experiments.coot import COOT_PRESETS, CootRunConfig, train_coot
-from coplay.experiments.coot_data import load_dataset
-from coplay.experiments.coot_eval import read_eval
+from coplay.experiments.coot.data import load_dataset
+from coplay.experiments.coot.eval import read_eval
+from coplay.experiments.coot.train import COOT_PRESETS, CootRunConfig, train_coot
 from coplay.experiments.refs import AgentRef, check_obs, resolve
 from coplay.runs import RunError
 
@@ -112,7 +112,7 @@ def test_early_stopping_ends_the_run(dataset, tmp_path):
 
 def test_an_interrupted_eval_resumes_with_the_same_numbers(pops, coot_run, tmp_path,
                                                           monkeypatch):
-    import coplay.experiments.coot_eval as coot_eval
+    import coplay.experiments.coot.eval as coot_eval
 
     args = ["coot", "eval", "--preset", "tiny", "--eval.partners", str(pops / "hsp"), "--agent",
             f"coot={coot_run}", f"bc={pops / 'bc'}", f"mep={pops / 'mep'}#0"]

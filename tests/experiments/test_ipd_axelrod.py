@@ -17,8 +17,8 @@ from coplay.algos import ppi  # noqa: E402
 from coplay.algos.ipd_rollout import Opponents, rollout  # noqa: E402
 from coplay.cli import main  # noqa: E402
 from coplay.envs.matrix_games import MatrixGameParams, joint_rewards  # noqa: E402
-from coplay.experiments import ipd_axelrod  # noqa: E402
-from coplay.experiments.ipd_axelrod import (  # noqa: E402
+from coplay.experiments.ipd import axelrod as ipd_axelrod  # noqa: E402
+from coplay.experiments.ipd.axelrod import (  # noqa: E402
     AxelrodMissing,
     LearnerPlayer,
     axelrod_game,
@@ -27,7 +27,7 @@ from coplay.experiments.ipd_axelrod import (  # noqa: E402
     probe_stats,
     strategy_classes,
 )
-from coplay.experiments.ipd_ppi import PRESETS as PPI_PRESETS  # noqa: E402
+from coplay.experiments.ipd.ppi import PRESETS as PPI_PRESETS  # noqa: E402
 from coplay.experiments.run_agents import ppi_agent  # noqa: E402
 from coplay.runs import RunError  # noqa: E402
 

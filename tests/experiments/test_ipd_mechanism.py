@@ -8,7 +8,7 @@ import pytest
 
 from coplay.cli import main
 from coplay.config import ConfigError
-from coplay.experiments.ipd import IPDTrainConfig, load_learner, resolve, train_run
+from coplay.experiments.ipd.train import IPDTrainConfig, load_learner, resolve, train_run
 from coplay.runs import RunError
 
 

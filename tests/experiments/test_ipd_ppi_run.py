@@ -11,14 +11,14 @@ import pytest
 from coplay.cli import main
 from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
-from coplay.experiments.ipd_ppi import (
+from coplay.experiments.ipd.ppi import (
     PPITrainConfig,
     learner_shards,
     prior_weights,
     resolve,
     train_run,
 )
-from coplay.experiments.ipd_runs import (
+from coplay.experiments.ipd.runs import (
     ppi_state_template,
 )
 from coplay.experiments.run_agents import load_ipd_config

@@ -14,7 +14,7 @@ from coplay.cli import main
 from coplay.config import parse_overrides
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.state import ACTION_NAMES
-from coplay.experiments.overcooked_ppo import (
+from coplay.experiments.overcooked.ppo import (
     PRESETS,
     OvercookedTrainConfig,
     evaluate_run,
@@ -179,8 +179,8 @@ def test_every_ppo_field_is_a_flag_with_the_presets_default(capsys):
     assert "--ppo.total-steps" in text and "(default: 256)" in text  # the tiny preset's
     assert "--checkpoint-every" in text and "--eval-envs" in text
     from coplay.experiments.cli_common import parse_with_preset
-    from coplay.experiments.overcooked_cli import TrainArgs
-    from coplay.experiments.overcooked_ppo import PRESETS
+    from coplay.experiments.overcooked.cli import TrainArgs
+    from coplay.experiments.overcooked.ppo import PRESETS
 
     args = parse_with_preset(TrainArgs, ["--preset", "tiny", "--ppo.num-envs", "8",
                                          "--set", "learning_rate=1e-3"], "t", "ppo", PRESETS)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from coplay.cli import main
-from coplay.experiments.populations import (
+from coplay.experiments.populations.cli import build_config, parse_train_args
+from coplay.experiments.populations.train import (
     _run_config,
     load_run,
     member_weights,
@@ -15,7 +16,6 @@ from coplay.experiments.populations import (
     resolve,
     train_population,
 )
-from coplay.experiments.populations_cli import build_config, parse_train_args
 from coplay.populations.members import load_params, member_policies, snapshot_path
 from coplay.runs import RunDir
 

@@ -15,11 +15,11 @@ from coplay import zoo
 from coplay.agents.actor_critic import ActorOnly, actor_only
 from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.coot_data import hsp_pairs
-from coplay.experiments.populations import load_run
+from coplay.experiments.coot.data import hsp_pairs
+from coplay.experiments.populations.train import load_run
 from coplay.experiments.refs import AgentRef, resolve
+from coplay.experiments.zoo.export import export_population, export_selection
 from coplay.experiments.zoo_agents import actor_params, zoo_agent
-from coplay.experiments.zoo_export import export_population, export_selection
 from coplay.populations.members import member_policies, network_of
 from coplay.runs import RunError
 

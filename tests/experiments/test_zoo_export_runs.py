@@ -16,10 +16,10 @@ import pytest
 from coplay import zoo
 from coplay.agents.base import ipd_input
 from coplay.cli import main
-from coplay.experiments.coot_eval import read_eval
+from coplay.experiments.coot.eval import read_eval
 from coplay.experiments.refs import AgentRef, resolve
+from coplay.experiments.zoo.export import export_ipd_run, export_population, export_run
 from coplay.experiments.zoo_agents import zoo_agent
-from coplay.experiments.zoo_export import export_ipd_run, export_population, export_run
 from coplay.runs import RunError
 
 

@@ -13,7 +13,7 @@ from coplay.algos import ppo
 from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.state import ACTION_NAMES
-from coplay.experiments.populations import (
+from coplay.experiments.populations.train import (
     PPO_PRESETS,
     default_ppo,
     evaluate_snapshot,

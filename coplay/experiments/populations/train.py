@@ -40,7 +40,7 @@ from coplay.eval.crossplay import (
     write_pairs_gif,
 )
 from coplay.eval.plots import plot_crossplay
-from coplay.experiments.overcooked_ppo import ppo_chunk_counts
+from coplay.experiments.overcooked.ppo import ppo_chunk_counts
 from coplay.populations.hsp import (
     BIASED,
     BR,

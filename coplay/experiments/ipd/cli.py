@@ -14,12 +14,13 @@ from rich.table import Table
 from coplay.algos.a2c import A2CConfig
 from coplay.algos.ppi_config import PPIConfig
 from coplay.config import ConfigError
-from coplay.experiments import ipd_axelrod, ipd_ppi
 from coplay.experiments.cli_common import flag_value, override_or_none, parse_with_preset
-from coplay.experiments.ipd import PRESETS, IPDTrainConfig, resolve, train_run
-from coplay.experiments.ipd_eval import evaluate_run
-from coplay.experiments.ipd_report import write_combined_report
-from coplay.experiments.ipd_runs import Ablation, Preset, Stage
+from coplay.experiments.ipd import axelrod as ipd_axelrod
+from coplay.experiments.ipd import ppi as ipd_ppi
+from coplay.experiments.ipd.eval import evaluate_run
+from coplay.experiments.ipd.report import write_combined_report
+from coplay.experiments.ipd.runs import Ablation, Preset, Stage
+from coplay.experiments.ipd.train import PRESETS, IPDTrainConfig, resolve, train_run
 from coplay.runs import RunError, default_run_dir, read_json
 
 

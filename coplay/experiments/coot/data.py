@@ -250,7 +250,7 @@ class Dataset(NamedTuple):
 
 def _read_pair(store: ShardStore, names: list[str]) -> dict[str, np.ndarray]:
     """One pair's episodes: its collected shard then its relabelled ones (``extra_shards``,
-    written by :mod:`coplay.experiments.coot_dagger`) on the episode axis, each checked, with
+    written by :mod:`coplay.experiments.coot.dagger`) on the episode axis, each checked, with
     ``noise`` / ``label`` / ``relabelled`` filled in where a shard has none."""
     keys = {"obs", "action", "reward", "ret", "ego_cook"}
     parts = []

@@ -51,8 +51,8 @@ from coplay.algos.a2c import A2CConfig
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.coot import BCRunConfig, load_coot_config
-from coplay.experiments.populations import load_run as load_population_run
+from coplay.experiments.coot.train import BCRunConfig, load_coot_config
+from coplay.experiments.populations.train import load_run as load_population_run
 from coplay.experiments.refs import AgentRef, resolve
 from coplay.experiments.run_agents import load_ipd_config
 from coplay.experiments.zoo_agents import actor_params
@@ -62,8 +62,8 @@ from coplay.runs import RunDir, RunError, read_json
 CRITIC_KEYS = ("critic", "value")
 KINDS = ("hsp-population", "mep-population")
 RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo", "ipd")
-RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.MODEL
-ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.adaptive.AGENT_FILE
+RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.train.MODEL
+ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.populations.adaptive.AGENT_FILE
 
 
 def _population(run_dir: Path):

@@ -28,8 +28,8 @@ from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
 from coplay.envs.matrix_games import COOPERATE
 from coplay.eval.ipd import make_probe_summary
-from coplay.experiments.ipd_eval import evaluate_run
-from coplay.experiments.ipd_runs import (
+from coplay.experiments.ipd.eval import evaluate_run
+from coplay.experiments.ipd.runs import (
     Ablation,
     PPIState,
     Preset,

@@ -23,9 +23,9 @@ from rich.table import Table
 from coplay import zoo
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, parse_overrides
-from coplay.experiments import adaptive
 from coplay.experiments.cli_common import flag_value
-from coplay.experiments.populations import (
+from coplay.experiments.populations import adaptive
+from coplay.experiments.populations.train import (
     PPO_PRESETS,
     PopulationConfig,
     default_ppo,

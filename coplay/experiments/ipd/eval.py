@@ -10,7 +10,7 @@ import jax
 from coplay.algos import a2c
 from coplay.eval.ipd import evaluate_learners
 from coplay.eval.plots import plot_training_curves, plot_within_episode
-from coplay.experiments.ipd_runs import (
+from coplay.experiments.ipd.runs import (
     is_ppi,
     make_ppi_play,
     state_template,

@@ -27,7 +27,7 @@ from coplay.agents.base import Agent
 from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.in_context import play_episodes
-from coplay.experiments.coot_data import Pair, hsp_pairs
+from coplay.experiments.coot.data import Pair, hsp_pairs
 from coplay.experiments.refs import Source, check_obs, locate, resolve
 from coplay.runs import RunError, progress_bar, read_json, to_jsonable, write_json
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import tyro
 
 from coplay import zoo
-from coplay.experiments.zoo_export import (
+from coplay.experiments.zoo.export import (
     RUN_KINDS,
     export_ipd_run,
     export_population,

@@ -30,7 +30,7 @@ from coplay.algos.coot import CootConfig, make_trainer
 from coplay.config import ConfigError, checker, config_from_json
 from coplay.data.context import ContextSpec, Episodes
 from coplay.eval.adaptation_plots import plot_loss_curves
-from coplay.experiments.coot_data import Dataset, load_dataset
+from coplay.experiments.coot.data import Dataset, load_dataset
 from coplay.experiments.refs import resolve
 from coplay.experiments.run_agents import MODEL
 from coplay.runs import (

@@ -24,7 +24,11 @@ import tyro
 from coplay.algos.bc import BC_PRESETS, BCConfig
 from coplay.algos.coot import CootConfig
 from coplay.experiments.cli_common import parse_with_preset
-from coplay.experiments.coot import (
+from coplay.experiments.coot.dagger import DaggerConfig, run_dagger
+from coplay.experiments.coot.data import CollectConfig, collect
+from coplay.experiments.coot.eval import EvalConfig, evaluate
+from coplay.experiments.coot.report import write_report
+from coplay.experiments.coot.train import (
     COOT_PRESETS,
     BCRunConfig,
     CootRunConfig,
@@ -32,10 +36,6 @@ from coplay.experiments.coot import (
     train_bc_run,
     train_coot,
 )
-from coplay.experiments.coot_dagger import DaggerConfig, run_dagger
-from coplay.experiments.coot_data import CollectConfig, collect
-from coplay.experiments.coot_eval import EvalConfig, evaluate
-from coplay.experiments.coot_report import write_report
 from coplay.runs import RunError, use_cpu_cores
 
 # tiny collection / evaluation sizes to go with the tiny model preset

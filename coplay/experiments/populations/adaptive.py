@@ -54,8 +54,8 @@ from coplay.config import ConfigError, config_from_json
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.crossplay import evaluate_pairs
 from coplay.eval.plots import plot_adaptive_training
-from coplay.experiments.overcooked_ppo import ppo_chunk_counts
-from coplay.experiments.populations import PPO_PRESETS, Preset, chunk_row, load_run
+from coplay.experiments.overcooked.ppo import ppo_chunk_counts
+from coplay.experiments.populations.train import PPO_PRESETS, Preset, chunk_row, load_run
 from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import load_params, member_policies, network_of, take
 from coplay.populations.mep import (

@@ -20,8 +20,8 @@ from coplay.algos import a2c
 from coplay.algos.a2c import A2CConfig, A2CState
 from coplay.config import ConfigError
 from coplay.eval.ipd import make_probe_summary
-from coplay.experiments.ipd_eval import evaluate_run
-from coplay.experiments.ipd_runs import (
+from coplay.experiments.ipd.eval import evaluate_run
+from coplay.experiments.ipd.runs import (
     Ablation,
     Preset,
     Stage,

@@ -12,7 +12,7 @@ from rich.table import Table
 from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError
 from coplay.experiments.cli_common import override_or_none, parse_with_preset
-from coplay.experiments.overcooked_ppo import (
+from coplay.experiments.overcooked.ppo import (
     PRESETS,
     OvercookedTrainConfig,
     Preset,

@@ -19,7 +19,7 @@ The run folder ``out``:
   (hard links, so the base is never modified), plus round N's relabelled shards
   (``rN-pairIII.npz``: observations, the CooT's actions, ``label`` = the best response's
   actions, returns, cooks), listed per pair as ``extra_shards`` in its manifest;
-  :func:`coplay.experiments.coot_data.load_dataset` reads them with ``Episodes.label`` set,
+  :func:`coplay.experiments.coot.data.load_dataset` reads them with ``Episodes.label`` set,
   and BC never learns from them;
 - ``round-N/``: an ordinary CooT run (``coplay coot train`` with ``init_from`` the previous
   round's model, a fresh optimiser and schedule), so ``round-<last>`` is the result — an
@@ -52,8 +52,8 @@ from coplay.data.shards import ShardStore
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.adaptation_plots import plot_dagger_rounds
 from coplay.eval.in_context import play_episodes
-from coplay.experiments.coot import CootRunConfig, load_coot_config, train_coot
-from coplay.experiments.coot_data import MANIFEST, load_dataset, pair_from_json
+from coplay.experiments.coot.data import MANIFEST, load_dataset, pair_from_json
+from coplay.experiments.coot.train import CootRunConfig, load_coot_config, train_coot
 from coplay.experiments.refs import resolve
 from coplay.experiments.run_agents import MODEL
 from coplay.runs import (

@@ -24,7 +24,7 @@ from coplay.eval.brprox import (
     br_prox_zsceval,
     table10_stats,
 )
-from coplay.experiments.coot_eval import read_eval
+from coplay.experiments.coot.eval import read_eval
 from coplay.runs import atomic_write_text, write_json
 
 # the CooT paper, Coord. Ring (Table 1: reward / BR-Prox; dense variants of the baselines), and

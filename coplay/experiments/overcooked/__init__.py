@@ -1,0 +1,1 @@
+"""The Overcooked wing: `coplay overcooked train` — self-play PPO runs (ppo)."""
