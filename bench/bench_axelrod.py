@@ -25,7 +25,7 @@ from coplay.agents.base import gru_agent
 from coplay.agents.gru import dummy_input
 from coplay.algos import a2c
 from coplay.experiments.ipd.axelrod import LearnerPlayer, axelrod_game, learner_agents
-from coplay.experiments.ipd.train import PRESETS
+from coplay.experiments.ipd.presets import A2C_PRESETS as PRESETS
 
 
 def _default_learner():

@@ -24,7 +24,7 @@ from timing import best_time  # bench/timing.py (scripts run from bench/)
 
 from coplay.algos import a2c
 from coplay.envs.matrix_games import IteratedMatrixGame, MatrixGameParams
-from coplay.experiments.ipd.train import PRESETS
+from coplay.experiments.ipd.presets import A2C_PRESETS as PRESETS
 
 
 def jax_env_steps_per_s(batch: int, rounds: int, repeats: int) -> float:

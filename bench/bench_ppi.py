@@ -34,7 +34,8 @@ from timing import best_time  # bench/timing.py (scripts run from bench/)
 from coplay.algos import ppi
 from coplay.data.shards import ShardStore
 from coplay.envs.matrix_games import MatrixGameParams
-from coplay.experiments.ipd.ppi import PRESETS, PhaseRunner
+from coplay.experiments.ipd.ppi import PhaseRunner
+from coplay.experiments.ipd.presets import PPI_PRESETS as PRESETS
 
 
 def actions_per_s(cfg: ppi.PPIConfig, games: int, plan: bool, repeats: int) -> float:

@@ -103,7 +103,7 @@ def throughput(members: int, chunks: int = 2) -> float:
 
     from coplay.algos import ppo
     from coplay.envs.overcooked import Overcooked, hsp_candidates
-    from coplay.experiments.overcooked.ppo import PRESETS
+    from coplay.experiments.overcooked.presets import PPO_PRESETS as PRESETS
 
     cfg = PRESETS["default"]
     env = Overcooked("random1")

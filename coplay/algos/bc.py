@@ -36,7 +36,7 @@ from coplay.algos.losses import action_log_probs
 from coplay.algos.sgd import TrainCarry, optimiser_step, sgd_steps
 from coplay.config import ConfigError, checker, is_int, need_positive_ints
 
-__all__ = ["BCConfig", "BC_PRESETS", "ConfigError", "validate", "Episodes", "BCModel",
+__all__ = ["BCConfig", "ConfigError", "validate", "Episodes", "BCModel",
            "make_model", "top_fraction_mask", "flatten_steps", "select_steps", "init_params",
            "make_optimizer", "make_epoch", "make_evaluate", "fit", "train_bc", "bc_agent",
            "NUM_ACTIONS"]
@@ -83,11 +83,6 @@ class BCConfig:
     """Seed of the key when :func:`train_bc` is given none."""
 
 
-BC_PRESETS: dict[str, BCConfig] = {
-    "tiny": BCConfig(hidden_sizes=(32,), learning_rate=3e-3, weight_decay=0.0, batch_size=64,
-                     epochs=20, patience=3, eval_batch_size=256),
-    "default": BCConfig(),
-}
 
 
 def validate(cfg: BCConfig) -> None:

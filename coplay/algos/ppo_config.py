@@ -18,28 +18,31 @@ from coplay.config import checker
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO for Overcooked. Defaults follow JaxMARL's IPPO feed-forward Overcooked baseline,
-    except separate parameters per seat and ZSC-Eval's learning rate (docs/ppo.md)."""
+    """PPO for Overcooked. ``PPOConfig()`` is the paper's (ZSC-Eval's self-play / HSP MAPPO
+    values: CNN, 100 envs x 400 steps, 15 epochs; feed-forward where ZSC-Eval is recurrent;
+    GPU scale). This CPU's ``default`` preset (JaxMARL IPPO's values with separate parameters
+    per seat and ZSC-Eval's learning rate, docs/ppo.md) and ``tiny`` are in
+    :mod:`coplay.experiments.overcooked.presets`."""
 
-    num_envs: int = 16
+    num_envs: int = 100
     """Parallel environments per member (JaxMARL IPPO: 16; ZSC-Eval: 100-200 threads)."""
-    num_steps: int = 128
+    num_steps: int = 400
     """Steps per environment in each rollout (JaxMARL IPPO: 128; ZSC-Eval: 400)."""
-    total_steps: int = 5_000_000
+    total_steps: int = 10_000_000
     """Environment steps per member (one step moves both cooks), rounded up to whole chunks."""
-    updates_per_chunk: int = 10
+    updates_per_chunk: int = 1
     """PPO updates per jitted chunk; metrics, progress and checkpoints happen between chunks."""
-    update_epochs: int = 4
+    update_epochs: int = 15
     """Passes over each rollout (JaxMARL IPPO: 4; ZSC-Eval: 15)."""
-    num_minibatches: int = 4
+    num_minibatches: int = 1
     """Minibatches per pass; must divide the samples per policy and rollout."""
     learning_rate: float = 5e-4
     """Adam learning rate (ZSC-Eval: 5e-4; JaxMARL IPPO: 2.5e-4)."""
-    anneal_lr: bool = True
+    anneal_lr: bool = False
     """Decay the learning rate linearly to 0 over training (JaxMARL IPPO: yes)."""
     adam_eps: float = 1e-5
     """Adam epsilon."""
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = 10.0
     """Global gradient-norm clip, per policy."""
     gamma: float = 0.99
     """Discount."""
@@ -47,32 +50,32 @@ class PPOConfig:
     """GAE lambda."""
     clip_eps: float = 0.2
     """PPO ratio clip (and the value clip when `clip_value`)."""
-    value_coef: float = 0.5
+    value_coef: float = 1.0
     """Weight of the value loss (the loss itself is 0.5 * squared error, as JaxMARL)."""
     clip_value: bool = True
     """Clip value updates to +-clip_eps around the rollout's values (JaxMARL IPPO: yes)."""
-    huber_delta: float | None = None
+    huber_delta: float | None = 10.0
     """Huber loss with this delta instead of the squared value error (MAPPO / ZSC-Eval: 10);
     None: squared error (JaxMARL IPPO)."""
-    value_norm: bool = False
+    value_norm: bool = True
     """Normalise value targets by running statistics (MAPPO / ZSC-Eval's ValueNorm); the
     critic then predicts normalised values."""
     value_norm_beta: float = 0.99999
     """Decay of the value-normaliser statistics, per update (MAPPO: 0.99999)."""
-    advantage_norm: Literal["minibatch", "batch", "none"] = "minibatch"
+    advantage_norm: Literal["minibatch", "batch", "none"] = "batch"
     """Normalise advantages per minibatch (JaxMARL IPPO), over each policy's whole rollout
     (MAPPO / ZSC-Eval), or not at all."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this before advantages and value targets."""
-    entropy_coefs: tuple[float, ...] = (0.01,)
+    entropy_coefs: tuple[float, ...] = (0.2, 0.05, 0.001)
     """Entropy-bonus coefficients at `entropy_horizons`, linearly interpolated (one value:
     constant; ZSC-Eval: 0.2, 0.05, 0.001)."""
-    entropy_horizons: tuple[float, ...] = (0.0,)
+    entropy_horizons: tuple[float, ...] = (0.0, 0.6, 1.0)
     """Fractions of `total_steps` where `entropy_coefs` apply (ZSC-Eval: 0, 0.6, 1)."""
     shaping_factor: float | None = 1.0
     """Initial weight of the standard shaped reward (placement 3, dish 3, soup 5); None keeps
     each member's EnvParams.shaping_factor."""
-    shaping_horizon: int | None = 2_500_000
+    shaping_horizon: int | None = 10_000_000
     """Environment steps over which the shaping weight decays linearly to 0 (JaxMARL IPPO:
     2.5e6); None keeps it constant."""
     share_policy: bool = False
@@ -81,13 +84,13 @@ class PPOConfig:
     """Draw per episode which cook each seat steers (ZSC-Eval's random_index)."""
     centralised_value: bool = False
     """MAPPO-style critic: it sees both cooks' observations (channel concat)."""
-    network: Literal["mlp", "cnn"] = "mlp"
+    network: Literal["mlp", "cnn"] = "cnn"
     """Torso of actor and critic: mlp (JaxMARL IPPO) or cnn (ZSC-Eval: 32-64-32, 3x3)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Dense layers of each tower (after the convolutions for cnn)."""
     cnn_filters: tuple[int, ...] = (32, 64, 32)
     """Convolution filters of the cnn torso (3x3, stride 1, SAME)."""
-    activation: Literal["tanh", "relu"] = "tanh"
+    activation: Literal["tanh", "relu"] = "relu"
     """Activation of the dense layers (JaxMARL IPPO: tanh)."""
     horizon: int = 400
     """Episode length in steps (ZSC-Eval: 400)."""

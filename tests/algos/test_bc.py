@@ -11,7 +11,6 @@ import pytest
 from coplay.agents.base import Player
 from coplay.algos import bc
 from coplay.algos.bc import (
-    BC_PRESETS,
     BCConfig,
     Episodes,
     bc_agent,
@@ -23,6 +22,7 @@ from coplay.algos.bc import (
     train_bc,
 )
 from coplay.config import ConfigError
+from coplay.experiments.coot.presets import BC_PRESETS
 
 TINY = BC_PRESETS["tiny"]
 H, W, C = 3, 4, 6

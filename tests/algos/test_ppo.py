@@ -13,15 +13,16 @@ from hypothesis.extra.numpy import arrays
 
 from coplay.algos import ppo
 from coplay.algos.ppo import make_train, stack_params
-from coplay.algos.ppo_config import PPOConfig
 from coplay.algos.ppo_loss import ppo_losses
 from coplay.algos.returns import gae
 from coplay.config import ConfigError
 from coplay.envs.overcooked import Overcooked
+from coplay.experiments.overcooked.presets import PPO_DEFAULT
 
-TINY = PPOConfig(num_envs=4, num_steps=8, total_steps=64, updates_per_chunk=2, update_epochs=2,
-                 num_minibatches=2, horizon=6, hidden_sizes=(8,), shaping_horizon=40,
-                 entropy_coefs=(0.1, 0.0), entropy_horizons=(0.0, 1.0))
+TINY = dataclasses.replace(PPO_DEFAULT, num_envs=4, num_steps=8, total_steps=64,
+                           updates_per_chunk=2, update_epochs=2, num_minibatches=2, horizon=6,
+                           hidden_sizes=(8,), shaping_horizon=40, entropy_coefs=(0.1, 0.0),
+                           entropy_horizons=(0.0, 1.0))
 
 
 # --- losses and GAE against NumPy --------------------------------------------------------------

@@ -20,6 +20,7 @@ from coplay.envs.overcooked import Overcooked
 from coplay.experiments.populations import adaptive
 from coplay.experiments.populations.adaptive import preset_config
 from coplay.experiments.populations.cli import build_adaptive_config, parse_train_args
+from coplay.experiments.populations.presets import PPO_PRESETS_ADAPTIVE
 from coplay.experiments.populations.train import load_run, train_population
 from coplay.experiments.populations.train import preset_config as population_preset
 from coplay.experiments.refs import AgentRef, resolve
@@ -105,7 +106,7 @@ def one_chunk(stage1):
     files = sorted((stage1 / "members").glob("m*.msgpack"))
     hashes = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
     _, pop = adaptive.resolve(preset_config("tiny", population=str(stage1)))
-    algo = dataclasses.replace(adaptive.PPO_PRESETS_ADAPTIVE["tiny"], num_envs=64, num_steps=8,
+    algo = dataclasses.replace(PPO_PRESETS_ADAPTIVE["tiny"], num_envs=64, num_steps=8,
                                horizon=2, updates_per_chunk=2, total_steps=64 * 8 * 2)
     trainer, _, params = adaptive.make_trainer(algo, pop)
     partners0 = jax.tree.map(np.array, params)

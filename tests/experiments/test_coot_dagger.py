@@ -18,8 +18,8 @@ from coplay.config import ConfigError
 from coplay.data.shards import ShardStore
 from coplay.experiments.coot.dagger import DaggerConfig, run_dagger
 from coplay.experiments.coot.data import load_dataset, pair_from_json
+from coplay.experiments.coot.presets import COOT_PRESETS
 from coplay.experiments.coot.train import (
-    COOT_PRESETS,
     CootRunConfig,
     _bc_episodes,
     train_coot,

@@ -14,7 +14,8 @@ from coplay.cli import main
 from coplay.data.shards import ShardStore
 from coplay.experiments.coot.data import load_dataset
 from coplay.experiments.coot.eval import read_eval
-from coplay.experiments.coot.train import COOT_PRESETS, CootRunConfig, train_coot
+from coplay.experiments.coot.presets import COOT_PRESETS
+from coplay.experiments.coot.train import CootRunConfig, train_coot
 from coplay.experiments.refs import AgentRef, check_obs, resolve
 from coplay.runs import RunError
 

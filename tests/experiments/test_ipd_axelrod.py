@@ -27,7 +27,7 @@ from coplay.experiments.ipd.axelrod import (  # noqa: E402
     probe_stats,
     strategy_classes,
 )
-from coplay.experiments.ipd.ppi import PRESETS as PPI_PRESETS  # noqa: E402
+from coplay.experiments.ipd.presets import PPI_PRESETS  # noqa: E402
 from coplay.experiments.run_agents import ppi_agent  # noqa: E402
 from coplay.runs import RunError  # noqa: E402
 

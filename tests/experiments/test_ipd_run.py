@@ -16,8 +16,9 @@ from coplay.cli import main
 from coplay.config import ConfigError
 from coplay.envs.matrix_games import MatrixGameParams
 from coplay.eval import memory1
+from coplay.experiments.ipd.presets import A2C_PRESETS as PRESETS
 from coplay.experiments.ipd.runs import load_state, resolve_stage
-from coplay.experiments.ipd.train import PRESETS, IPDTrainConfig, resolve, train_run
+from coplay.experiments.ipd.train import IPDTrainConfig, resolve, train_run
 from coplay.runs import RunDir, RunError
 
 

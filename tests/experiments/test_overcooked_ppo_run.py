@@ -15,12 +15,12 @@ from coplay.config import parse_overrides
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.state import ACTION_NAMES
 from coplay.experiments.overcooked.ppo import (
-    PRESETS,
     OvercookedTrainConfig,
     evaluate_run,
     time_to,
     train_run,
 )
+from coplay.experiments.overcooked.presets import PPO_PRESETS as PRESETS
 from coplay.runs import RunDir
 
 TINY = PRESETS["tiny"]
@@ -180,7 +180,6 @@ def test_every_ppo_field_is_a_flag_with_the_presets_default(capsys):
     assert "--checkpoint-every" in text and "--eval-envs" in text
     from coplay.experiments.cli_common import parse_with_preset
     from coplay.experiments.overcooked.cli import TrainArgs
-    from coplay.experiments.overcooked.ppo import PRESETS
 
     args = parse_with_preset(TrainArgs, ["--preset", "tiny", "--ppo.num-envs", "8",
                                          "--set", "learning_rate=1e-3"], "t", "ppo", PRESETS)

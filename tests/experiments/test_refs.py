@@ -16,8 +16,8 @@ from coplay import zoo
 from coplay.envs.overcooked import Overcooked
 from coplay.experiments.coot.data import hsp_pairs, mep_pairs
 from coplay.experiments.ipd import axelrod as ipd_axelrod
+from coplay.experiments.ipd.presets import A2C_PRESETS
 from coplay.experiments.ipd.runs import state_template
-from coplay.experiments.ipd.train import PRESETS as A2C_PRESETS
 from coplay.experiments.refs import READERS, AgentRef, check_obs, locate, parse, resolve
 from coplay.runs import RunDir, RunError
 from coplay.web.study import load_agents, parse_study

@@ -24,7 +24,7 @@ from coplay.cli import main
 from coplay.config import config_from_json
 from coplay.envs.matrix_games import MatrixGameParams
 from coplay.envs.overcooked import Overcooked
-from coplay.experiments.ipd.ppi import PRESETS as PPI_PRESETS
+from coplay.experiments.ipd.presets import PPI_PRESETS
 from coplay.experiments.ipd.runs import PPIState, load_state
 from coplay.experiments.populations.train import load_run as load_population_run
 from coplay.experiments.refs import AgentRef, resolve

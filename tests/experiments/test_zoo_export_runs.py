@@ -135,9 +135,9 @@ def test_self_play_entry_is_the_runs_seat0_policy(self_play_tiny, tmp_path):
 
 def test_resolve_and_coot_eval_from_the_zoo_alone(run_zoo, tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.ZOO_ENV, str(run_zoo))
-    agent = resolve("zoo:random1/coot-s0", name="x")
+    agent = resolve("zoo:random1/coot-s0")
     assert agent.spec.query_len == 6 and "zoo:random1/coot-s0" in agent.name
-    assert resolve("zoo:random1/bc-s0", name="x").kind == "overcooked"
+    assert resolve("zoo:random1/bc-s0").kind == "overcooked"
     ev = tmp_path / "ev"
     assert main(["coot", "eval", "--preset", "tiny", "--eval.partners", "zoo:random1/hsp-s1",
                  "--agent", "coot=zoo:random1/coot-s0", "bc=zoo:random1/bc-s0",

@@ -8,7 +8,7 @@ import pytest
 
 from coplay.algos.ppo import make_train
 from coplay.envs.overcooked import Overcooked, hsp_candidates
-from coplay.experiments.populations.train import PPO_PRESETS
+from coplay.experiments.populations.presets import PPO_PRESETS
 from coplay.populations.hsp import (
     BIASED,
     BR,

@@ -13,8 +13,8 @@ from coplay.algos import ppo
 from coplay.cli import main
 from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.state import ACTION_NAMES
+from coplay.experiments.populations.presets import PPO_PRESETS
 from coplay.experiments.populations.train import (
-    PPO_PRESETS,
     default_ppo,
     evaluate_snapshot,
     preset_config,

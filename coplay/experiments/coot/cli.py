@@ -21,15 +21,21 @@ from typing import Literal
 
 import tyro
 
-from coplay.algos.bc import BC_PRESETS, BCConfig
+from coplay.algos.bc import BCConfig
 from coplay.algos.coot import CootConfig
 from coplay.experiments.cli_common import parse_with_preset
 from coplay.experiments.coot.dagger import DaggerConfig, run_dagger
 from coplay.experiments.coot.data import CollectConfig, collect
 from coplay.experiments.coot.eval import EvalConfig, evaluate
+from coplay.experiments.coot.presets import (
+    BC_PRESETS,
+    COLLECT_PRESETS,
+    COOT_PRESETS,
+    DAGGER_PRESETS,
+    EVAL_PRESETS,
+)
 from coplay.experiments.coot.report import write_report
 from coplay.experiments.coot.train import (
-    COOT_PRESETS,
     BCRunConfig,
     CootRunConfig,
     load_coot_config,
@@ -37,14 +43,6 @@ from coplay.experiments.coot.train import (
     train_coot,
 )
 from coplay.runs import RunError, use_cpu_cores
-
-# tiny collection / evaluation sizes to go with the tiny model preset
-COLLECT_PRESETS = {"tiny": CollectConfig(episode_len=20, episodes_per_seat=4),
-                   "default": CollectConfig(), "paper": CollectConfig(episodes_per_seat=64)}
-DAGGER_PRESETS = {"tiny": DaggerConfig(rounds=2, repeats=1, episodes=2, epochs_per_round=1),
-                  "default": DaggerConfig()}
-EVAL_PRESETS = {"tiny": EvalConfig(episodes=3, episode_len=20, br_episodes=2),
-                "default": EvalConfig(), "paper": EvalConfig(repeats=5)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from coplay.agents.gpt import GPTConfig
 from coplay.algos import bc
 from coplay.algos.coot import CootConfig, make_trainer
 from coplay.config import ConfigError, checker, config_from_json
@@ -43,21 +42,6 @@ from coplay.runs import (
     write_json,
 )
 
-# presets: tiny for tests; default sized for this 2-core CPU; paper = the CooT release
-COOT_PRESETS: dict[str, CootConfig] = {
-    "tiny": CootConfig(
-        gpt=GPTConfig(num_layers=1, num_heads=2, width=32, max_positions=2 * 20 + 6,
-                      dropout=0.1),
-        context=ContextSpec(num_episodes=2, episode_len=20, queries_per_context=8),
-        contexts_per_batch=2, contexts_per_group=4, epochs=3, patience=2,
-        val_contexts_per_group=2, learning_rate=1e-3),
-    # learning rate 1e-3, not the paper's 5e-5: at this preset's ~9k steps 5e-5 underfits
-    # (probe, docs/notebook/2026-12-03-coot-run.md: validation loss 6.56 vs 2.43 after one
-    # short epoch); --coot.learning-rate 5e-5 or --preset paper restores it
-    "default": CootConfig(contexts_per_group=32, epochs=12, patience=4, learning_rate=1e-3),
-    "paper": CootConfig(),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class CootRunConfig:
@@ -65,7 +49,8 @@ class CootRunConfig:
 
     dataset: str
     """The dataset folder (coplay coot collect)."""
-    coot: CootConfig = COOT_PRESETS["default"]
+    coot: CootConfig = CootConfig()
+    """The model and its training (default: the paper's; the CLI starts from a preset)."""
     preset: str = "default"
     """The preset the coot fields came from (recorded)."""
     val_pairs: int = 1
@@ -196,7 +181,7 @@ class BCRunConfig:
 
     dataset: str
     """The dataset folder."""
-    bc: bc.BCConfig = bc.BC_PRESETS["default"]
+    bc: bc.BCConfig = bc.BCConfig()
     preset: str = "default"
     """The preset the bc fields came from (recorded)."""
     val_pairs: int = 1

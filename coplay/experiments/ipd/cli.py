@@ -18,9 +18,10 @@ from coplay.experiments.cli_common import flag_value, override_or_none, parse_wi
 from coplay.experiments.ipd import axelrod as ipd_axelrod
 from coplay.experiments.ipd import ppi as ipd_ppi
 from coplay.experiments.ipd.eval import evaluate_run
+from coplay.experiments.ipd.presets import A2C_PRESETS, PPI_PRESETS
 from coplay.experiments.ipd.report import write_combined_report
 from coplay.experiments.ipd.runs import Ablation, Preset, Stage
-from coplay.experiments.ipd.train import PRESETS, IPDTrainConfig, resolve, train_run
+from coplay.experiments.ipd.train import IPDTrainConfig, resolve, train_run
 from coplay.runs import RunError, default_run_dir, read_json
 
 
@@ -67,7 +68,7 @@ class A2CTrainArgs(_RunArgs):
     """Episodes per probe for those checks."""
     checkpoint_every: int = IPDTrainConfig.checkpoint_every
     """Write a checkpoint every this many chunks."""
-    a2c: A2CConfig = PRESETS["default"]
+    a2c: A2CConfig = A2C_PRESETS["default"]
     """A2C hyperparameters (defaults: the --preset's)."""
 
 
@@ -82,7 +83,7 @@ class PPITrainArgs(_RunArgs):
     the improved policy (0: never)."""
     probe_episodes: int = ipd_ppi.PPITrainConfig.probe_episodes
     """Games per probe for those checks."""
-    ppi: PPIConfig = ipd_ppi.PRESETS["default"]
+    ppi: PPIConfig = PPI_PRESETS["default"]
     """PPI hyperparameters (defaults: the --preset's)."""
 
 
@@ -94,19 +95,19 @@ def _fail(e: Exception) -> int:
 def train(argv: list[str], prog: str = "coplay ipd train") -> int:
     try:
         if flag_value(argv, "--algo", "a2c") == "ppi":
-            args = parse_with_preset(PPITrainArgs, argv, prog, "ppi", ipd_ppi.PRESETS)
+            args = parse_with_preset(PPITrainArgs, argv, prog, "ppi", PPI_PRESETS)
             cfg = ipd_ppi.PPITrainConfig(
                 preset=args.preset, seed=args.seed, ablation=args.ablation,
-                ppi=override_or_none(args.ppi, ipd_ppi.PRESETS, args.preset),
+                ppi=override_or_none(args.ppi, PPI_PRESETS, args.preset),
                 eval_episodes=args.eval_episodes, probe_every=args.probe_every,
                 probe_episodes=args.probe_episodes, stage=args.stage, init_from=args.init_from)
             ipd_ppi.resolve(cfg)  # every config error surfaces here, before anything compiles
             run = ipd_ppi.train_run
         else:
-            args = parse_with_preset(A2CTrainArgs, argv, prog, "a2c", PRESETS)
+            args = parse_with_preset(A2CTrainArgs, argv, prog, "a2c", A2C_PRESETS)
             cfg = IPDTrainConfig(
                 preset=args.preset, seed=args.seed, ablation=args.ablation,
-                a2c=override_or_none(args.a2c, PRESETS, args.preset),
+                a2c=override_or_none(args.a2c, A2C_PRESETS, args.preset),
                 eval_episodes=args.eval_episodes, probe_every=args.probe_every,
                 probe_episodes=args.probe_episodes, checkpoint_every=args.checkpoint_every,
                 stage=args.stage, init_from=args.init_from)

@@ -21,6 +21,7 @@ from coplay.algos.a2c import A2CConfig, A2CState
 from coplay.config import ConfigError
 from coplay.eval.ipd import make_probe_summary
 from coplay.experiments.ipd.eval import evaluate_run
+from coplay.experiments.ipd.presets import A2C_PRESETS
 from coplay.experiments.ipd.runs import (
     Ablation,
     Preset,
@@ -32,30 +33,6 @@ from coplay.experiments.ipd.runs import (
 )
 from coplay.experiments.run_agents import load_ipd_config
 from coplay.runs import RunDir, drive_chunks, mean_text
-
-# Why the default preset differs from the paper (see docs/ipd.md for the measurements):
-# the paper's A2C needs ~60-80k updates x 4096 episodes before cooperation appears, far beyond
-# 30 minutes on 2 CPU cores. The default keeps the paper's game, pool and objective, and changes
-# only optimisation knobs, each a named A2CConfig field with the paper's value one flag away.
-PRESETS: dict[str, A2CConfig] = {
-    "tiny": A2CConfig(
-        num_rounds=20, hidden_size=16, embed_dim=8, episodes_per_update=32,
-        num_updates=6, updates_per_chunk=2, scan_unroll=1,
-    ),
-    # Entropy 0.2 held for 1,000 updates, then each learner's bonus adapted to keep its policy
-    # entropy near a target of 0.2 nats, annealed to 0.02 over the last 1,000 updates, while
-    # the learning rate decays 3e-3 -> 3e-4. Eight learners paired at random in every episode
-    # (128 episodes each per update: the cost of the paper's pair at 512 each), so no learner
-    # co-adapts to a single other one (docs/ipd.md).
-    "default": A2CConfig(
-        hidden_size=32, num_learners=8, episodes_per_update=128, num_updates=4000,
-        updates_per_chunk=25,
-        learning_rate=3e-3, learning_rate_final=3e-4, gae_lambda=0.95, critic_opponent_id=True,
-        entropy_coef=0.2, entropy_decay_start=1000, entropy_target=0.2,
-        entropy_target_final=0.02, entropy_target_anneal_updates=1000, scan_unroll=1,
-    ),
-    "paper": A2CConfig(),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +70,7 @@ class IPDTrainConfig:
 
 def resolve(cfg: IPDTrainConfig) -> A2CConfig:
     """The A2C config this run trains with: preset, then overrides, then the ablation."""
-    return resolve_algo(cfg, PRESETS, cfg.a2c, a2c.validate)
+    return resolve_algo(cfg, A2C_PRESETS, cfg.a2c, a2c.validate)
 
 
 def load_learner(source: str, algo: A2CConfig):

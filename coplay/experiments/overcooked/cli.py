@@ -13,13 +13,13 @@ from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError
 from coplay.experiments.cli_common import override_or_none, parse_with_preset
 from coplay.experiments.overcooked.ppo import (
-    PRESETS,
     OvercookedTrainConfig,
     Preset,
     resolve,
     time_to,
     train_run,
 )
+from coplay.experiments.overcooked.presets import PPO_PRESETS
 from coplay.runs import RunDir, RunError, default_run_dir, read_json
 
 
@@ -44,15 +44,15 @@ class TrainArgs:
     """Episodes of the final evaluation (half with each seat arrangement)."""
     set: tuple[str, ...] = ()
     """Alias for the --ppo.* flags, e.g. --set learning_rate=5e-4 hidden_sizes=128,128."""
-    ppo: PPOConfig = PRESETS["default"]
+    ppo: PPOConfig = PPO_PRESETS["default"]
     """PPO hyperparameters (defaults: the --preset's)."""
 
 
 def train(argv: list[str], prog: str = "coplay overcooked train") -> int:
     try:
-        args = parse_with_preset(TrainArgs, argv, prog, "ppo", PRESETS)
+        args = parse_with_preset(TrainArgs, argv, prog, "ppo", PPO_PRESETS)
         cfg = OvercookedTrainConfig(layout=args.layout, preset=args.preset, seed=args.seed,
-                                    ppo=override_or_none(args.ppo, PRESETS, args.preset),
+                                    ppo=override_or_none(args.ppo, PPO_PRESETS, args.preset),
                                     checkpoint_every=args.checkpoint_every,
                                     eval_envs=args.eval_envs)
         resolve(cfg)  # every config error surfaces here, before anything compiles

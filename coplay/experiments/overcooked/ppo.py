@@ -29,29 +29,11 @@ from coplay.envs.overcooked import Overcooked
 from coplay.envs.overcooked.layouts import LayoutError
 from coplay.eval.overcooked import play
 from coplay.eval.plots import plot_ppo_training
+from coplay.experiments.overcooked.presets import PPO_PRESETS
 from coplay.runs import RunDir, atomic_write_text, drive_chunks, write_json
 
 Preset = Literal["tiny", "default", "paper"]
 
-PRESETS: dict[str, PPOConfig] = {
-    # seconds: the tests
-    "tiny": PPOConfig(num_envs=4, num_steps=16, total_steps=256, updates_per_chunk=2,
-                      update_epochs=2, num_minibatches=2, horizon=16, hidden_sizes=(16,),
-                      shaping_horizon=256),
-    # this 2-core CPU: JaxMARL IPPO's values with separate parameters per seat and lr 5e-4
-    # (see docs/ppo.md for the measurements behind each choice)
-    "default": PPOConfig(),
-    # ZSC-Eval's self-play / HSP values (MAPPO, CNN); feed-forward where ZSC-Eval uses a
-    # recurrent policy. GPU scale.
-    "paper": PPOConfig(
-        num_envs=100, num_steps=400, total_steps=10_000_000, updates_per_chunk=1,
-        update_epochs=15, num_minibatches=1, learning_rate=5e-4, anneal_lr=False,
-        max_grad_norm=10.0, value_coef=1.0, value_norm=True, huber_delta=10.0,
-        advantage_norm="batch",
-        entropy_coefs=(0.2, 0.05, 0.001), entropy_horizons=(0.0, 0.6, 1.0),
-        shaping_horizon=10_000_000, network="cnn", activation="relu",
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +57,9 @@ class OvercookedTrainConfig:
 
 def resolve(cfg: OvercookedTrainConfig) -> PPOConfig:
     """The PPO config this run trains with; every config error is raised here."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PRESETS)}")
-    algo = cfg.ppo if cfg.ppo is not None else PRESETS[cfg.preset]
+    if cfg.preset not in PPO_PRESETS:
+        raise ConfigError(f"preset = {cfg.preset!r}: unknown, choose one of {sorted(PPO_PRESETS)}")
+    algo = cfg.ppo if cfg.ppo is not None else PPO_PRESETS[cfg.preset]
     if cfg.checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every = {cfg.checkpoint_every}: must be >= 1")
     if cfg.eval_envs < 2 or cfg.eval_envs % 2:
@@ -233,8 +215,8 @@ def write_report(path: Path, cfg: OvercookedTrainConfig, algo: PPOConfig, rows: 
         "",
         "## Config",
         "",
-        f"PPO fields that differ from `PPOConfig()` defaults: `{diff}`" if diff
-        else "PPO config: the `PPOConfig()` defaults.",
+        f"PPO fields that differ from the paper's (`PPOConfig()`): `{diff}`" if diff
+        else "PPO config: the paper's (`PPOConfig()`).",
         "",
         "## Events per episode in the evaluation (seat 0, seat 1)",
         "",

@@ -55,7 +55,9 @@ from coplay.envs.overcooked import Overcooked
 from coplay.eval.crossplay import evaluate_pairs
 from coplay.eval.plots import plot_adaptive_training
 from coplay.experiments.overcooked.ppo import ppo_chunk_counts
-from coplay.experiments.populations.train import PPO_PRESETS, Preset, chunk_row, load_run
+from coplay.experiments.overcooked.presets import PPO_DEFAULT
+from coplay.experiments.populations.presets import PPO_PRESETS_ADAPTIVE
+from coplay.experiments.populations.train import Preset, chunk_row, load_run
 from coplay.experiments.zoo_agents import actor_params
 from coplay.populations.members import load_params, member_policies, network_of, take
 from coplay.populations.mep import (
@@ -114,11 +116,6 @@ class AdaptiveConfig:
     """Final evaluation episodes with each partner (half with each cook assignment)."""
 
 
-_TINY_PPO = dataclasses.replace(PPO_PRESETS["tiny"], share_policy=True)
-# this 2-core CPU: the PPO default (JaxMARL IPPO: 16 envs x 128 steps, shaping annealed over
-# 2.5 M steps) for 5 M steps, one policy (the learner) trained on its seat only
-_DEFAULT_PPO = PPOConfig(total_steps=5_000_000, shaping_factor=None, share_policy=True)
-PPO_PRESETS_ADAPTIVE: dict[str, PPOConfig] = {"tiny": _TINY_PPO, "default": _DEFAULT_PPO}
 PRESETS: dict[str, AdaptiveConfig] = {
     "tiny": AdaptiveConfig(preset="tiny", checkpoint_every=2, eval_envs=4),
     "default": AdaptiveConfig(preset="default"),
@@ -206,9 +203,10 @@ def _zoo_source(name: str, where: str, kind: str | None, want: str) -> _Source:
     role = "biased" if doc["kind"] == "hsp-population" else "member"
     entries = [m["entries"][role] for m in doc["members"]]
     net = zoo.read_manifest()["entries"][entries[0]]["meta"]["source"]
-    algo = PPOConfig(network=net["network"], hidden_sizes=tuple(net["hidden_sizes"]),
-                     cnn_filters=tuple(net["cnn_filters"]), activation=net["activation"],
-                     centralised_value=bool(net["centralised_value"]))
+    algo = dataclasses.replace(  # the members' network (the rest: this CPU's PPO default)
+        PPO_DEFAULT, network=net["network"], hidden_sizes=tuple(net["hidden_sizes"]),
+        cnn_filters=tuple(net["cnn_filters"]), activation=net["activation"],
+        centralised_value=bool(net["centralised_value"]))
     return _Source(doc["kind"].removesuffix("-population"), doc["layout"], algo,
                    doc.get("selection"), [zoo.ref_of(e) for e in entries],
                    [m["return"] for m in doc["members"]])

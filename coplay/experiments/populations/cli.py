@@ -25,8 +25,8 @@ from coplay.algos.ppo_config import PPOConfig
 from coplay.config import ConfigError, parse_overrides
 from coplay.experiments.cli_common import flag_value
 from coplay.experiments.populations import adaptive
+from coplay.experiments.populations.presets import PPO_PRESETS, PPO_PRESETS_ADAPTIVE
 from coplay.experiments.populations.train import (
-    PPO_PRESETS,
     PopulationConfig,
     default_ppo,
     load_run,
@@ -137,7 +137,7 @@ def default_ppo_of(argv: list[str]) -> PPOConfig:
     preset = preset if preset in PPO_PRESETS else "default"
     if kind not in adaptive.KINDS:
         return default_ppo(preset, kind)
-    base = adaptive.PPO_PRESETS_ADAPTIVE[preset]
+    base = PPO_PRESETS_ADAPTIVE[preset]
     pop = flag_value(argv, "--pop", "")
     try:
         return adaptive.default_learner_ppo(preset, load_run(Path(pop))[1]) if pop else base

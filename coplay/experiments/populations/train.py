@@ -41,6 +41,7 @@ from coplay.eval.crossplay import (
 )
 from coplay.eval.plots import plot_crossplay
 from coplay.experiments.overcooked.ppo import ppo_chunk_counts
+from coplay.experiments.populations.presets import PPO_PRESETS
 from coplay.populations.hsp import (
     BIASED,
     BR,
@@ -107,15 +108,6 @@ class PopulationConfig:
     """Steps of each pair's episode in pairs.gif."""
 
 
-_TINY_PPO = PPOConfig(num_envs=4, num_steps=16, total_steps=512, updates_per_chunk=2,
-                      update_epochs=2, num_minibatches=2, horizon=16, hidden_sizes=(16,),
-                      shaping_factor=None, shaping_horizon=512)
-# this 2-core CPU: the PPO default (JaxMARL IPPO values, separate policies, lr 5e-4) with
-# the shaping of the best response annealed over the whole run (ZSC-Eval's HSP horizon = run)
-_DEFAULT_PPO = PPOConfig(total_steps=2_000_000, shaping_factor=None,
-                         shaping_horizon=2_000_000)
-
-PPO_PRESETS: dict[str, PPOConfig] = {"tiny": _TINY_PPO, "default": _DEFAULT_PPO}
 PRESETS: dict[str, PopulationConfig] = {
     "tiny": PopulationConfig(preset="tiny", num_members=3, checkpoint_every=2,
                              snapshot_every=2, eval_envs=4, crossplay_envs=2, gif_steps=6),
