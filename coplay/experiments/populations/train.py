@@ -297,6 +297,53 @@ def _snapshots(path: Path) -> list[int]:
     return sorted(int(f.stem.split("_")[1]) for f in (path / "snapshots").glob("update_*.msgpack"))
 
 
+def _member_entry(path: Path, env: Overcooked, m: int, params, idx, w, s, returns, mean_events,
+                  features, logged: dict, snaps: list[int], final_logged: list) -> dict:
+    """Member m's manifest entry (its parameters written to members/mNN.msgpack)."""
+    f = Path("members") / f"m{m:02d}.msgpack"
+    atomic_write_bytes(path / f, serialization.to_bytes(take(params, m)))
+    snap_returns = [logged[u][m] if logged[u][m] is not None else 0.0 for u in snaps]
+    final = final_logged[m] if final_logged[m] is not None else 0.0
+    entry = {
+        "member": m,
+        "candidate": int(idx[m]),
+        "weights": describe_weights(env.event_names, w[m], float(s[m])),
+        "event_weights": [float(x) for x in w[m]],
+        "sparse_weight": float(s[m]),
+        "checkpoint": str(f),
+        "return": float(returns[m].mean()),
+        "return_std": float(returns[m].std()),
+        "training_return": final,
+        "events_biased": {n: float(mean_events[m, BIASED, i])
+                          for i, n in enumerate(env.event_names)},
+        "events_br": {n: float(mean_events[m, BR, i]) for i, n in enumerate(env.event_names)},
+        "features": [round(float(x), 6) for x in features[m]],
+        "snapshots": [{"update": u, "file": str(snapshot_path(Path("."), u)),
+                       "training_return": r} for u, r in zip(snaps, snap_returns,
+                                                              strict=True)],
+    }
+    if snaps:
+        k = mid_skill(np.array(snap_returns), final)
+        entry["mid_skill"] = {"update": snaps[k], "file": entry["snapshots"][k]["file"],
+                              "training_return": snap_returns[k], "final_training_return":
+                              final}
+    return entry
+
+
+def _crossplay(path: Path, cfg: PopulationConfig, env: Overcooked, algo: PPOConfig, net,
+               params) -> np.ndarray:
+    """Biased policy of member i with the best response of member j: crossplay.json / .png."""
+    xp = crossplay_matrix(env, algo, net, params, jax.random.PRNGKey(cfg.seed + 20_000),
+                          cfg.crossplay_envs)
+    write_json(path / "crossplay.json", {
+        "rows": "biased policy of member i", "cols": "best response of member j",
+        "episodes_per_cell": cfg.crossplay_envs, "steps_per_episode": algo.horizon,
+        "sparse_return": np.round(xp, 3).tolist()})
+    plot_crossplay(xp, path / "crossplay.png",
+                   title=f"{cfg.layout}: cross-play sparse return ({cfg.crossplay_envs} episodes)")
+    return xp
+
+
 def finish_population(path: str | Path, state: PPOState | None = None,
                       progress: bool = True) -> dict:
     """Evaluate a trained population folder and write manifest, cross-play, GIF, report."""
@@ -326,47 +373,12 @@ def finish_population(path: str | Path, state: PPOState | None = None,
     snaps = [u for u in _snapshots(path) if u in logged]
     final_logged = rows[-1]["episode_return"] if rows else [None] * M
 
-    members = []
-    for m in range(M):
-        f = Path("members") / f"m{m:02d}.msgpack"
-        atomic_write_bytes(path / f, serialization.to_bytes(take(params, m)))
-        snap_returns = [logged[u][m] if logged[u][m] is not None else 0.0 for u in snaps]
-        final = final_logged[m] if final_logged[m] is not None else 0.0
-        entry = {
-            "member": m,
-            "candidate": int(idx[m]),
-            "weights": describe_weights(env.event_names, w[m], float(s[m])),
-            "event_weights": [float(x) for x in w[m]],
-            "sparse_weight": float(s[m]),
-            "checkpoint": str(f),
-            "return": float(returns[m].mean()),
-            "return_std": float(returns[m].std()),
-            "training_return": final,
-            "events_biased": {n: float(mean_events[m, BIASED, i])
-                              for i, n in enumerate(env.event_names)},
-            "events_br": {n: float(mean_events[m, BR, i]) for i, n in enumerate(env.event_names)},
-            "features": [round(float(x), 6) for x in features[m]],
-            "snapshots": [{"update": u, "file": str(snapshot_path(Path("."), u)),
-                           "training_return": r} for u, r in zip(snaps, snap_returns,
-                                                                  strict=True)],
-        }
-        if snaps:
-            k = mid_skill(np.array(snap_returns), final)
-            entry["mid_skill"] = {"update": snaps[k], "file": entry["snapshots"][k]["file"],
-                                  "training_return": snap_returns[k], "final_training_return":
-                                  final}
-        members.append(entry)
+    members = [_member_entry(path, env, m, params, idx, w, s, returns, mean_events, features,
+                             logged, snaps, final_logged) for m in range(M)]
 
     # --- cross-play: biased policy of member i with the best response of member j
     say("cross-play ...")
-    xp = crossplay_matrix(env, algo, net, params, jax.random.PRNGKey(cfg.seed + 20_000),
-                          cfg.crossplay_envs)
-    write_json(path / "crossplay.json", {
-        "rows": "biased policy of member i", "cols": "best response of member j",
-        "episodes_per_cell": cfg.crossplay_envs, "steps_per_episode": algo.horizon,
-        "sparse_return": np.round(xp, 3).tolist()})
-    plot_crossplay(xp, path / "crossplay.png",
-                   title=f"{cfg.layout}: cross-play sparse return ({cfg.crossplay_envs} episodes)")
+    xp = _crossplay(path, cfg, env, algo, net, params)
 
     # --- GIF of the two most different pairs (L1 distance of their event features)
     ret_mean = returns.mean(1)
