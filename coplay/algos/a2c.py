@@ -318,6 +318,44 @@ def pairing_metrics(traj: Trajectory, is_learner: jax.Array):
     )
 
 
+def learner_loss(cfg: A2CConfig, agent, params, mb: LearnerBatch, ent_coef):
+    """One learner's loss on (T, n) data, and its (policy, value, entropy) terms."""
+    logits, values = sequence(agent, params, mb.traj.inputs, cfg.scan_unroll)
+    log_probs, log_prob = action_log_probs(logits, mb.traj.action)  # (T, n, 2), (T, n)
+    policy_loss = clipped_surrogate_loss(log_prob, mb.traj.log_prob, mb.advantage, cfg.clip_eps)
+    value_loss = jnp.square(values - mb.target).mean()
+    entropy = categorical_entropy(log_probs)
+    loss = policy_loss + cfg.value_coef * value_loss - ent_coef * entropy
+    return loss, (policy_loss, value_loss, entropy)
+
+
+def learner_advantages(cfg: A2CConfig, traj: Trajectory, final_value: jax.Array):
+    """(advantages, value targets) (T, n) of one learner's batch: GAE on the scaled rewards,
+    the game's end as terminal unless `bootstrap_at_horizon` (then ``final_value`` (n,), the
+    critic's value after the last round), normalised if `normalize_advantages`."""
+    rewards = traj.reward * cfg.reward_scale
+    if cfg.bootstrap_at_horizon:
+        dones, last_value = jnp.zeros_like(rewards), final_value
+    else:
+        dones = jnp.zeros_like(rewards).at[-1].set(1.0)
+        last_value = jnp.zeros_like(rewards[0])
+    advantages, targets = gae(rewards, traj.value, dones, last_value, cfg.gamma, cfg.gae_lambda)
+    if cfg.normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    return advantages, targets
+
+
+def keep_frozen(cfg: A2CConfig, new, old):
+    """``new`` with the `frozen_learners`' entries (leading learner axis) taken from ``old``
+    (None leaves stay None)."""
+    frozen = jnp.isin(jnp.arange(cfg.num_learners), jnp.asarray(cfg.frozen_learners))
+
+    def keep(n, o):
+        return jnp.where(frozen.reshape((-1,) + (1,) * (n.ndim - 1)), o, n)
+
+    return jax.tree.map(keep, new, old)
+
+
 def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
                opponent_sampler=None):
     """Build ``(init, train_chunk)`` for a validated config.
@@ -342,34 +380,13 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
         own = optax.LookaheadParams(params, slow) if lookahead else params
         return A2CState(params, jax.vmap(optimizer.init)(own), update, coef, slow)
 
-    def loss_fn(params, mb: LearnerBatch, ent_coef):
-        """One learner's loss on (T, n) data."""
-        logits, values = sequence(agent, params, mb.traj.inputs, cfg.scan_unroll)
-        log_probs, log_prob = action_log_probs(logits, mb.traj.action)  # (T, n, 2), (T, n)
-        policy_loss = clipped_surrogate_loss(log_prob, mb.traj.log_prob, mb.advantage,
-                                             cfg.clip_eps)
-        value_loss = jnp.square(values - mb.target).mean()
-        entropy = categorical_entropy(log_probs)
-        loss = policy_loss + cfg.value_coef * value_loss - ent_coef * entropy
-        return loss, (policy_loss, value_loss, entropy)
-
     def learner_update(params, opt_state, traj: Trajectory, final_value, key, ent_coef):
         """All epochs / minibatches of one learner on its (T, N) batch; ``final_value`` (N,)
         is its critic's value after the last round (used with `bootstrap_at_horizon`).
         With Lookahead ``params`` is an `optax.LookaheadParams` (gradients are taken at the
         fast weights)."""
-        rewards = traj.reward * cfg.reward_scale
-        if cfg.bootstrap_at_horizon:
-            dones, last_value = jnp.zeros_like(rewards), final_value
-        else:
-            dones = jnp.zeros_like(rewards).at[-1].set(1.0)
-            last_value = jnp.zeros_like(rewards[0])
-        advantages, targets = gae(rewards, traj.value, dones, last_value, cfg.gamma,
-                                  cfg.gae_lambda)
-        if cfg.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-        step = optimiser_step(optimizer, lambda p, mb: loss_fn(p, mb, ent_coef),
+        advantages, targets = learner_advantages(cfg, traj, final_value)
+        step = optimiser_step(optimizer, lambda p, mb: learner_loss(cfg, agent, p, mb, ent_coef),
                               (lambda p: p.fast) if lookahead else (lambda p: p))
         carry, aux = sgd_epochs(key, TrainCarry(params, opt_state),
                                 LearnerBatch(traj, advantages, targets), step, cfg.update_epochs,
@@ -396,13 +413,9 @@ def make_train(cfg: A2CConfig, env_params: MatrixGameParams | None = None,
                                 ent_coef)
         next_coef = next_entropy_coef(cfg, state.update, ent_coef, ent)
         if cfg.frozen_learners:
-            frozen = jnp.isin(jnp.arange(cfg.num_learners), jnp.asarray(cfg.frozen_learners))
-            keep = lambda new, old: jnp.where(  # noqa: E731
-                frozen.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
-            params = jax.tree.map(keep, params, state.params)
-            opt_state = jax.tree.map(keep, opt_state, state.opt_state)
-            if lookahead:
-                slow = jax.tree.map(keep, slow, state.slow_params)
+            params, opt_state, slow = keep_frozen(cfg, (params, opt_state, slow),
+                                                  (state.params, state.opt_state,
+                                                   state.slow_params))
         return A2CState(params, opt_state, state.update + 1, next_coef, slow), metrics
 
     @jax.jit

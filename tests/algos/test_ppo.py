@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from coplay.algos import ppo
+from coplay.algos.overcooked_play import by_seat
 from coplay.algos.ppo import make_train, stack_params
 from coplay.algos.ppo_loss import ppo_losses
 from coplay.algos.returns import gae
@@ -106,7 +107,7 @@ def test_policy_grouping_round_trips(shared, seat_axis, shape):
 def test_by_seat_follows_the_swap():
     x = jnp.array([[[10], [11]], [[20], [21]]])  # (N=2, cooks, 1)
     cook_of_seat = jnp.array([[0, 1], [1, 0]])  # env 1 swapped
-    np.testing.assert_array_equal(ppo._by_seat(x, cook_of_seat)[..., 0], [[10, 11], [21, 20]])
+    np.testing.assert_array_equal(by_seat(x, cook_of_seat)[..., 0], [[10, 11], [21, 20]])
 
 
 # --- schedules ---------------------------------------------------------------------------------
