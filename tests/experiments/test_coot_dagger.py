@@ -155,7 +155,7 @@ def test_bad_input_is_named(coot_stack, dagger, tmp_path):
         train_coot(cfg, tmp_path / "wide", progress=False)
     cfg = CootRunConfig(str(coot_stack / "data"), COOT_PRESETS["tiny"], "tiny",
                         init_from=str(coot_stack / "bc"))
-    with pytest.raises(RunError, match="not a CooT run"):
+    with pytest.raises(RunError, match="bc': not a Coordination Transformer"):
         train_coot(cfg, tmp_path / "bc", progress=False)
     with pytest.raises(ConfigError, match="dagger.rounds"):
         run_dagger(dataclasses.replace(TINY, rounds=0), coot_stack / "data", tmp_path / "x")
