@@ -1,11 +1,15 @@
 """Test-session set-up shared by every test directory.
 
-The suite runs on two processes (`-n auto --dist loadgroup` in pyproject's addopts, through
-pytest-xdist): most of its time is XLA compilation, which runs on one core. Tests that share
-a module- or session-scoped fixture of the project's own (a trained tiny run, the CooT stack
-of tests/experiments/conftest.py, the web tests' compiled game runtime) are put in one
-``xdist_group`` — joined transitively — so that no such fixture is built twice; every other
-test is handed out on its own. `python -m pytest -n 0` runs everything in one process.
+The suite runs on every core (`-n auto --dist loadfile` in pyproject's addopts, through
+pytest-xdist): each test file goes whole to one worker, so a module-scoped fixture (a trained
+tiny run) is built once. A trained folder that several files share (the CooT stack of
+tests/experiments/conftest.py) is built once per run for all workers: the ``built_once``
+fixture.
+`python -m pytest -n 0` runs everything in one process.
+
+Why not ``--dist loadgroup`` with ``xdist_group`` marks: with pytest 9.2 and pytest-xdist 3.8
+the group suffix xdist writes into ``item._nodeid`` no longer reaches ``item.nodeid``, so the
+groups are silently ignored (every test then scheduled on its own; measured 2026-12-07).
 
 Many tests compile the same programs (the tiny presets' training chunks, rollouts, agents):
 JAX's persistent compilation cache, in one fresh folder per pytest run shared by its worker
@@ -16,10 +20,14 @@ turns it off). Nothing is kept between runs unless you name a folder.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import pytest
+from filelock import FileLock
 
 _CACHE_ENV = "COPLAY_TEST_JAX_CACHE"
 if _CACHE_ENV not in os.environ:  # the controller makes the folder; xdist workers inherit it
@@ -29,45 +37,25 @@ if os.environ[_CACHE_ENV] != "off":
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
-_SHARED_SCOPES = ("module", "package", "session")
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory: pytest.TempPathFactory
+               ) -> Callable[[str, Callable[[Path], None]], Path]:
+    """``built_once(name, build)``: see :func:`build_once`."""
+    return lambda name, build: build_once(tmp_path_factory, name, build)
 
 
-def shared_fixtures(item: pytest.Item) -> list[str]:
-    """The project's own module/package/session-scoped fixtures in the test's closure, as
-    ``<where it is defined>::<name>`` (pytest's and plugins' own, e.g. tmp_path_factory, are
-    cheap and left out)."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return []
-    out = []
-    for name, defs in info.name2fixturedefs.items():
-        fd = defs[-1] if defs else None
-        if fd is not None and fd.scope in _SHARED_SCOPES and fd.baseid:
-            out.append(f"{fd.baseid}::{name}")
-    return sorted(out)
-
-
-def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
-    """nodeid -> group name, for the tests that share a fixture (union-find over fixtures)."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    per_item = {item.nodeid: shared_fixtures(item) for item in items}
-    for fixtures in per_item.values():
-        for other in fixtures[1:]:
-            a, b = find(fixtures[0]), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {nodeid: find(fixtures[0]) for nodeid, fixtures in per_item.items() if fixtures}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    groups = xdist_groups(items)
-    for item in items:
-        if item.nodeid in groups:
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+def build_once(factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` made by ``build(folder)`` once per pytest run, shared by its xdist
+    workers (the first to ask builds it under a file lock, the others wait and reuse it). A
+    build that failed left no mark: the next to ask builds it again."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # workers have <run>/popen-gwN: share <run>
+        root = root.parent
+    folder, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            done.touch()
+    return folder

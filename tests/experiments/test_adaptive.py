@@ -342,7 +342,7 @@ def test_hsp_adaptive_agent_loads(hsp2):
     want, _ = network_of(algo, env).apply(learner, obs, obs)
     got, _ = jax.vmap(agent.policy, in_axes=(None, None, 0))(jax.random.PRNGKey(0), (), obs)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="no member or seat"):
+    with pytest.raises(ValueError, match="hsp-adaptive folder: no member to choose"):
         resolve(AgentRef(str(hsp2), member=0))
 
 
