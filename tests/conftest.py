@@ -25,17 +25,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
-import pytest
-from filelock import FileLock
-
 _CACHE_ENV = "COPLAY_TEST_JAX_CACHE"
 if _CACHE_ENV not in os.environ:  # the controller makes the folder; xdist workers inherit it
     os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="coplay-jax-cache-")
+_CACHE = {"JAX_COMPILATION_CACHE_DIR": os.environ[_CACHE_ENV],
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 if os.environ[_CACHE_ENV] != "off":
-    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+    # as environment variables too, so that the processes tests start (a study server, a
+    # two-device evaluation, a benchmark) share the cache
+    os.environ.update(_CACHE)
+
+import jax  # noqa: E402 (after the cache's environment)
+import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
+
+if os.environ[_CACHE_ENV] != "off":
+    jax.config.update("jax_compilation_cache_dir", _CACHE["JAX_COMPILATION_CACHE_DIR"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 
 @pytest.fixture(scope="session")
 def built_once(tmp_path_factory: pytest.TempPathFactory
