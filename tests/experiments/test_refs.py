@@ -86,6 +86,13 @@ def ipd_folder(tmp_path_factory):
     return out
 
 
+def _study_agent(ref: str, setting: str):
+    """The agent a study file with one agent, ``ref``, and ``setting`` loads."""
+    cfg = parse_study(f'[study]\nname = "s"\n{setting}\n[[agents]]\nname = "a"\n'
+                      f'ref = "{ref}"\ncolour = "red"\n')
+    return load_agents(cfg)["a"]
+
+
 def _same(a, b):
     assert a.kind == b.kind
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
@@ -124,9 +131,7 @@ def test_every_overcooked_kind_through_every_command(coot_stack_mep2, kind, comm
     elif command == "coot collect":  # a dataset's pairs keep their refs as JSON
         got = AgentRef.from_json(parse(ref).to_json()).load(layout="random1")
     else:
-        cfg = parse_study(f'[study]\nname = "s"\nlayout = "random1"\n[[agents]]\nname = "a"\n'
-                          f'ref = "{ref}"\ncolour = "red"\n')
-        got = load_agents(cfg)["a"]
+        got = _study_agent(ref, 'layout = "random1"')
     _same(got, want)
 
 
@@ -153,9 +158,7 @@ def test_every_ipd_kind_through_every_command(ipd_folder, kind, command):
         source = (str(ipd_folder), (1,)) if kind == "ipd" else (ref,)
         got = ipd_axelrod.learner_agents(*source)[0]
     else:
-        cfg = parse_study(f'[study]\nname = "s"\ngame = "ipd"\n[[agents]]\nname = "a"\n'
-                          f'ref = "{ref}"\ncolour = "red"\n')
-        got = load_agents(cfg)["a"]
+        got = _study_agent(ref, 'game = "ipd"')
     _same(got, want)
 
 
