@@ -6,7 +6,7 @@ const OBJ = [null, "#f5cd3c", "#dc3c32", "#fafafa", "#fafafa"];
 const HUMAN = "#346cdc";
 const KEYS = {ArrowUp: 0, ArrowDown: 1, ArrowRight: 2, ArrowLeft: 3, " ": 5};
 const TILE = 64;
-const log = {sent: [], frames: 0, lastScore: 0};  // read by the browser tests
+const log = {sent: [], keys: [], frames: 0, lastScore: 0};  // read by the browser tests
 window.coplayLog = log;
 let ws = null, layout = null, phase = null, colour = "#d94a3d";
 
@@ -163,6 +163,8 @@ function drawIPD(frame) {
 function move(a) { if (phase === "play") send({type: "key", action: a}); }
 
 document.addEventListener("keydown", (ev) => {
+  // Every game key is logged with the phase it met: one pressed as an episode ends is dropped.
+  if (ev.key in KEYS || /^[cCdD]$/.test(ev.key)) log.keys.push({key: ev.key, phase});
   if (phase !== "play") return;
   if (layout && layout.game === "ipd") {
     const a = {c: 0, C: 0, d: 1, D: 1}[ev.key];
