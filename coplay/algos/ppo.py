@@ -388,7 +388,8 @@ def member_chunk(su: Setup, state: PPOState, env_params: EnvParams, partner_para
 def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams,
                partner: FrozenPartner | None = None) -> Trainer:
     """Build the trainer of a population whose EnvParams are stacked on a leading axis M
-    (with ``partner``: every member's seat 1 is steered by the frozen partner)."""
+    (with ``partner``: every member's seat 1 is steered by the frozen partner, or by its own
+    one when ``partner.per_member``)."""
     validate(cfg)
     if partner is not None:
         validate_with_partner(cfg)
@@ -400,8 +401,9 @@ def make_train(cfg: PPOConfig, env: Overcooked, member_params: EnvParams,
                        env.num_actions)
     su = Setup(cfg, env, net, make_optimizer(cfg), partner)
     init_all = jax.jit(lambda key, mp: init_members(su, key, mp))
-    chunk_all = jax.jit(jax.vmap(lambda s, e, p: member_chunk(su, s, e, p), in_axes=(0, 0, None),
-                                 axis_name=MEMBER_AXIS))
+    partner_axis = 0 if partner is not None and partner.per_member else None
+    chunk_all = jax.jit(jax.vmap(lambda s, e, p: member_chunk(su, s, e, p),
+                                 in_axes=(0, 0, partner_axis), axis_name=MEMBER_AXIS))
     partner_params = None if partner is None else partner.params
     return Trainer(init=lambda key: init_all(key, member_params),
                    train_chunk=lambda state: chunk_all(state, member_params, partner_params),

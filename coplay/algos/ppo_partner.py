@@ -24,6 +24,10 @@ class FrozenPartner(NamedTuple):
     params: Any
     logits: Callable
     after_step: Callable
+    per_member: bool = False
+    """False: every member trains with the same ``params``; True: ``params`` has a leading
+    member axis and member m trains with its own entry (best responses to one frozen partner
+    each, vmapped)."""
 
 
 def validate_with_partner(cfg: PPOConfig) -> None:

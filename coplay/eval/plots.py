@@ -128,8 +128,13 @@ def plot_adaptive_training(rows: list[dict], members: list[int], path: Path,
     nan = lambda xs: [np.nan if x is None else x for x in xs]  # noqa: E731
     k_partners = len(members)  # (rows, K) even when there are no rows yet
     running = np.array([nan(r["running_return"]) for r in rows]).reshape(len(rows), k_partners)
-    probs = np.array([r["probs"] for r in rows]).reshape(len(rows), k_partners)
-    fig, (ax_r, ax_p) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
+    # per-partner learners (best responses) have no sampling: one panel
+    sampled = all("probs" in r for r in rows)
+    probs = np.array([r["probs"] for r in rows] if sampled else []).reshape(
+        len(rows) if sampled else 0, k_partners)
+    fig, axes = plt.subplots(2 if sampled else 1, 1, figsize=(7.5, 6.5 if sampled else 4),
+                             sharex=True, squeeze=False)
+    ax_r, ax_p = axes[0, 0], (axes[1, 0] if sampled else None)
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(members), 1)))
     chunk = np.array([nan(r["partner_return"]) for r in rows]).reshape(len(rows), k_partners)
     for k, m in enumerate(members):
@@ -137,11 +142,14 @@ def plot_adaptive_training(rows: list[dict], members: list[int], path: Path,
         ax_r.plot(steps, chunk[:, k], ".", color=colours[k], ms=2, alpha=0.5)
     ax_r.set_ylabel("sparse return with the partner\n(line: running mean, dots: chunk)")
     ax_r.legend(fontsize=6, ncol=4)
-    if len(rows):
-        ax_p.stackplot(steps, probs.T, colors=colours, step="post")
-    ax_p.set_ylim(0, 1)
-    ax_p.set_ylabel("sampling probability\n(stacked)")
-    ax_p.set_xlabel("env steps")
+    if ax_p is None:
+        ax_r.set_xlabel("env steps")
+    else:
+        if len(rows):
+            ax_p.stackplot(steps, probs.T, colors=colours, step="post")
+        ax_p.set_ylim(0, 1)
+        ax_p.set_ylabel("sampling probability\n(stacked)")
+        ax_p.set_xlabel("env steps")
     ax_r.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

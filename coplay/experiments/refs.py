@@ -48,6 +48,8 @@ READERS: dict[str, Reader] = {
     "mep-population": ra.population_agent,
     "hsp-adaptive": ra.adaptive_agent,
     "mep-adaptive": ra.adaptive_agent,
+    "hsp-responses": ra.adaptive_agent,
+    "mep-responses": ra.adaptive_agent,
     "coot": ra.coot_run_agent,
     "coot-bc": ra.bc_run_agent,
     "coot-dagger": ra.dagger_agent,

@@ -14,6 +14,7 @@ experiment          what is read                                 chosen by the r
 ``mep-population``  a MEP stage-1 member (one policy, any seat)  ``PATH#member[@mid]``
 ``mep-adaptive``    the MEP stage-2 learner (``agent.msgpack``)
 ``hsp-adaptive``    the HSP adaptive agent (``agent.msgpack``)
+``*-responses``     ``#k``: the best response to partner k (``agent.msgpack``, one per partner)
 ``coot``            the trained CooT (``model.msgpack``)
 ``coot-bc``         the BC baseline (``model.msgpack``)
 ``coot-dagger``     its last round's CooT (``round-N/model.msgpack``)
@@ -52,7 +53,8 @@ from coplay.populations.members import member_policies, network_of, take
 from coplay.runs import RunDir, RunError, read_json
 
 ADAPTIVE_AGENT = "agent.msgpack"  # what populations.adaptive.finish_adaptive writes
-ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")  # coplay.experiments.populations.adaptive.KINDS
+ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")  # populations.adaptive.ADAPTIVE_KINDS
+RESPONSE_KINDS = ("mep-responses", "hsp-responses")  # populations.adaptive.RESPONSE_KINDS
 MODEL = "model.msgpack"  # a CooT / BC run's trained parameters
 
 
@@ -297,17 +299,25 @@ def population_agent(path: Path, raw: dict, choice: Choice) -> Agent:
 
 
 def adaptive_agent(path: Path, raw: dict, choice: Choice) -> Agent:
-    """The learner of an HSP / MEP adaptive (stage-2) run."""
-    choice.none_but(path, raw["experiment"])
+    """The learner of an HSP / MEP adaptive (stage-2) run, or learner ``member`` (the best
+    response to partner ``member``) of a per-partner (``*-responses``) run."""
+    kind = raw["experiment"]
+    each = kind in RESPONSE_KINDS
+    choice.none_but(path, kind, ("member",) if each else ())
     algo, env = _ppo_config(path, raw), _env(path, raw.get("layout"))
-    file, kind = path / ADAPTIVE_AGENT, raw["experiment"]
+    file = path / ADAPTIVE_AGENT
     if not file.is_file():
         raise RunError(f"{path}: no {ADAPTIVE_AGENT} (the {kind} run has not finished; "
                        f"continue it with coplay populations train --out {path} --resume)")
-    params = read_params(file, f"the {kind} learner's parameters")
-    return _policy_agent(path, algo, env, params, file, (1,),
-                         lambda p: take(p, 0),
-                         f"{kind} {env.layout.name} learner ({path})")
+    params = read_params(file, f"the {kind} learners' parameters")
+    if not each:
+        return _policy_agent(path, algo, env, params, file, (1,), lambda p: take(p, 0),
+                             f"{kind} {env.layout.name} learner ({path})")
+    k = len(raw.get("partner_members") or [])
+    i = _index(choice.member, k, "member", f"{path} has a best response to each of {k} "
+               "partners", default=0 if k == 1 else None)
+    return _policy_agent(path, algo, env, params, file, (k, 1), lambda p: take(take(p, i), 0),
+                         f"{kind} {env.layout.name} best response {i} ({path})")
 
 
 # --- CooT, BC, DAgger -------------------------------------------------------------------------

@@ -150,4 +150,24 @@ def refresh_priorities(state: PPOState, alpha: float,
     }
 
 
+def refresh_running(state: PPOState, return_decay: float) -> tuple[PPOState, dict]:
+    """Between chunks of per-partner learners (member k: one partner, its own): each member's
+    running return from its chunk sums; returns the new state and a metrics dict (per
+    member)."""
+    r = state.runner
+    eps = np.asarray(r.partner_episodes[:, 0])
+    sums = np.asarray(r.partner_return_sum[:, 0])
+    running = update_running(np.asarray(r.running_return[:, 0]), sums, eps, return_decay)
+    state = state.replace(runner=r.replace(
+        running_return=jnp.asarray(running, jnp.float32)[:, None],
+        partner_episodes=jnp.zeros_like(r.partner_episodes),
+        partner_return_sum=jnp.zeros_like(r.partner_return_sum)))
+    return state, {
+        "partner_episodes": [int(e) for e in eps],
+        "partner_return": [round(float(x / e), 3) if e else None for x, e in zip(sums, eps,
+                                                                                  strict=True)],
+        "running_return": [round(float(x), 3) if np.isfinite(x) else None for x in running],
+    }
+
+
 # --- the stage-1 population -------------------------------------------------------------------

@@ -206,9 +206,9 @@ def test_killed_and_resumed_stage2_equals_an_uninterrupted_run(kind, request, tm
     # same program again; this keeps the test to one compilation)
     built, make = {}, adaptive.make_trainer
 
-    def make_once(algo, pop):
+    def make_once(algo, pop, per_partner=False):
         if algo not in built:
-            built[algo] = make(algo, pop)
+            built[algo] = make(algo, pop, per_partner)
         return built[algo]
 
     monkeypatch.setattr(adaptive, "make_trainer", make_once)
@@ -414,3 +414,56 @@ def test_a_zoo_population_gives_the_folders_partners(hsp1, stage1, tmp_path, mon
                                        partners=tuple(ev)))
     with pytest.raises(ConfigError, match="not a zoo population"):
         adaptive.resolve(preset_config("tiny", population="zoo:random1/nothing-here"))
+
+
+# --- best responses, one learner per partner (--kind mep-responses) ---------------------------
+@pytest.fixture(scope="module")
+def responses(stage1, tmp_path_factory):
+    return tiny_stage2("mep-responses", stage1, tmp_path_factory)
+
+
+def test_each_learner_trains_against_its_own_partner_alone(stage1):
+    """The vmapped chunk of per-partner learners equals, member by member, one learner's
+    chunk with that partner alone (vmap == loop): the partner axis is the member axis."""
+    cfg = preset_config("tiny", population=str(stage1), learners="per-partner")
+    algo, pop = adaptive.resolve(cfg)
+    algo = dataclasses.replace(algo, num_envs=8, num_steps=8, horizon=4, updates_per_chunk=1,
+                               total_steps=64)
+    trainer, env, params = adaptive.make_trainer(algo, pop, per_partner=True)
+    state = adaptive.init_state(trainer, 0, 1)
+    assert jax.tree.leaves(state.params)[0].shape[:2] == (2, 1)  # (learners, policies)
+    after, _ = trainer.train_chunk(state)
+    env_params = mep.mep_params(env, 2, algo.horizon)
+    for k in range(2):
+        own = jax.tree.map(lambda x, k=k: x[k:k + 1], params)  # partner k alone, (1, ...)
+        one, _ = trainer.member_chunk(take(state, k), take(env_params, k), own)
+        for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(take(after.params, k)),
+                        strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-6)
+    # the two partners differ, so the two learners' data (and updates) differ
+    assert not np.allclose(*(np.asarray(jax.tree.leaves(after.params)[0][k]) for k in (0, 1)))
+
+
+def test_tiny_responses_run_writes_one_best_response_per_partner(responses, stage1, capsys):
+    for name in ("config.json", "checkpoint.msgpack", "metrics.jsonl", "agent.msgpack",
+                 "eval.json", "manifest.json", "training.png", "report.md"):
+        assert (responses / name).is_file(), name
+    man = json.loads((responses / "manifest.json").read_text())
+    assert man["kind"] == "mep-responses" and man["learners"] == 2
+    assert jax.tree.leaves(load_params(responses / "agent.msgpack"))[0].shape[:2] == (2, 1)
+    rows = RunDir(responses).read_metrics()
+    assert rows and all(len(r["running_return"]) == 2 and "probs" not in r for r in rows)
+    assert all(e == 4 * 2 for r in rows for e in r["partner_episodes"])  # per learner
+    ev = json.loads((responses / "eval.json").read_text())
+    assert [p["member"] for p in ev["partners"]] == [0, 1]
+    assert "one PPO learner per partner" in (responses / "report.md").read_text()
+    # each best response resolves by its partner's index; the folder alone is ambiguous
+    a1 = resolve(AgentRef(str(responses), 1))
+    assert "best response 1" in a1.name
+    want = take(take(load_params(responses / "agent.msgpack"), 1), 0)
+    np.testing.assert_array_equal(np.asarray(jax.tree.leaves(a1.params)[0]),
+                                  np.asarray(jax.tree.leaves(actor_params(want))[0]))
+    with pytest.raises(ValueError, match="member: choose one of"):
+        resolve(AgentRef(str(responses)))
+    with pytest.raises(ValueError, match="no seat"):
+        resolve(AgentRef(str(responses), 0, 1))

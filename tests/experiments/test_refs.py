@@ -112,8 +112,10 @@ OVERCOOKED = {  # run kind -> reference inside the tiny CooT stack (tests/experi
 
 
 def test_the_table_covers_every_run_kind():
+    # the per-partner best responses (*-responses) resolve in test_adaptive
     assert set(READERS) == {"ipd", "overcooked-ppo", "hsp-population", "mep-population",
-                            "hsp-adaptive", "mep-adaptive", "coot", "coot-bc", "coot-dagger"}
+                            "hsp-adaptive", "mep-adaptive", "hsp-responses", "mep-responses",
+                            "coot", "coot-bc", "coot-dagger"}
 
 
 @pytest.mark.parametrize("command", ["coot eval", "coot collect", "study"])

@@ -1,4 +1,5 @@
-"""MEP stage 2 and the HSP adaptive agent: one learner trained against a frozen population.
+"""MEP stage 2 and the HSP adaptive agent: one learner trained against a frozen population;
+best responses: one learner per frozen partner.
 
 MEP (Zhao et al., AAAI 2023; spec §2): after the maximum-entropy population (stage 1,
 ``coplay populations train --kind mep``) ONE new agent — a fresh PPO actor-critic — is trained
@@ -27,6 +28,11 @@ sampled **uniformly** by default (alpha = 0: every rank^0 = 1), as HSP's own sta
 The run's experiment is ``hsp-adaptive`` (``mep-adaptive`` for a MEP population): the kind is
 the population's.
 
+Best responses (``learners = "per-partner"``, ``--kind mep-responses`` / ``hsp-responses``):
+the same trainer with one learner per partner on the member axis, learner k steered against
+partner k alone (the partner parameters are vmapped with the learners); no sampling. The CooT
+release pairs each MEP agent with such a best response, trained against it frozen.
+
 The run folder (:func:`train_adaptive`): ``config.json``, ``checkpoint.msgpack`` (atomic; the
 running returns and probabilities are part of the state, so a resumed run equals an
 uninterrupted one), ``metrics.jsonl`` (per chunk: returns, episodes, running returns and
@@ -38,14 +44,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from coplay import zoo
 from coplay.agents.actor_critic import actor_only
 from coplay.algos import ppo
 from coplay.algos.ppo_config import PPOConfig
@@ -55,16 +60,23 @@ from coplay.envs.overcooked import Overcooked
 from coplay.eval.crossplay import evaluate_pairs
 from coplay.eval.plots import plot_adaptive_training
 from coplay.experiments.overcooked.ppo import ppo_chunk_counts
-from coplay.experiments.overcooked.presets import PPO_DEFAULT
+from coplay.experiments.populations.frozen import (  # noqa: F401 (re-exported)
+    POPULATION_NAMES,
+    Population,
+    load_population,
+    partner_params,
+    selected_members,
+)
 from coplay.experiments.populations.presets import PPO_PRESETS_ADAPTIVE
-from coplay.experiments.populations.train import Preset, chunk_row, load_run
+from coplay.experiments.populations.train import Preset, chunk_row
 from coplay.experiments.zoo_agents import actor_params
-from coplay.populations.members import load_params, member_policies, network_of, take
+from coplay.populations.members import load_params, network_of, take
 from coplay.populations.mep import (
     ALPHA_MEP,
     frozen_partner,
     mep_params,
     refresh_priorities,
+    refresh_running,
     with_partners,
 )
 from coplay.runs import (
@@ -114,6 +126,11 @@ class AdaptiveConfig:
     """Chunks between checkpoints (and metrics flushes); also after the last chunk."""
     eval_envs: int = 32
     """Final evaluation episodes with each partner (half with each cook assignment)."""
+    learners: Literal["one", "per-partner"] = "one"
+    """one: one learner against all partners (MEP stage 2, the HSP adaptive agent);
+    per-partner: a best response to each partner alone, one learner per partner, vmapped
+    (``--kind mep-responses`` / ``hsp-responses``: the CooT release's best responses to frozen
+    MEP agents); alpha is then moot."""
 
 
 PRESETS: dict[str, AdaptiveConfig] = {
@@ -129,147 +146,7 @@ def preset_config(preset: str, **changes) -> AdaptiveConfig:
     return dataclasses.replace(PRESETS[preset], **changes)
 
 
-# --- prioritised partner sampling (NumPy, between chunks) -------------------------------------
-class Population(NamedTuple):
-    """The frozen partners of a stage-2 run, from a population run folder or a zoo prefix."""
-
-    source: str  # the folder or ``zoo:<prefix>``, as given
-    kind: str  # mep | hsp
-    layout: str
-    algo: PPOConfig  # the partners' network (a zoo population: its network fields only)
-    members: list[int]  # members used as partners (their policy in seat 0)
-    checkpoints: list[str]  # per partner: its parameter file, or its zoo entry zoo:<name>
-    returns: list[float]  # per partner: its pair's (HSP) / self-play (MEP) return on record
-
-
-POPULATION_NAMES = {"mep": "MEP stage-1 population", "hsp": "HSP population"}
-
-
-class _Source(NamedTuple):
-    kind: str
-    layout: str
-    algo: PPOConfig
-    selection: dict | None  # selection.json of an HSP population (None: not chosen yet)
-    checkpoints: list[str]  # per member
-    returns: list[float]  # per member
-
-
-def _wrong_kind(where: str, what: str, kind: str | None, want: str) -> ConfigError | None:
-    """The error for a population of experiment ``what`` when ``kind`` (mep/hsp/None) is
-    wanted, or None when it fits."""
-    if what in [f"{k}-population" for k in POPULATION_NAMES] and \
-            kind in (None, what.removesuffix("-population")):
-        return None
-    other = what.removesuffix("-population")
-    hint = (f"train its adaptive agent with --kind {other}-adaptive"
-            if other in POPULATION_NAMES else
-            f"train one with coplay populations train --kind {kind or 'mep'}")
-    return ConfigError(f"{where}: a {what} folder, not a {want} ({hint})")
-
-
-def _folder_source(path: Path, where: str, kind: str | None, want: str) -> _Source:
-    if not path.is_dir():
-        raise ConfigError(f"{where}: no such folder")
-    try:
-        raw = read_json(path / RunDir.CONFIG)
-    except RunError:
-        raise ConfigError(f"{where}: not a population folder (no readable config.json)") from None
-    err = _wrong_kind(where, raw.get("experiment", "unknown run"), kind, want)
-    if err is not None:
-        raise err
-    pop_cfg, pop_algo, _ = load_run(path)
-    if not (path / "manifest.json").is_file():
-        raise ConfigError(f"{where}: the population has not finished (no manifest.json); continue "
-                          f"it with coplay populations train --out {path} --resume")
-    man = read_json(path / "manifest.json")
-    sel = path / "selection.json"
-    return _Source(pop_cfg.kind, pop_cfg.layout, pop_algo,
-                   read_json(sel) if sel.is_file() else None,
-                   [str(path / m["checkpoint"]) for m in man["members"]],
-                   [m["return"] for m in man["members"]])
-
-
-def _zoo_source(name: str, where: str, kind: str | None, want: str) -> _Source:
-    """A population the zoo holds (``coplay zoo export`` of a population folder): its
-    ``<prefix>/population`` entry and the members' actor weights."""
-    prefix = name.rstrip("/")
-    try:
-        doc, _ = zoo.load_population_entry(prefix)
-    except RunError as e:
-        raise ConfigError(f"{where}: not a zoo population ({e})") from None
-    err = _wrong_kind(where, str(doc.get("kind")), kind, want)
-    if err is not None:
-        raise err
-    role = "biased" if doc["kind"] == "hsp-population" else "member"
-    entries = [m["entries"][role] for m in doc["members"]]
-    net = zoo.read_manifest()["entries"][entries[0]]["meta"]["source"]
-    algo = dataclasses.replace(  # the members' network (the rest: this CPU's PPO default)
-        PPO_DEFAULT, network=net["network"], hidden_sizes=tuple(net["hidden_sizes"]),
-        cnn_filters=tuple(net["cnn_filters"]), activation=net["activation"],
-        centralised_value=bool(net["centralised_value"]))
-    return _Source(doc["kind"].removesuffix("-population"), doc["layout"], algo,
-                   doc.get("selection"), [zoo.ref_of(e) for e in entries],
-                   [m["return"] for m in doc["members"]])
-
-
-def load_population(cfg: AdaptiveConfig, kind: str | None = None) -> Population:
-    """The finished population of ``cfg`` — a run folder or ``zoo:<prefix>`` (ConfigError
-    naming what is wrong); ``kind`` (mep or hsp): refuse the other kind."""
-    where = f"population = {cfg.population!r}"
-    want = POPULATION_NAMES.get(kind, "MEP stage-1 or HSP population")
-    if not cfg.population:
-        raise ConfigError(f"population: give a finished {want} folder or zoo:<prefix> (--pop)")
-    src = (_zoo_source(zoo.ref_name(cfg.population), where, kind, want)
-           if zoo.is_ref(cfg.population)
-           else _folder_source(Path(cfg.population), where, kind, want))
-    k = len(src.checkpoints)
-    if cfg.pool != "train" and (src.kind == "mep" or cfg.partners is not None):
-        raise ConfigError(f"pool = {cfg.pool!r}: for HSP populations without partners (a MEP "
-                          "population has no selection; partners names the members itself)")
-    members = (list(range(k)) if src.kind == "mep" else selected_members(cfg, src.selection))\
-        if cfg.partners is None else [int(i) for i in cfg.partners]
-    if src.kind == "hsp" and src.selection is not None:
-        held_out = set(members) & set(src.selection["eval"])
-        if held_out:
-            raise ConfigError(f"partners = {cfg.partners!r}: members {sorted(held_out)} are "
-                              "evaluation partners (selection.json eval); they never train")
-    if not members or len(set(members)) != len(members) or not all(0 <= i < k for i in members):
-        raise ConfigError(f"partners = {cfg.partners!r}: distinct members in [0, {k}) needed")
-    for i in members:
-        if not zoo.is_ref(src.checkpoints[i]) and not Path(src.checkpoints[i]).is_file():
-            raise ConfigError(f"{where}: member {i}'s parameters ({src.checkpoints[i]}) are "
-                              "missing")
-    return Population(cfg.population, src.kind, src.layout, src.algo, members,
-                      [src.checkpoints[i] for i in members], [src.returns[i] for i in members])
-
-
-def selected_members(cfg: AdaptiveConfig, selection: dict | None) -> list[int]:
-    """An HSP population's partners from its selection (``selection.json``; ``cfg.pool``)."""
-    if cfg.pool not in ("train", "all-eligible"):
-        raise ConfigError(f"pool = {cfg.pool!r}: train or all-eligible")
-    if selection is None:
-        raise ConfigError(f"population = {cfg.population!r}: no selection.json; choose the "
-                          f"training pool first with coplay populations select --pop "
-                          f"{cfg.population} (or name the members: partners=0,3,5)")
-    key = "train" if cfg.pool == "train" else "train_eligible"
-    members = [int(i) for i in selection[key]]
-    if not members:
-        raise ConfigError(f"{cfg.population}: selection {key} is empty (no pair's return is "
-                          "above the selection's train_min_return)")
-    return members
-
-
-def partner_params(pop: Population):
-    """(K, ...) actor parameters of the partners: each member's policy in seat 0 — an HSP
-    member's biased policy (:data:`~coplay.populations.hsp.BIASED`), a MEP member's only
-    policy (it plays both seats); from the zoo, its stored (float16-rounded) actor."""
-    if zoo.is_ref(pop.source):
-        ps = [zoo.load_entry(zoo.ref_name(c))[0] for c in pop.checkpoints]
-    else:
-        ps = [actor_params(member_policies(pop.source, i)[0]) for i in pop.members]
-    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *ps)
-
-
+# --- the run's config (its frozen partners: frozen.py) ----------------------------------------
 def default_learner_ppo(preset: str, pop_algo: PPOConfig) -> PPOConfig:
     """The preset's learner PPO config with the population's network."""
     base = PPO_PRESETS_ADAPTIVE[preset]
@@ -288,6 +165,8 @@ def resolve(cfg: AdaptiveConfig) -> tuple[PPOConfig, Population]:
         raise ConfigError(f"checkpoint_every = {cfg.checkpoint_every!r}: must be an integer >= 1")
     if not isinstance(cfg.eval_envs, int) or cfg.eval_envs < 2 or cfg.eval_envs % 2:
         raise ConfigError(f"eval_envs = {cfg.eval_envs!r}: must be an even integer >= 2")
+    if cfg.learners not in ("one", "per-partner"):
+        raise ConfigError(f"learners = {cfg.learners!r}: one or per-partner")
     pop = load_population(cfg)
     algo = cfg.ppo if cfg.ppo is not None else default_learner_ppo(cfg.preset, pop.algo)
     for f in NETWORK_FIELDS:
@@ -314,13 +193,18 @@ def sampling_alpha(cfg: AdaptiveConfig, pop: Population) -> float:
     return ALPHA_MEP if pop.kind == "mep" else 0.0
 
 
-def experiment_of(pop: Population) -> str:
-    """``mep-adaptive`` or ``hsp-adaptive``: the kind of the population."""
-    return f"{pop.kind}-adaptive"
+def experiment_of(pop: Population, cfg: AdaptiveConfig) -> str:
+    """``mep-adaptive`` / ``hsp-adaptive``, or ``mep-responses`` / ``hsp-responses`` (one
+    learner per partner): the kind of the population and of the learners."""
+    return f"{pop.kind}-{'responses' if cfg.learners == 'per-partner' else 'adaptive'}"
 
 
-KINDS = ("mep-adaptive", "hsp-adaptive")
-TITLES = {"mep-adaptive": "MEP stage 2", "hsp-adaptive": "HSP adaptive agent"}
+ADAPTIVE_KINDS = ("mep-adaptive", "hsp-adaptive")
+RESPONSE_KINDS = ("mep-responses", "hsp-responses")
+KINDS = ADAPTIVE_KINDS + RESPONSE_KINDS
+TITLES = {"mep-adaptive": "MEP stage 2", "hsp-adaptive": "HSP adaptive agent",
+          "mep-responses": "best responses to MEP members",
+          "hsp-responses": "best responses to HSP biased policies"}
 
 
 def sampling_text(alpha: float) -> str:
@@ -329,7 +213,7 @@ def sampling_text(alpha: float) -> str:
 
 def run_config(cfg: AdaptiveConfig, algo: PPOConfig, pop: Population) -> dict:
     alpha = sampling_alpha(cfg, pop)
-    return {"experiment": experiment_of(pop), **dataclasses.asdict(cfg), "resolved": algo,
+    return {"experiment": experiment_of(pop, cfg), **dataclasses.asdict(cfg), "resolved": algo,
             "layout": pop.layout, "partner_members": pop.members,
             "sampling_alpha": alpha, "partner_sampling": sampling_text(alpha)}
 
@@ -338,8 +222,8 @@ def load_config(path: str | Path) -> AdaptiveConfig:
     """The config a stage-2 run folder (mep-adaptive or hsp-adaptive) was started with."""
     raw = read_json(Path(path) / RunDir.CONFIG)
     if raw.get("experiment") not in KINDS:
-        raise RunError(f"{path} is not a MEP stage-2 or HSP adaptive run (experiment "
-                       f"{raw.get('experiment')!r})")
+        raise RunError(f"{path} is not a MEP stage-2, HSP adaptive or best-response run "
+                       f"(experiment {raw.get('experiment')!r})")
     fields = {f.name for f in dataclasses.fields(AdaptiveConfig)}
     try:
         return config_from_json(AdaptiveConfig, {k: v for k, v in raw.items() if k in fields},
@@ -350,17 +234,26 @@ def load_config(path: str | Path) -> AdaptiveConfig:
 
 
 # --- training ---------------------------------------------------------------------------------
-def make_trainer(algo: PPOConfig, pop: Population) -> tuple[ppo.Trainer, Overcooked, object]:
-    """(trainer of one learner with the frozen partners, env, partner params (K, ...))."""
+def make_trainer(algo: PPOConfig, pop: Population, per_partner: bool = False
+                 ) -> tuple[ppo.Trainer, Overcooked, object]:
+    """(trainer, env, partner params (K, ...)): one learner with the K frozen partners, or
+    (``per_partner``) K learners, learner k with partner k alone."""
     env = Overcooked(pop.layout)
     params = partner_params(pop)
     # the partners act through their actor tower alone (a zoo entry ships without critic)
-    partner = frozen_partner(actor_only(network_of(pop.algo, env)), params,
-                             pop.algo.centralised_value)
-    return ppo.make_train(algo, env, mep_params(env, 1, algo.horizon), partner), env, params
+    net = actor_only(network_of(pop.algo, env))
+    if per_partner:  # member k's own population of one: (K, 1, ...)
+        partner = frozen_partner(net, jax.tree.map(lambda x: x[:, None], params),
+                                 pop.algo.centralised_value)._replace(per_member=True)
+        learners = len(pop.members)
+    else:
+        partner, learners = frozen_partner(net, params, pop.algo.centralised_value), 1
+    return (ppo.make_train(algo, env, mep_params(env, learners, algo.horizon), partner), env,
+            params)
 
 
 def init_state(trainer: ppo.Trainer, seed: int, num_partners: int) -> PPOState:
+    """A fresh state with ``num_partners`` partners per learner (1 for per-partner runs)."""
     key = jax.random.PRNGKey(seed)
     return with_partners(trainer.init(key), jax.random.fold_in(key, 1), num_partners)
 
@@ -372,22 +265,29 @@ def train_adaptive(cfg: AdaptiveConfig, out: str | Path, resume: bool = False,
     algo, pop = resolve(cfg)
     run = RunDir(out)
     has_ckpt = run.start(run_config(cfg, algo, pop), resume)
-    trainer, _, _ = make_trainer(algo, pop)
+    each = cfg.learners == "per-partner"
+    trainer, _, _ = make_trainer(algo, pop, each)
     alpha = sampling_alpha(cfg, pop)
 
     def step(state: PPOState, chunk: int, last: bool, elapsed):
         state, metrics = trainer.train_chunk(state)
+        row = chunk_row(metrics, int(state.update[0]), algo, elapsed())
+        if each:
+            state, running = refresh_running(state, cfg.return_decay)
+            rets = [r for r in running["running_return"] if r is not None]
+            return state, row | running, (f"running return: mean "
+                                          f"{np.mean(rets) if rets else float('nan'):.1f}, "
+                                          f"worst {min(rets) if rets else float('nan'):.1f}")
         state, partners = refresh_priorities(state, alpha, cfg.return_decay)
-        row = chunk_row(metrics, int(state.update[0]), algo, elapsed()) | partners
         ret = row["episode_return"][0]
         worst = int(np.argmax(partners["probs"]))
-        return state, row, (f"return {ret if ret is not None else float('nan'):.1f}  "
-                            f"most drawn: member {pop.members[worst]}")
+        return state, row | partners, (f"return {ret if ret is not None else float('nan'):.1f}  "
+                                       f"most drawn: member {pop.members[worst]}")
 
     state, finished = drive_chunks(
-        run, init_state(trainer, cfg.seed, len(pop.members)), has_ckpt, step=step,
-        **ppo_chunk_counts(algo),
-        label=f"{TITLES[experiment_of(pop)]} {pop.layout} x{len(pop.members)} partners",
+        run, init_state(trainer, cfg.seed, 1 if each else len(pop.members)), has_ckpt,
+        step=step, **ppo_chunk_counts(algo),
+        label=f"{TITLES[experiment_of(pop, cfg)]} {pop.layout} x{len(pop.members)} partners",
         checkpoint_every=cfg.checkpoint_every, progress=progress,
         stop_after_chunks=stop_after_chunks)
     if finished and finish:
@@ -403,14 +303,18 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
     path = Path(path)
     cfg = load_config(path)
     algo, pop = resolve(cfg)
-    _, env, partners = make_trainer(algo, pop)
+    each = cfg.learners == "per-partner"
+    _, env, partners = make_trainer(algo, pop, each)
     params = (load_params(path / RunDir.CHECKPOINT)["params"] if state is None
               else jax.tree.map(np.asarray, state.params))
-    agent = take(params, 0)  # (G = 1, ...): the learner, as a population member's file
+    # one learner: (G = 1, ...), as a population member's file; per partner: (K, G = 1, ...)
+    agent = params if each else take(params, 0)
     atomic_write_bytes(path / AGENT_FILE, serialization.to_bytes(agent))
 
-    # --- the learner (seat 0) with each partner (seat 1), each cook half the episodes
-    learner = actor_params(take(agent, 0))  # the partners' tree: actor towers
+    # --- the learner(s) (seat 0) with each partner (seat 1), each cook half the episodes;
+    # learners and partners as actor towers (the partners' tree)
+    learner = (actor_params(jax.tree.map(lambda x: x[:, 0], agent)) if each
+               else actor_params(take(agent, 0)))
     pairs = jax.tree.map(lambda a, p: jnp.stack([jnp.broadcast_to(a, p.shape), p], axis=1),
                          learner, partners)  # (K, 2, ...)
     ev = evaluate_pairs(env, algo, actor_only(network_of(algo, env)), pairs,
@@ -438,11 +342,14 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
     write_json(path / "eval.json", {"episodes_per_partner": cfg.eval_envs,
                                     "steps_per_episode": algo.horizon, "partners": partners_out,
                                     "summary": summary})
-    kind, alpha = experiment_of(pop), sampling_alpha(cfg, pop)
-    seat1 = "a frozen stage-1 member" if kind == "mep-adaptive" else \
+    kind, alpha = experiment_of(pop, cfg), sampling_alpha(cfg, pop)
+    seat1 = "a frozen stage-1 member" if pop.kind == "mep" else \
         "a frozen member's biased policy"
+    seat0 = "learner k, the best response to partner k" if each else \
+        f"the {TITLES[kind]} learner"
     manifest = {"kind": kind, "layout": pop.layout, "population": pop.source,
-                "agent": AGENT_FILE, "seats": {"0": f"the {TITLES[kind]} learner", "1": seat1},
+                "agent": AGENT_FILE, "learners": len(pop.members) if each else 1,
+                "seats": {"0": seat0, "1": seat1},
                 "alpha": alpha, "partner_sampling": sampling_text(alpha),
                 "partner_members": pop.members, "summary": summary}
     write_json(path / "manifest.json", manifest)
@@ -454,26 +361,32 @@ def finish_adaptive(path: str | Path, state: PPOState | None = None) -> dict:
 
 def write_report(path: Path, cfg, manifest: dict, partners: list[dict]) -> None:
     s = manifest["summary"]
-    hsp = manifest["kind"] == "hsp-adaptive"
+    hsp = manifest["kind"].startswith("hsp")
+    each = manifest.get("learners", 1) > 1 or manifest["kind"] in RESPONSE_KINDS
     own = "+ its best response" if hsp else "self-play"
+    whom = f"{len(partners)} frozen {'biased policies of members' if hsp else 'members'} of " \
+        f"`{manifest['population']}`"
     lines = [
         f"# {TITLES[manifest['kind']]} — {manifest['layout']}, preset `{cfg.preset}`, "
         f"seed {cfg.seed}",
         "",
-        f"- one PPO learner, {s['env_steps']:,} env steps, trained in "
-        f"{s['train_time_s'] or 0:.0f} s (wall clock, compile included), against "
-        f"{len(partners)} frozen {'biased policies of members' if hsp else 'members'} of "
-        f"`{manifest['population']}`",
-        f"- partners drawn per episode: {manifest['partner_sampling']} (p ∝ rank(1/return)^α, "
-        f"α = {manifest['alpha']:g}), running mean decay {cfg.return_decay:g} per chunk",
+        (f"- one PPO learner per partner ({len(partners)}, vmapped), each trained against its "
+         f"partner alone, {s['env_steps']:,} env steps each, in {s['train_time_s'] or 0:.0f} s "
+         f"(wall clock, compile included); partners: {whom}" if each else
+         f"- one PPO learner, {s['env_steps']:,} env steps, trained in "
+         f"{s['train_time_s'] or 0:.0f} s (wall clock, compile included), against {whom}"),
+        *([] if each else [
+            f"- partners drawn per episode: {manifest['partner_sampling']} (p ∝ "
+            f"rank(1/return)^α, α = {manifest['alpha']:g}), running mean decay "
+            f"{cfg.return_decay:g} per chunk"]),
         f"- evaluation ({cfg.eval_envs} episodes per partner, sampled actions, team sparse "
         f"return): mean {s['mean_return']:.1f}, worst partner {s['worst_partner_return']:.1f}, "
         f"best {s['best_partner_return']:.1f}",
         "",
         "![training](training.png)",
         "",
-        f"| member | learner + partner return | partner {own} return | final running return "
-        "| final p |",
+        f"| member | {'its best response' if each else 'learner'} + partner return | partner "
+        f"{own} return | final running return | final p |",
         "|---|---|---|---|---|",
     ]
     for p in partners:

@@ -41,18 +41,21 @@ from coplay.runs import RunDir, RunError, default_run_dir, read_json, write_json
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
     """Train a population of hidden-utility pairs (biased policy + best response) by PPO,
-    MEP stage 1 (--kind mep), MEP stage 2 (--kind mep-adaptive --pop STAGE1_FOLDER) or the
-    HSP adaptive agent (--kind hsp-adaptive --pop HSP_FOLDER)."""
+    MEP stage 1 (--kind mep), MEP stage 2 (--kind mep-adaptive --pop STAGE1_FOLDER), the
+    HSP adaptive agent (--kind hsp-adaptive --pop HSP_FOLDER) or a best response to each
+    member of a population (--kind mep-responses / hsp-responses --pop FOLDER)."""
 
     kind: str = "hsp"
     """hsp (hidden-utility pairs), mep (self-play agents + population-entropy bonus),
     mep-adaptive (one learner against the frozen MEP population --pop, partners drawn with
     p ∝ rank(1/return)^alpha, alpha 3) or hsp-adaptive (one learner against the biased
     policies of the HSP population's training pool, selection.json "train" of `coplay
-    populations select`; partners drawn uniformly, alpha 0). The --pop folder must be of the
-    adaptive kind's population (an error names the other kind)."""
+    populations select`; partners drawn uniformly, alpha 0); mep-responses / hsp-responses:
+    one learner per partner (the same partners), each trained against its partner alone and
+    all of them vmapped (the CooT release's best responses to frozen MEP agents). The --pop
+    folder must be of the kind's population (an error names the other kind)."""
     pop: Path | None = None
-    """--kind mep-adaptive / hsp-adaptive: the finished MEP stage-1 / HSP population folder,
+    """--kind mep-* / hsp-*: the finished MEP stage-1 / HSP population folder,
     or a population in the zoo (zoo:random1/mep-s0, zoo:random1/hsp-s0: its float16 actors);
     its layout is used."""
     layout: str = "random1"
@@ -165,8 +168,8 @@ def build_config(args: TrainArgs, ppo_default: PPOConfig | None = None):
     cfg = dataclasses.replace(base, **changes)
     cfg = parse_overrides(cfg, pop_items, "population") if pop_items else cfg
     if cfg.kind not in ("hsp", "mep"):
-        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp, mep, mep-adaptive or "
-                          "hsp-adaptive")
+        raise ConfigError(f"kind = {cfg.kind!r}: choose hsp, mep, mep-adaptive, "
+                          "hsp-adaptive, mep-responses or hsp-responses")
     default = default_ppo(cfg.preset, cfg.kind)
     algo = _ppo_of(args, ppo_items, default if ppo_default is None else ppo_default)
     cfg = dataclasses.replace(cfg, ppo=algo)
@@ -178,7 +181,7 @@ def build_config(args: TrainArgs, ppo_default: PPOConfig | None = None):
 
 def build_adaptive_config(args: TrainArgs, ppo_default: PPOConfig | None = None):
     """The stage-2 config of ``--kind mep-adaptive`` / ``hsp-adaptive`` (validated)."""
-    pop_kind = args.kind.removesuffix("-adaptive")
+    pop_kind = args.kind.split("-")[0]
     if args.pop is None:
         raise ConfigError(f"--kind {args.kind} needs --pop, a finished "
                           f"{adaptive.POPULATION_NAMES[pop_kind]} folder (coplay populations "
@@ -186,8 +189,11 @@ def build_adaptive_config(args: TrainArgs, ppo_default: PPOConfig | None = None)
     if args.num_members is not None or args.candidates is not None:
         raise ConfigError(f"--num-members / --candidates: not for --kind {args.kind} (the "
                           "partners are the population's members; --set partners=0,2 picks)")
-    ppo_items, items = _split_set(args.set, ("population", "preset", "seed", "ppo"))
-    cfg = adaptive.preset_config(args.preset, population=str(args.pop), seed=args.seed)
+    ppo_items, items = _split_set(args.set, ("population", "preset", "seed", "ppo",
+                                             "learners"))
+    cfg = adaptive.preset_config(args.preset, population=str(args.pop), seed=args.seed,
+                                 learners="per-partner" if args.kind in adaptive.RESPONSE_KINDS
+                                 else "one")
     cfg = parse_overrides(cfg, items, args.kind) if items else cfg
     pop = adaptive.load_population(cfg, pop_kind)
     default = adaptive.default_learner_ppo(cfg.preset, pop.algo)
@@ -213,8 +219,9 @@ def _print_adaptive(path: Path) -> None:
     ev = read_json(path / "eval.json")
     s = ev["summary"]
     kind = read_json(path / "manifest.json")["kind"]
-    own = "self-play" if kind == "mep-adaptive" else "with its best response"
-    print(f"{path}: {adaptive.TITLES[kind]} learner, {s['env_steps']:,} env steps; return "
+    own = "self-play" if kind.startswith("mep") else "with its best response"
+    who = "learners (one per partner)" if kind in adaptive.RESPONSE_KINDS else "learner"
+    print(f"{path}: {adaptive.TITLES[kind]} {who}, {s['env_steps']:,} env steps; return "
           f"with each partner ({ev['episodes_per_partner']} episodes):")
     for p in ev["partners"]:
         print(f"  member {p['member']:>3}: {p['return']:7.1f}   (partner {own} "
