@@ -44,12 +44,14 @@ def diversity_score(features: np.ndarray) -> float:
     return float(l1_distances(features).sum() / (n * (n - 1)))
 
 
-def greedy_select(features: np.ndarray, k: int, candidates=None) -> list[int]:
+def greedy_select(features: np.ndarray, k: int, candidates=None,
+                  first_seed: int | None = None) -> list[int]:
     """Greedy max-total-L1 subset of size k among ``candidates`` (default: all rows).
 
-    The first pick is the candidate with the largest summed L1 distance to all candidates;
-    each next pick maximises the summed L1 distance to those already picked. Ties go to the
-    lowest index. Returns row indices in pick order."""
+    The first pick is the candidate with the largest summed L1 distance to all candidates,
+    or (``first_seed``, the CooT release's way) one drawn uniformly with that seed; each next
+    pick maximises the summed L1 distance to those already picked. Ties go to the lowest
+    index. Returns row indices in pick order."""
     cand = list(range(len(features))) if candidates is None else [int(c) for c in candidates]
     if k > len(cand):
         raise ValueError(f"cannot select {k} from {len(cand)} candidates")
@@ -57,7 +59,9 @@ def greedy_select(features: np.ndarray, k: int, candidates=None) -> list[int]:
         return []
     d = l1_distances(features)
     sub = d[np.ix_(cand, cand)]
-    chosen = [int(np.argmax(sub.sum(1)))]  # positions in cand
+    first = (int(np.argmax(sub.sum(1))) if first_seed is None
+             else int(np.random.default_rng(first_seed).integers(len(cand))))
+    chosen = [first]  # positions in cand
     while len(chosen) < k:
         score = sub[:, chosen].sum(1)
         score[chosen] = -np.inf
@@ -150,9 +154,11 @@ def dpp_select(features: np.ndarray, k: int, candidates=None, exact_limit: int =
 
 def select_sets(features: np.ndarray, returns: np.ndarray, train_size: int, eval_size: int,
                 train_min_return: float = 0.1, eval_min_return: float = 10.0,
-                exact_limit: int = 100_000, num_samples: int = 2000, seed: int = 0) -> dict:
+                exact_limit: int = 100_000, num_samples: int = 2000, seed: int = 0,
+                first_seed: int | None = None) -> dict:
     """Evaluation partners by k-DPP among pairs with return > ``eval_min_return``, then the
-    training pool greedily among the *other* pairs with return > ``train_min_return``.
+    training pool greedily among the *other* pairs with return > ``train_min_return``
+    (``first_seed``: its first pick drawn with that seed, see :func:`greedy_select`).
 
     Sizes shrink to what is eligible (reported). Returns a dict with ``eval``, ``train``
     (member indices), ``eval_log_det``, ``eval_method``, the eligible sets and the
@@ -164,7 +170,7 @@ def select_sets(features: np.ndarray, returns: np.ndarray, train_size: int, eval
     train_ok = [i for i in range(len(returns))
                 if returns[i] > train_min_return and i not in eval_set]
     k_train = min(train_size, len(train_ok))
-    train_set = greedy_select(features, k_train, train_ok)
+    train_set = greedy_select(features, k_train, train_ok, first_seed)
     assert not set(train_set) & set(eval_set)
     return {
         "eval": eval_set, "train": train_set, "eval_log_det": ld, "eval_method": how,

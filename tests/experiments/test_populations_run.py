@@ -1,6 +1,7 @@
 """A tiny population end to end through the CLI: folder, manifest, selection, resume."""
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -17,6 +18,7 @@ from coplay.experiments.populations.train import (
     train_population,
 )
 from coplay.populations.members import load_params, member_policies, snapshot_path
+from coplay.populations.selection import greedy_select
 from coplay.runs import RunDir
 
 
@@ -40,6 +42,10 @@ def test_tiny_population_writes_the_whole_folder(tiny_pop):
               "features", "snapshots", "mid_skill"):
         assert k in e, k
     assert len(e["features"]) == 2 * len(man["event_names"])
+    # the CooT release's features: both seats in each cook assignment, concatenated
+    assert len(e["features_by_order"]) == 4 * len(man["event_names"])
+    by_order = np.array([m["features_by_order"] for m in man["members"]])
+    assert by_order.min() >= 0 and by_order.max() < 1
     assert [s["update"] for s in e["snapshots"]] == [4, 8]  # every 2 chunks of 2 updates
     rows = RunDir(tiny_pop).read_metrics()
     assert len(rows) == 4 and len(rows[-1]["episode_return"]) == 3
@@ -59,6 +65,25 @@ def test_select_and_show(tiny_pop, capsys):
     assert not set(sel["eval"]) & set(sel["train"])
     assert main(["populations", "show", "--pop", str(tiny_pop)]) == 0
     assert "eval" in capsys.readouterr().out
+
+
+def test_the_release_selection_uses_both_cook_orders_and_a_seeded_first_pick(tiny_pop,
+                                                                             tmp_path):
+    pop = tmp_path / "pop"  # a copy: the module's folder keeps its own selection
+    shutil.copytree(tiny_pop, pop)
+    args = ["populations", "select", "--pop", str(pop), "--eval-size", "0", "--train-size",
+            "2", "--train-min-return", "-1", "--features", "by-order", "--first-pick",
+            "seeded", "--seed", "0"]
+    assert main(args) == 0
+    sel = json.loads((pop / "selection.json").read_text())
+    man = json.loads((pop / "manifest.json").read_text())
+    f = np.array([m["features_by_order"] for m in man["members"]])
+    assert sel["eval"] == [] and sel["train"] == greedy_select(f, 2, first_seed=0)
+    assert sel["args"]["features"] == "by-order" and sel["args"]["first_pick"] == "seeded"
+    for m in man["members"]:  # a manifest from before the option: a clear error
+        del m["features_by_order"]
+    (pop / "manifest.json").write_text(json.dumps(man))
+    assert main(args) == 2
 
 
 def test_a_finished_folder_reloads_to_the_config_it_was_started_with(tiny_pop):

@@ -44,6 +44,19 @@ def test_greedy_prefers_the_point_off_the_line():
     assert greedy_select(x, 3) == [0, 1, 2]
 
 
+def test_greedy_from_a_seeded_first_pick():
+    x = np.array([[0.0], [1.0], [2.0], [10.0], [9.5]])
+    for seed in range(6):
+        first = int(np.random.default_rng(seed).integers(5))
+        got = greedy_select(x, 3, first_seed=seed)
+        assert got[0] == first and len(set(got)) == 3
+        # the second pick is the row farthest from the first
+        assert got[1] == int(np.argmax(np.abs(x[:, 0] - x[first, 0])))
+    assert {greedy_select(x, 1, first_seed=s)[0] for s in range(20)} != {3}  # not the max
+    # the draw is among the candidates only
+    assert greedy_select(x, 1, candidates=[1, 2], first_seed=0)[0] in (1, 2)
+
+
 def test_greedy_breaks_ties_by_lowest_index():
     x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     # all rows have the same summed L1 distance (4); then row 3 is farthest from row 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import tyro
@@ -109,7 +110,15 @@ class SelectArgs:
     dpp_samples: int = 2000
     """k-DPP samples when not enumerating (the best determinant is kept)."""
     seed: int = 0
-    """Seed of the k-DPP sampler."""
+    """Seed of the k-DPP sampler (and of the greedy first pick with --first-pick seeded)."""
+    features: Literal["pooled", "by-order"] = "pooled"
+    """pooled: both seats' event counts over all evaluation episodes (ZSC-Eval); by-order:
+    both seats' counts in each cook assignment, concatenated (the CooT release; population
+    manifests written before this option lack them: rerun the evaluation with coplay
+    populations train --out FOLDER --resume)."""
+    first_pick: Literal["max-total", "seeded"] = "max-total"
+    """The training pool's first pick: the pair farthest from all (max-total) or one drawn
+    with --seed (seeded: the CooT release, seed 0)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,11 +284,16 @@ def select(argv: list[str], prog: str = "coplay populations select") -> int:
                 raise ConfigError(f"out = {args.out!r}: a folder's selection is its "
                                   "selection.json (leave --out out)")
             man = read_json(Path(args.pop) / "manifest.json")
-        feats = np.array([m["features"] for m in man["members"]])
+        key = "features" if args.features == "pooled" else "features_by_order"
+        if any(key not in m for m in man["members"]):
+            raise ConfigError(f"features = {args.features!r}: {args.pop}'s manifest has no "
+                              f"{key} (written by coplay populations train since 2026-12-07; "
+                              f"rerun its evaluation with --out {args.pop} --resume)")
+        feats = np.array([m[key] for m in man["members"]])
         rets = np.array([m["return"] for m in man["members"]])
         sel = select_sets(feats, rets, args.train_size, args.eval_size, args.train_min_return,
                           args.eval_min_return, args.dpp_exact_limit, args.dpp_samples,
-                          args.seed)
+                          args.seed, args.seed if args.first_pick == "seeded" else None)
         sel["args"] = {k: (str(v) if isinstance(v, Path) else v)
                        for k, v in dataclasses.asdict(args).items()}
         if len(sel["eval"]) < args.eval_size or len(sel["train"]) < args.train_size:

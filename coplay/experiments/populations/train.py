@@ -299,7 +299,9 @@ def _snapshots(path: Path) -> list[int]:
 
 def _member_entry(path: Path, env: Overcooked, m: int, params, idx, w, s, returns, mean_events,
                   features, logged: dict, snaps: list[int], final_logged: list) -> dict:
-    """Member m's manifest entry (its parameters written to members/mNN.msgpack)."""
+    """Member m's manifest entry (its parameters written to members/mNN.msgpack);
+    ``features``: (pooled (M, 2E), by cook assignment (M, 4E))."""
+    features, by_order = features
     f = Path("members") / f"m{m:02d}.msgpack"
     atomic_write_bytes(path / f, serialization.to_bytes(take(params, m)))
     snap_returns = [logged[u][m] if logged[u][m] is not None else 0.0 for u in snaps]
@@ -318,6 +320,7 @@ def _member_entry(path: Path, env: Overcooked, m: int, params, idx, w, s, return
                           for i, n in enumerate(env.event_names)},
         "events_br": {n: float(mean_events[m, BR, i]) for i, n in enumerate(env.event_names)},
         "features": [round(float(x), 6) for x in features[m]],
+        "features_by_order": [round(float(x), 6) for x in by_order[m]],
         "snapshots": [{"update": u, "file": str(snapshot_path(Path("."), u)),
                        "training_return": r} for u, r in zip(snaps, snap_returns,
                                                               strict=True)],
@@ -367,14 +370,21 @@ def finish_population(path: str | Path, state: PPOState | None = None,
     returns, events = ev["sparse_return"], ev["events"]  # (M, N), (M, N, 2, E)
     mean_events = events.mean(1)  # (M, 2, E)
     features = event_features(mean_events)
+    # the CooT release's selection features: both seats' counts in each cook assignment
+    # (play(): the first half of the episodes with the biased policy steering cook 0),
+    # concatenated -> (M, 4E)
+    half = events.shape[1] // 2
+    by_order = event_features(np.concatenate([events[:, :half].mean(1),
+                                              events[:, half:].mean(1)], axis=1))
 
     # --- snapshots: logged training return at each, mid-skill = closest to half the final
     logged = {r["update"]: r["episode_return"] for r in rows}
     snaps = [u for u in _snapshots(path) if u in logged]
     final_logged = rows[-1]["episode_return"] if rows else [None] * M
 
-    members = [_member_entry(path, env, m, params, idx, w, s, returns, mean_events, features,
-                             logged, snaps, final_logged) for m in range(M)]
+    members = [_member_entry(path, env, m, params, idx, w, s, returns, mean_events,
+                             (features, by_order), logged, snaps, final_logged)
+               for m in range(M)]
 
     # --- cross-play: biased policy of member i with the best response of member j
     say("cross-play ...")

@@ -92,7 +92,7 @@ def _network_meta(algo, env: Overcooked) -> dict:
 
 def _member_meta(entry: dict) -> dict:
     keep = ("candidate", "weights", "event_weights", "sparse_weight", "return", "return_std",
-            "training_return", "features")
+            "training_return", "features", "features_by_order")
     return {k: entry[k] for k in keep if k in entry}
 
 
