@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
 from coplay.cli import main
 from coplay.data.shards import ShardStore
-from coplay.experiments.coot.data import load_dataset
+from coplay.envs.overcooked import Overcooked
+from coplay.experiments.coot.data import load_dataset, play_pair
 from coplay.experiments.coot.eval import read_eval
 from coplay.experiments.coot.presets import COOT_PRESETS
 from coplay.experiments.coot.train import CootRunConfig, train_coot
@@ -78,6 +80,39 @@ def test_noisy_context_episodes_are_stored_and_never_queries(pops, tmp_path):
     np.testing.assert_array_equal(ds.episodes.action[:, :4], clean.episodes.action)
     assert main(["coot", "collect", "--preset", "tiny", "--collect.context-noise", "1.5",
                  "--out", str(tmp_path / "bad")]) == 1
+
+
+def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pops, tmp_path):
+    """HSP pairs with some episodes at mid skill inside the pair; MEP members with a best
+    response trained against them (--kind mep-responses), only those it answers."""
+    resp = tmp_path / "responses"
+    assert main(["populations", "train", "--kind", "mep-responses", "--pop", str(pops / "mep"),
+                 "--preset", "tiny", "--set", "partners=1", "--out", str(resp)]) == 0
+    out = tmp_path / "paper"
+    args = ["coot", "collect", "--preset", "tiny", "--collect.hsp", str(pops / "hsp"),
+            "--collect.mep", str(pops / "mep"), "--collect.mep-responses", str(resp),
+            "--collect.mid-episodes-per-seat", "1", "--out", str(out)]
+    assert main(args) == 0
+    ds = load_dataset(out)
+    sel = json.loads((pops / "hsp" / "selection.json").read_text())
+    assert [p.name for p in ds.pairs] == [f"hsp{m:02d}-final" for m in sel["train"]] + \
+        ["mep01-br"]
+    assert ds.episodes.obs.shape[:2] == (6, 4)  # 4 per seat, mid ones among them
+    hsp, mep = ds.pairs[0], ds.pairs[-1]
+    m = hsp.info["member"]
+    assert hsp.mid == (AgentRef(str(pops / "hsp"), m, 0, "mid"),
+                       AgentRef(str(pops / "hsp"), m, 1, "mid"))
+    assert mep.partner == AgentRef(str(pops / "mep"), 1) and mep.br == AgentRef(str(resp), 0)
+    store = ShardStore(out)
+    mid = store.read("pair000")["mid"]
+    np.testing.assert_array_equal(mid, [False] * 3 + [False] * 3 + [True] * 2)
+    assert not store.read("pair002")["mid"].any()  # MEP pairs: final skill only
+    # the mid-skill episodes are the mid-skill pair's: the same keys give the same play
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), 0), 10_000)
+    want = play_pair(Overcooked("random1"), (hsp.mid[0].load(), hsp.mid[1].load()), key, 1, 20)
+    np.testing.assert_array_equal(store.read("pair000")["action"][6:], want["action"])
+    bad = [a if a != "1" else "4" for a in args[:-1]] + [str(tmp_path / "bad")]
+    assert main(bad) == 1  # mid episodes must leave some at final skill
 
 
 @pytest.fixture(scope="module")

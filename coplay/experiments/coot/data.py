@@ -42,17 +42,21 @@ MANIFEST = "manifest.json"
 
 
 class Pair(NamedTuple):
-    """A partner and its best response."""
+    """A partner and its best response (``mid``: the same pair at mid skill, whose episodes
+    join the pair's own, :attr:`CollectConfig.mid_episodes_per_seat`)."""
 
     name: str
     partner: AgentRef
     br: AgentRef
     info: dict  # kind, source, member, checkpoint, pair return on record
+    mid: tuple[AgentRef, AgentRef] | None = None
 
 
 def pair_from_json(d: dict) -> Pair:
+    mid = d.get("mid")
     return Pair(d["name"], AgentRef.from_json(d["partner"]), AgentRef.from_json(d["br"]),
-                dict(d["info"]))
+                dict(d["info"]),
+                None if mid is None else tuple(AgentRef.from_json(x) for x in mid))
 
 
 # --- pools ------------------------------------------------------------------------------------
@@ -71,8 +75,10 @@ def _population(source: str) -> tuple[dict, str]:
     return doc, raw["layout"]
 
 
-def hsp_pairs(source: str, subset: str, layout: str, which: str = "final") -> list[Pair]:
-    """The pairs of HSP population ``source`` in its selection's ``subset`` (train / eval)."""
+def hsp_pairs(source: str, subset: str, layout: str, which: str = "final",
+              with_mid: bool = False) -> list[Pair]:
+    """The pairs of HSP population ``source`` in its selection's ``subset`` (train / eval);
+    ``with_mid``: each also at its mid-skill snapshot (run folders only)."""
     doc, pop_layout = _population(source)
     if doc["kind"] != "hsp-population":
         raise RunError(f"{source}: a {doc['kind']} population, expected an HSP population")
@@ -82,8 +88,9 @@ def hsp_pairs(source: str, subset: str, layout: str, which: str = "final") -> li
         raise RunError(f"{source} has no selection: run `coplay populations select --pop "
                        f"{source}` first")
     members = doc["selection"][subset]
-    if which != "final" and zoo.is_ref(source):
-        raise RunError(f"{source}: the zoo holds final policies only (which = {which!r})")
+    if (which != "final" or with_mid) and zoo.is_ref(source):
+        raise RunError(f"{source}: the zoo holds final policies only (which = {which!r}"
+                       f"{', mid-skill episodes' if with_mid else ''})")
     pairs = []
     for m in members:
         entry = doc["members"][m]
@@ -94,12 +101,18 @@ def hsp_pairs(source: str, subset: str, layout: str, which: str = "final") -> li
             partner, br = AgentRef(zoo.ref_of(e["biased"])), AgentRef(zoo.ref_of(e["br"]))
         else:
             partner, br = (AgentRef(source, int(m), 0, which), AgentRef(source, int(m), 1, which))
-        pairs.append(Pair(f"hsp{int(m):02d}-{which}", partner, br, info))
+        mid = (AgentRef(source, int(m), 0, "mid"), AgentRef(source, int(m), 1, "mid")) \
+            if with_mid else None
+        pairs.append(Pair(f"hsp{int(m):02d}-{which}", partner, br, info, mid))
     return pairs
 
 
-def mep_pairs(source: str, layout: str) -> list[Pair]:
-    """Every MEP stage-1 member of ``source`` with itself as partner and best response."""
+def mep_pairs(source: str, layout: str, responses: str | None = None) -> list[Pair]:
+    """Every MEP stage-1 member of ``source`` with itself as partner and best response, or
+    (``responses``: a ``--kind mep-responses`` run over ``source``) each member that run
+    holds a best response to, with that best response."""
+    if responses is not None:
+        return _mep_response_pairs(source, layout, responses)
     doc, pop_layout = _population(source)
     if doc["kind"] != "mep-population":
         raise RunError(f"{source}: a {doc['kind']} population, expected a MEP population")
@@ -115,6 +128,31 @@ def mep_pairs(source: str, layout: str) -> list[Pair]:
     return pairs
 
 
+def _mep_response_pairs(source: str, layout: str, responses: str) -> list[Pair]:
+    path = Path(responses)
+    raw = read_json(path / "config.json")
+    if raw.get("experiment") != "mep-responses":
+        raise RunError(f"mep_responses = {responses!r}: a {raw.get('experiment')!r} run, not a "
+                       "--kind mep-responses run")
+    if raw.get("population") != source:
+        raise RunError(f"mep_responses = {responses!r} answers the members of "
+                       f"{raw.get('population')!r}, not of mep = {source!r}")
+    ev = read_json(path / "eval.json")["partners"]
+    if raw.get("layout") != layout:
+        raise RunError(f"{responses} was trained on layout {raw.get('layout')!r}, not "
+                       f"{layout!r}")
+    by_member = {p["partner"]: p for p in ev}
+    pairs = []
+    for k, m in enumerate(raw["partner_members"]):
+        partner = (AgentRef(zoo.ref_of(_population(source)[0]["members"][m]["entries"]["member"]))
+                   if zoo.is_ref(source) else AgentRef(source, int(m)))
+        pairs.append(Pair(f"mep{int(m):02d}-br", partner, AgentRef(responses, k),
+                          {"kind": "mep", "source": source, "member": int(m),
+                           "checkpoint": "final", "best_response": "trained against it",
+                           "return": by_member[k]["return"]}))
+    return pairs
+
+
 # --- collection -------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class CollectConfig:
@@ -124,6 +162,10 @@ class CollectConfig:
     """HSP population of the training pool (run folder or zoo:<prefix>); its `train` set."""
     mep: str | None = "zoo:random1/mep-s0"
     """MEP stage-1 population whose members join the pool (None: HSP pairs only)."""
+    mep_responses: str | None = None
+    """A ``coplay populations train --kind mep-responses --pop MEP`` run: each MEP member it
+    answers pairs with that best response, trained against it (the paper; only those
+    members join). None: every member with itself (its self-play partner) as best response."""
     layout: str = "random1"
     """Layout (must be the populations')."""
     checkpoints: tuple[str, ...] = ("final",)
@@ -132,6 +174,10 @@ class CollectConfig:
     """Steps per episode (the CooT paper's 200)."""
     episodes_per_seat: int = 32
     """Episodes of each pair with the best response in each seat."""
+    mid_episodes_per_seat: int = 0
+    """Of those, per HSP pair, the episodes of the pair at its mid-skill snapshot (biased
+    policy and best response both at mid skill; HSP run folders only), in the same pair (the
+    paper: 30 of 250, here 15 of 125 per seat). MEP pairs play all at final skill."""
     seed: int = 0
     """Seed of the rollouts."""
     context_noise: tuple[float, ...] = ()
@@ -151,13 +197,23 @@ class CollectConfig:
              "each level must be in (0, 1]")
         need(len(self.checkpoints) >= 1 and set(self.checkpoints) <= {"final", "mid"},
              "checkpoints", "choose from final, mid")
+        need(isinstance(self.mid_episodes_per_seat, int)
+             and 0 <= self.mid_episodes_per_seat < self.episodes_per_seat,
+             "mid_episodes_per_seat", "must be an integer in [0, episodes_per_seat)")
+        need(self.mid_episodes_per_seat == 0 or self.checkpoints == ("final",),
+             "mid_episodes_per_seat", "mixes mid-skill episodes into the final pairs: "
+             "checkpoints must be (final,)")
+        need(self.mep_responses is None or self.mep is not None, "mep_responses",
+             "needs mep, the population it answers")
         return self
 
 
 def training_pool(cfg: CollectConfig) -> list[Pair]:
-    pairs = [p for which in cfg.checkpoints for p in hsp_pairs(cfg.hsp, "train", cfg.layout, which)]
+    mid = cfg.mid_episodes_per_seat > 0
+    pairs = [p for which in cfg.checkpoints
+             for p in hsp_pairs(cfg.hsp, "train", cfg.layout, which, with_mid=mid)]
     if cfg.mep is not None:
-        pairs += mep_pairs(cfg.mep, cfg.layout)
+        pairs += mep_pairs(cfg.mep, cfg.layout, cfg.mep_responses)
     if not pairs:
         raise RunError(f"the training pool of {cfg.hsp} is empty")
     return pairs
@@ -185,13 +241,21 @@ def play_pair(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,
 
 
 def play_pair_with_noise(env: Overcooked, pair_agents: tuple[Agent, Agent], key: jax.Array,
-                         cfg: CollectConfig):
-    """The clean episodes of :func:`play_pair`, then those of every ``cfg.context_noise``
-    level, concatenated on the episode axis."""
-    parts = [play_pair(env, pair_agents, key, cfg.episodes_per_seat, cfg.episode_len)]
+                         cfg: CollectConfig, mid_agents: tuple[Agent, Agent] | None = None):
+    """The clean episodes of :func:`play_pair` (``mid_agents``: the last
+    ``cfg.mid_episodes_per_seat`` per seat played by the pair at mid skill, marked ``mid``),
+    then those of every ``cfg.context_noise`` level, concatenated on the episode axis."""
+    n_mid = cfg.mid_episodes_per_seat if mid_agents is not None else 0
+    parts = [play_pair(env, pair_agents, key, cfg.episodes_per_seat - n_mid, cfg.episode_len)]
+    if n_mid:
+        parts.append(play_pair(env, mid_agents, jax.random.fold_in(key, 10_000), n_mid,
+                               cfg.episode_len))
+    for part, is_mid in zip(parts, (False, True), strict=False):
+        part["mid"] = np.full(part["ret"].shape, is_mid)
     for level, eps in enumerate(cfg.context_noise):
         parts.append(play_pair(env, pair_agents, jax.random.fold_in(key, 1 + level),
                                cfg.noisy_episodes_per_seat, cfg.episode_len, eps))
+        parts[-1]["mid"] = np.zeros(parts[-1]["ret"].shape, bool)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -220,11 +284,13 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> Path:
                       enabled=progress) as bar:
         for i in todo:
             pair = pair_from_json(manifest["pairs"][i])
-            agents = (pair.partner.load(), pair.br.load())
-            for a, r in zip(agents, (pair.partner, pair.br), strict=True):
+            refs = (pair.partner, pair.br) + (pair.mid or ())
+            agents = [r.load() for r in refs]
+            for a, r in zip(agents, refs, strict=True):
                 check_obs(a, env, r)
             arrays = play_pair_with_noise(
-                env, agents, jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i), cfg)
+                env, tuple(agents[:2]), jax.random.fold_in(jax.random.PRNGKey(cfg.seed), i), cfg,
+                tuple(agents[2:]) if pair.mid else None)
             name = f"pair{i:03d}"
             store.write(name, arrays)
             clean = arrays["noise"] == 0
