@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from coplay import zoo
 from coplay.cli import main
 from coplay.data.shards import ShardStore
 from coplay.envs.overcooked import Overcooked
@@ -82,7 +83,8 @@ def test_noisy_context_episodes_are_stored_and_never_queries(pops, tmp_path):
                  "--out", str(tmp_path / "bad")]) == 1
 
 
-def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pops, tmp_path):
+def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pops, tmp_path,
+                                                                               monkeypatch):
     """HSP pairs with some episodes at mid skill inside the pair; MEP members with a best
     response trained against them (--kind mep-responses), only those it answers."""
     resp = tmp_path / "responses"
@@ -113,6 +115,30 @@ def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pop
     np.testing.assert_array_equal(store.read("pair000")["action"][6:], want["action"])
     bad = [a if a != "1" else "4" for a in args[:-1]] + [str(tmp_path / "bad")]
     assert main(bad) == 1  # mid episodes must leave some at final skill
+
+    # the same pool from the zoo alone: the HSP population with its training pool's
+    # mid-skill snapshots, the MEP population, the best responses and their index
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    for export in (["--pop", str(pops / "hsp"), "--prefix", "t/hsp", "--mid", "train"],
+                   ["--pop", str(pops / "mep"), "--prefix", "t/mep"],
+                   ["--run", str(resp), "--name", "t/resp"]):
+        assert main(["zoo", "export", *export]) == 0
+    # an index names its population as it was given: re-point it for the zoo's MEP prefix
+    index, _ = zoo.load_json("t/resp/responses")
+    zoo.save_json("t/resp/responses", index | {"population": "zoo:t/mep"}, overwrite=True)
+    from_zoo = tmp_path / "from-zoo"
+    assert main(["coot", "collect", "--preset", "tiny", "--collect.hsp", "zoo:t/hsp",
+                 "--collect.mep", "zoo:t/mep", "--collect.mep-responses", "zoo:t/resp",
+                 "--collect.mid-episodes-per-seat", "1", "--out", str(from_zoo)]) == 0
+    zds = load_dataset(from_zoo)
+    assert [p.name for p in zds.pairs] == [p.name for p in ds.pairs]
+    assert zds.pairs[0].mid == (AgentRef(f"zoo:t/hsp/member{m:02d}-biased-mid"),
+                                AgentRef(f"zoo:t/hsp/member{m:02d}-br-mid"))
+    assert zds.pairs[-1].br == AgentRef("zoo:t/resp/response00")
+    np.testing.assert_array_equal(ShardStore(from_zoo).read("pair000")["mid"], mid)
+    # float16 weights: the zoo's play is the folders' on (almost) every step
+    agree = (zds.episodes.action == ds.episodes.action).mean()
+    assert agree > 0.9, agree
 
 
 @pytest.fixture(scope="module")

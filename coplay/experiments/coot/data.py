@@ -88,21 +88,27 @@ def hsp_pairs(source: str, subset: str, layout: str, which: str = "final",
         raise RunError(f"{source} has no selection: run `coplay populations select --pop "
                        f"{source}` first")
     members = doc["selection"][subset]
-    if (which != "final" or with_mid) and zoo.is_ref(source):
-        raise RunError(f"{source}: the zoo holds final policies only (which = {which!r}"
-                       f"{', mid-skill episodes' if with_mid else ''})")
+    if which != "final" and zoo.is_ref(source):
+        raise RunError(f"{source}: the zoo holds final policies (and mid-skill ones beside "
+                       f"them, with_mid), not which = {which!r}")
     pairs = []
     for m in members:
         entry = doc["members"][m]
         info = {"kind": "hsp", "source": source, "member": int(m), "checkpoint": which,
                 "return": entry.get("return")}
+        mid = None
         if zoo.is_ref(source):
             e = entry["entries"]
             partner, br = AgentRef(zoo.ref_of(e["biased"])), AgentRef(zoo.ref_of(e["br"]))
+            if with_mid:
+                if "biased_mid" not in e:
+                    raise RunError(f"{source}: member {m} was exported without its mid-skill "
+                                   "snapshot (coplay zoo export --pop FOLDER --mid train)")
+                mid = (AgentRef(zoo.ref_of(e["biased_mid"])), AgentRef(zoo.ref_of(e["br_mid"])))
         else:
             partner, br = (AgentRef(source, int(m), 0, which), AgentRef(source, int(m), 1, which))
-        mid = (AgentRef(source, int(m), 0, "mid"), AgentRef(source, int(m), 1, "mid")) \
-            if with_mid else None
+            if with_mid:
+                mid = (AgentRef(source, int(m), 0, "mid"), AgentRef(source, int(m), 1, "mid"))
         pairs.append(Pair(f"hsp{int(m):02d}-{which}", partner, br, info, mid))
     return pairs
 
@@ -128,28 +134,41 @@ def mep_pairs(source: str, layout: str, responses: str | None = None) -> list[Pa
     return pairs
 
 
-def _mep_response_pairs(source: str, layout: str, responses: str) -> list[Pair]:
+def _responses(responses: str) -> dict:
+    """The index of a ``*-responses`` run folder or of its zoo export (``zoo:<prefix>``):
+    kind, layout, population, and per partner its member, best-response ref and return."""
+    if zoo.is_ref(responses):
+        doc, _ = zoo.load_json(f"{zoo.ref_name(responses).rstrip('/')}/responses")
+        return doc | {"refs": [AgentRef(zoo.ref_of(r["entry"])) for r in doc["responses"]]}
     path = Path(responses)
     raw = read_json(path / "config.json")
-    if raw.get("experiment") != "mep-responses":
-        raise RunError(f"mep_responses = {responses!r}: a {raw.get('experiment')!r} run, not a "
-                       "--kind mep-responses run")
-    if raw.get("population") != source:
-        raise RunError(f"mep_responses = {responses!r} answers the members of "
-                       f"{raw.get('population')!r}, not of mep = {source!r}")
     ev = read_json(path / "eval.json")["partners"]
-    if raw.get("layout") != layout:
-        raise RunError(f"{responses} was trained on layout {raw.get('layout')!r}, not "
-                       f"{layout!r}")
-    by_member = {p["partner"]: p for p in ev}
+    return {"kind": raw.get("experiment"), "layout": raw.get("layout"),
+            "population": raw.get("population"), "partner_members": raw.get("partner_members"),
+            "responses": [{"member": p["member"], "return": p["return"]} for p in ev],
+            "refs": [AgentRef(responses, k) for k in range(len(ev))]}
+
+
+def _mep_response_pairs(source: str, layout: str, responses: str) -> list[Pair]:
+    doc = _responses(responses)
+    if doc["kind"] != "mep-responses":
+        raise RunError(f"mep_responses = {responses!r}: a {doc['kind']!r} run, not a "
+                       "--kind mep-responses run")
+    if doc["population"] != source:
+        raise RunError(f"mep_responses = {responses!r} answers the members of "
+                       f"{doc['population']!r}, not of mep = {source!r}")
+    if doc["layout"] != layout:
+        raise RunError(f"{responses} was trained on layout {doc['layout']!r}, not {layout!r}")
+    members = _population(source)[0]["members"]
     pairs = []
-    for k, m in enumerate(raw["partner_members"]):
-        partner = (AgentRef(zoo.ref_of(_population(source)[0]["members"][m]["entries"]["member"]))
-                   if zoo.is_ref(source) else AgentRef(source, int(m)))
-        pairs.append(Pair(f"mep{int(m):02d}-br", partner, AgentRef(responses, k),
-                          {"kind": "mep", "source": source, "member": int(m),
+    for r, br in zip(doc["responses"], doc["refs"], strict=True):
+        m = int(r["member"])
+        partner = (AgentRef(zoo.ref_of(members[m]["entries"]["member"])) if zoo.is_ref(source)
+                   else AgentRef(source, m))
+        pairs.append(Pair(f"mep{m:02d}-br", partner, br,
+                          {"kind": "mep", "source": source, "member": m,
                            "checkpoint": "final", "best_response": "trained against it",
-                           "return": by_member[k]["return"]}))
+                           "return": r["return"]}))
     return pairs
 
 

@@ -17,13 +17,15 @@ import tyro
 
 from coplay import zoo
 from coplay.experiments.zoo.export import (
+    RESPONSE_KINDS,
     RUN_KINDS,
     export_ipd_run,
     export_population,
+    export_responses,
     export_run,
     run_kind,
 )
-from coplay.runs import RunError
+from coplay.runs import RunError, read_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +51,8 @@ class VerifyArgs:
 class ExportArgs:
     """Write trained agents (float16) to the zoo: a finished population's members (--pop,
     --prefix) or one finished run's agent (--run, --name: coot, coot-bc, mep-adaptive,
-    hsp-adaptive, self-play overcooked-ppo, or an A2C IPD run: one entry per learner)."""
+    hsp-adaptive, self-play overcooked-ppo, or an A2C IPD run: one entry per learner, or a
+    mep-/hsp-responses run: one entry per best response and their index)."""
 
     pop: Path | None = None
     """Population folder (hsp-population or mep-population, with manifest.json)."""
@@ -65,6 +68,10 @@ class ExportArgs:
     """Zoo folder (default: $COPLAY_ZOO, else the repository's zoo/)."""
     which: str = "final"
     """With --pop: final or mid (the members' mid-skill snapshots)."""
+    mid: str = "none"
+    """With --pop (HSP, --which final): also the mid-skill snapshots of the training pool
+    (train: the selection's train set) or of every member (all), as
+    <prefix>/memberNN-biased-mid / -br-mid; none: final policies only."""
     dtype: str = "float16"
     """float16 or bfloat16."""
     overwrite: bool = False
@@ -121,8 +128,19 @@ def _export(args: ExportArgs) -> list[str]:
             raise ValueError("--pop takes --prefix (entries <prefix>/memberNN...), not --name")
         if args.which not in ("final", "mid"):
             raise ValueError(f"--which {args.which!r}: final or mid")
+        if args.mid not in ("none", "train", "all"):
+            raise ValueError(f"--mid {args.mid!r}: none, train or all")
+        mids: tuple[int, ...] = ()
+        if args.mid == "all":
+            mids = tuple(range(len(read_json(args.pop / "manifest.json")["members"])))
+        elif args.mid == "train":
+            sel = args.pop / "selection.json"
+            if not sel.is_file():
+                raise ValueError(f"--mid train: {args.pop} has no selection.json (coplay "
+                                 "populations select first)")
+            mids = tuple(int(m) for m in read_json(sel)["train"])
         return export_population(args.pop, args.prefix, args.zoo, which=args.which,
-                                 dtype=args.dtype, overwrite=args.overwrite)
+                                 dtype=args.dtype, overwrite=args.overwrite, mid_members=mids)
     if args.name is None or args.prefix is not None:
         raise ValueError("--run takes --name (the entry's name, e.g. random1/coot-s0), not "
                          "--prefix")
@@ -131,6 +149,9 @@ def _export(args: ExportArgs) -> list[str]:
     if run_kind(args.run) == "ipd":  # one entry per learner: <name>/learnerNN
         return export_ipd_run(args.run, args.name, args.zoo, dtype=args.dtype,
                               overwrite=args.overwrite)
+    if run_kind(args.run) in RESPONSE_KINDS:  # <name>/responseNN + <name>/responses
+        return export_responses(args.run, args.name, args.zoo, dtype=args.dtype,
+                                overwrite=args.overwrite)
     return [export_run(args.run, args.name, args.zoo, dtype=args.dtype,
                        overwrite=args.overwrite)]
 

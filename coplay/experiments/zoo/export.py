@@ -61,7 +61,10 @@ from coplay.runs import RunDir, RunError, read_json
 
 CRITIC_KEYS = ("critic", "value")
 KINDS = ("hsp-population", "mep-population")
-RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo", "ipd")
+RESPONSE_KINDS = ("mep-responses", "hsp-responses")  # populations.adaptive.RESPONSE_KINDS
+RUN_KINDS = ("coot", "coot-bc", "mep-adaptive", "hsp-adaptive", "overcooked-ppo", "ipd",
+             *RESPONSE_KINDS)
+RESPONSES_ENTRY = "responses"
 RUN_MODEL = "model.msgpack"  # coplay.experiments.coot.train.MODEL
 ADAPTIVE_AGENT = "agent.msgpack"  # coplay.experiments.populations.adaptive.AGENT_FILE
 
@@ -98,9 +101,12 @@ def _member_meta(entry: dict) -> dict:
 
 def export_population(run_dir: str | Path, zoo_name_prefix: str, zoo_dir=None,
                       which: str = "final", dtype: str = "float16",
-                      overwrite: bool = False, budget: int | None = None) -> list[str]:
+                      overwrite: bool = False, budget: int | None = None,
+                      mid_members: tuple[int, ...] = ()) -> list[str]:
     """Write every member's actor parameters (see the module docstring) and the
-    ``<prefix>/population`` entry; returns the names written (the population entry last)."""
+    ``<prefix>/population`` entry; returns the names written (the population entry last).
+    ``mid_members`` (HSP, which = final): these members also at their mid-skill snapshot,
+    ``<prefix>/memberNN-biased-mid`` / ``-br-mid`` (the CooT dataset's mid-skill episodes)."""
     run_dir = Path(run_dir)
     prefix = zoo.check_name(zoo_name_prefix.rstrip("/"))
     cfg, algo, raw, man = _population(run_dir)
@@ -112,25 +118,34 @@ def export_population(run_dir: str | Path, zoo_name_prefix: str, zoo_dir=None,
               "centralised_value": bool(algo.centralised_value), "network": algo.network,
               "hidden_sizes": list(algo.hidden_sizes), "cnn_filters": list(algo.cnn_filters),
               "activation": algo.activation}
+    if mid_members and (not hsp or which != "final"):
+        raise RunError("mid_members: for an HSP population exported at which = final")
+    bad = sorted(set(mid_members) - set(range(len(man["members"]))))
+    if bad:
+        raise RunError(f"mid_members {bad}: {run_dir} has {len(man['members'])} members")
     names: list[str] = []
     member_index = []
     for m, entry in enumerate(man["members"]):
-        try:
-            pair = member_policies(run_dir, m, which)
-        except KeyError as e:
-            raise RunError(f"{run_dir}/manifest.json: member {m} has no {e} entry "
-                           f"(which = {which!r})") from None
         written = {}
-        for (role, seat), params in zip(roles, pair, strict=False):
-            name = f"{prefix}/member{m:02d}" + (f"-{role}" if hsp else "")
-            meta = {"layout": cfg.layout, "kind": raw["experiment"], "member": m,
-                    "role": role, "seat": seat, "network": _network_meta(algo, env),
-                    **_member_meta(entry), "source": {**source,
-                                                      "checkpoint": entry.get("checkpoint")}}
-            zoo.save_entry(name, actor_params(params), meta, zoo_dir, dtype, budget=budget,
-                           overwrite=overwrite)
-            names.append(name)
-            written[role] = name
+        for snap in (which, "mid") if m in mid_members else (which,):
+            try:
+                pair = member_policies(run_dir, m, snap)
+            except KeyError as e:
+                raise RunError(f"{run_dir}/manifest.json: member {m} has no {e} entry "
+                               f"(which = {snap!r})") from None
+            tail = "-mid" if snap == "mid" and which == "final" else ""
+            for (role, seat), params in zip(roles, pair, strict=False):
+                name = f"{prefix}/member{m:02d}" + (f"-{role}" if hsp else "") + tail
+                meta = {"layout": cfg.layout, "kind": raw["experiment"], "member": m,
+                        "role": role + tail, "seat": seat, "network": _network_meta(algo, env),
+                        **_member_meta(entry),
+                        "source": {**source, "which": snap,
+                                   "checkpoint": entry.get("checkpoint") if snap == "final"
+                                   else entry.get("mid_skill", {}).get("file")}}
+                zoo.save_entry(name, actor_params(params), meta, zoo_dir, dtype, budget=budget,
+                               overwrite=overwrite)
+                names.append(name)
+                written[role + tail.replace("-", "_")] = name
         member_index.append({"member": m, "entries": written, **_member_meta(entry)})
     names.append(export_selection(run_dir, prefix, zoo_dir, members=member_index,
                                   overwrite=overwrite, budget=budget))
@@ -256,9 +271,11 @@ def _bc_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
     return params, meta
 
 
-def _actor_critic_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
-    """An adaptive learner (``agent.msgpack``) or a self-play pair's seat-0 policy
-    (``checkpoint.msgpack`` of a finished run: its ``report.md`` written)."""
+def _actor_critic_entry(run_dir: Path, raw: dict, member: int | None = None
+                        ) -> tuple[dict, dict]:
+    """An adaptive learner (``agent.msgpack``; ``member``: learner k of a best-response run)
+    or a self-play pair's seat-0 policy (``checkpoint.msgpack`` of a finished run: its
+    ``report.md`` written)."""
     kind = raw["experiment"]
     if kind == "overcooked-ppo":
         _need_file(run_dir, "report.md", kind)
@@ -267,7 +284,7 @@ def _actor_critic_entry(run_dir: Path, raw: dict) -> tuple[dict, dict]:
         _need_file(run_dir, ADAPTIVE_AGENT, kind)
         role = "learner"
         source = {k: raw.get(k) for k in ("population", "partner_members", "sampling_alpha")}
-    agent = resolve(AgentRef(str(run_dir)))  # checks the parameters against the run's network
+    agent = resolve(AgentRef(str(run_dir), member))  # checks them against the run's network
     try:
         algo = config_from_json(PPOConfig, raw["resolved"], f"{run_dir}/config.json resolved")
     except (ConfigError, KeyError, TypeError) as e:
@@ -312,6 +329,36 @@ def export_ipd_run(run_dir: str | Path, prefix: str, zoo_dir=None, dtype: str = 
     return names
 
 
+def export_responses(run_dir: str | Path, prefix: str, zoo_dir=None, dtype: str = "float16",
+                     overwrite: bool = False, budget: int | None = None) -> list[str]:
+    """Write the best responses of a finished ``*-responses`` run as ``<prefix>/responseNN``
+    (learner k: the best response to partner k) and the JSON index ``<prefix>/responses``
+    (the population, its partner members, each one's entry and evaluated return); returns
+    the names (the index last)."""
+    run_dir = Path(run_dir)
+    raw = _run_kind(run_dir)
+    if raw["experiment"] not in RESPONSE_KINDS:
+        raise RunError(f"{run_dir}: a {raw['experiment']} run, not a best-response run")
+    ev = read_json(_need_file(run_dir, "eval.json", raw["experiment"]))
+    members = [int(m) for m in raw["partner_members"]]
+    names = [zoo.check_name(f"{prefix}/response{k:02d}") for k in range(len(members))]
+    pairs = []
+    for k, (m, name) in enumerate(zip(members, names, strict=True)):
+        params, meta = _actor_critic_entry(run_dir, raw, member=k)
+        meta.update(role=f"best response to member {m}", partner_member=m,
+                    **{"return": ev["partners"][k]["return"]})
+        zoo.save_entry(name, params, meta, zoo_dir, dtype, budget=budget, overwrite=overwrite)
+        pairs.append({"partner": k, "member": m, "entry": name,
+                      "return": ev["partners"][k]["return"]})
+    index = f"{prefix}/{RESPONSES_ENTRY}"
+    zoo.save_json(index, {"kind": raw["experiment"], "layout": raw["layout"],
+                          "population": raw["population"], "partner_members": members,
+                          "responses": pairs, "summary": ev.get("summary")},
+                  {"kind": raw["experiment"], "layout": raw["layout"], "role": RESPONSES_ENTRY,
+                   "source": str(run_dir)}, zoo_dir, budget=budget, overwrite=overwrite)
+    return [*names, index]
+
+
 def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float16",
                overwrite: bool = False, budget: int | None = None) -> str:
     """Write the trained agent of the finished run folder ``run_dir`` (``coot``, ``coot-bc``,
@@ -322,9 +369,10 @@ def export_run(run_dir: str | Path, name: str, zoo_dir=None, dtype: str = "float
     zoo.check_name(name)
     raw = _run_kind(run_dir)
     kind = raw["experiment"]
-    if kind == "ipd":
-        raise RunError(f"{run_dir} is an IPD run: its learners are exported by export_ipd_run "
-                       "(several entries)")
+    if kind == "ipd" or kind in RESPONSE_KINDS:
+        raise RunError(f"{run_dir} is a {kind} run: its agents are exported by "
+                       f"{'export_ipd_run' if kind == 'ipd' else 'export_responses'} (several "
+                       "entries)")
     make = {"coot": _coot_entry, "coot-bc": _bc_entry}.get(kind, _actor_critic_entry)
     params, meta = make(run_dir, raw)
     zoo.save_entry(name, params, meta, zoo_dir, dtype, budget=budget, overwrite=overwrite)
