@@ -44,7 +44,14 @@ class GPTConfig:
     width: int = 128
     """Embedding width of every token."""
     dropout: float = 0.3
-    """Dropout on attention weights, residual branches and embeddings (paper: 0.3)."""
+    """Dropout on residual branches and embeddings, and on attention weights unless
+    attn_dropout is set (paper: 0.3)."""
+    attn_dropout: float | None = None
+    """Dropout on attention weights; None: ``dropout`` (the paper gives one rate). The
+    released code: 0.21 beside 0.3 elsewhere (preset ``release``)."""
+    obs_scale: float = 1.0
+    """Factor on the observation part of every token before the embedding (1: the counts as
+    they are; the released code divides observations by 255)."""
     max_positions: int = 1006
     """Learned positions: k * H context tokens + the query's length (paper: 5 * 200 + 6)."""
     num_actions: int = 6
@@ -58,7 +65,16 @@ class GPTConfig:
              f"must be divisible by num_heads = {self.num_heads}")
         need(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0, "dropout",
              "must be in [0, 1)")
+        need(self.attn_dropout is None or (isinstance(self.attn_dropout, (int, float))
+                                           and 0.0 <= self.attn_dropout < 1.0),
+             "attn_dropout", "must be None or in [0, 1)")
+        need(isinstance(self.obs_scale, (int, float)) and self.obs_scale > 0, "obs_scale",
+             "must be > 0")
         return self
+
+    @property
+    def attention_dropout(self) -> float:
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
 
 def token_inputs(obs: jax.Array, action: jax.Array, reward: jax.Array,
@@ -131,10 +147,11 @@ class CausalSelfAttention(nn.Module):
         if prefix is not None:
             e_pre = jnp.exp(pre - top)
             total = total + jnp.sum(e_pre, axis=-1, keepdims=True)
-        if not deterministic and cfg.dropout > 0:
+        if not deterministic and cfg.attention_dropout > 0:
             # the mask nn.Dropout would draw for the weights (B, G, nh, Lq, P + L)
             p = 0 if prefix is None else prefix.k.shape[2]
-            mask = nn.Dropout(cfg.dropout)(jnp.ones((b, g, nh, lq, p + length), q.dtype), False)
+            mask = nn.Dropout(cfg.attention_dropout)(
+                jnp.ones((b, g, nh, lq, p + length), q.dtype), False)
             mask = mask.transpose(0, 2, 1, 3, 4)  # (B, nh, G, Lq, P + L)
             e_own = e_own * mask[..., p:]
             if prefix is not None:
@@ -203,6 +220,10 @@ class GPT(nn.Module):
         length = inputs.shape[-2]
         self._check_length(start + length)
         pos = jax.lax.dynamic_slice_in_dim(self.positions, start, length)  # (L, C)
+        if self.cfg.obs_scale != 1.0:  # the obs part: all but the action one-hot and reward
+            d = inputs.shape[-1] - self.cfg.num_actions - 1
+            inputs = inputs * jnp.concatenate([jnp.full((d,), self.cfg.obs_scale, inputs.dtype),
+                                               jnp.ones((inputs.shape[-1] - d,), inputs.dtype)])
         return self.drop(self.embed(inputs) + pos, deterministic=deterministic)
 
     def _logits(self, x: jax.Array) -> jax.Array:

@@ -16,6 +16,7 @@ held-out groups, so a driver checkpoints, early-stops and draws curves between e
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import jax
@@ -63,7 +64,10 @@ class CootConfig:
     """Cosine decay to this fraction of the peak (paper: decay, shape not given; nanoGPT's)."""
     step_mask_max: float = 0.2
     """Step masking grows linearly from 0 to this probability over training (paper: grows,
-    end value not given)."""
+    end value not given); with ``context.step_mask_unit = "count"``: see step_mask_count."""
+    step_mask_count: tuple[float, float] = (10.0, 70.0)
+    """With ``context.step_mask_unit = "count"``: context steps masked per context, grown
+    from the first to the second value on a logarithmic curriculum (the released code)."""
 
     def validate(self) -> CootConfig:
         need = checker(self, "coot")
@@ -77,6 +81,9 @@ class CootConfig:
         need(0.0 <= self.warmup_fraction < 1.0, "warmup_fraction", "must be in [0, 1)")
         need(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", "must be in [0, 1]")
         need(0.0 <= self.step_mask_max < 1.0, "step_mask_max", "must be in [0, 1)")
+        need(len(self.step_mask_count) == 2 and 0 < self.step_mask_count[0]
+             <= self.step_mask_count[1], "step_mask_count", "must be (start, end), "
+             "0 < start <= end")
         self.gpt.validate()
         self.context.validate()
         if self.context.sequence_len > self.gpt.max_positions:
@@ -86,6 +93,16 @@ class CootConfig:
                 f"{self.context.sequence_len} positions; gpt.max_positions = "
                 f"{self.gpt.max_positions}")
         return self
+
+
+def step_mask_schedule(cfg: CootConfig, progress: jax.Array) -> jax.Array:
+    """The step-mask value at training progress in [0, 1]: a probability growing linearly to
+    ``step_mask_max``, or (count) a number of steps growing geometrically from
+    ``step_mask_count[0]`` to ``[1]``."""
+    if cfg.context.step_mask_unit == "count":
+        lo, hi = (math.log(x) for x in cfg.step_mask_count)
+        return jnp.exp(lo + (hi - lo) * progress)
+    return cfg.step_mask_max * progress
 
 
 # --- losses -----------------------------------------------------------------------------------
@@ -235,7 +252,7 @@ def make_trainer(cfg: CootConfig, train_groups: jax.Array, val_groups: jax.Array
 
         update = optimiser_step(optimizer, lambda p, xs: _with_aux(loss_fn, p, xs))
         progress = (first + jnp.arange(steps)) / max(total_steps - 1, 1)
-        step_mask = cfg.step_mask_max * progress
+        step_mask = step_mask_schedule(cfg, progress)
         carry, (loss, acc) = jax.lax.scan(
             update, TrainCarry(state.params, state.opt_state),
             (order, jax.random.split(k_steps, steps), step_mask))

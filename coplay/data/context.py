@@ -33,6 +33,7 @@ from coplay.agents.gpt import query_indices, query_tokens, token_inputs
 from coplay.config import checker, need_positive_ints
 
 SHUFFLES = ("none", "step", "chunk")
+STEP_MASK_UNITS = ("probability", "count")
 
 
 class Episodes(NamedTuple):
@@ -75,6 +76,12 @@ class ContextSpec:
     """Shuffle within context slots: none (paper's main runs), step, or chunk."""
     chunk_len: int = 20
     """Steps per chunk of chunk-wise shuffling (paper: 20)."""
+    shuffle_keep_first: bool = False
+    """Chunk-wise shuffling leaves each slot's first chunk in place (the released code)."""
+    step_mask_unit: str = "probability"
+    """What the trainer's step-mask value is: a probability per context step (this
+    library's reading of the paper), or a count of context steps masked per context (the
+    released code: 10 -> 70, on a logarithmic curriculum)."""
 
     @property
     def context_len(self) -> int:
@@ -93,6 +100,8 @@ class ContextSpec:
         need(self.shuffle != "chunk" or self.episode_len % self.chunk_len == 0, "chunk_len",
              f"must divide episode_len = {self.episode_len} for chunk-wise shuffling")
         need(self.rollout_mask_power >= 0, "rollout_mask_power", "must be >= 0")
+        need(self.step_mask_unit in STEP_MASK_UNITS, "step_mask_unit",
+             f"choose one of {STEP_MASK_UNITS}")
         return self
 
 
@@ -128,7 +137,11 @@ def _slot_order(key: jax.Array, spec: ContextSpec, shape: tuple[int, ...]) -> ja
     if spec.shuffle == "step":
         return jnp.argsort(jax.random.uniform(key, shape + (h,)), axis=-1)
     n = h // spec.chunk_len
-    chunks = jnp.argsort(jax.random.uniform(key, shape + (n,)), axis=-1)  # (..., n)
+    if spec.shuffle_keep_first:  # chunk 0 stays first, the others are shuffled behind it
+        rest = 1 + jnp.argsort(jax.random.uniform(key, shape + (n - 1,)), axis=-1)
+        chunks = jnp.concatenate([jnp.zeros(shape + (1,), rest.dtype), rest], axis=-1)
+    else:
+        chunks = jnp.argsort(jax.random.uniform(key, shape + (n,)), axis=-1)  # (..., n)
     steps = chunks[..., :, None] * spec.chunk_len + jnp.arange(spec.chunk_len)
     return steps.reshape(shape + (h,))
 
@@ -150,7 +163,12 @@ def sample_context(key: jax.Array, data: Episodes, group: jax.Array, spec: Conte
         keep_slot = jnp.arange(k)[None, :] >= m[:, None]  # (C, k)
     else:
         keep_slot = jnp.ones((c, k), bool)
-    keep_step = jax.random.uniform(k_step, (c, k, h)) >= step_mask  # (C, k, H)
+    u = jax.random.uniform(k_step, (c, k, h))
+    if spec.step_mask_unit == "count":  # exactly round(step_mask) steps of each context
+        rank = jnp.argsort(jnp.argsort(u.reshape(c, k * h), axis=-1), axis=-1)
+        keep_step = (rank >= jnp.round(step_mask)).reshape(c, k, h)
+    else:
+        keep_step = u >= step_mask  # (C, k, H)
     obs = jnp.where(keep_slot[..., None, None], obs, 0)
     act_ok = keep_slot[..., None] & keep_step
     action = jnp.where(act_ok, action, -1)

@@ -81,7 +81,36 @@ def test_too_long_a_sequence_is_a_clear_error(model_params):
         model.apply(params, cache, jnp.zeros((1, 1, 6, 9)), method=GPT.query)
 
 
-@pytest.mark.parametrize("field,value", [("width", 15), ("num_heads", 0), ("dropout", 1.0)])
+def test_attention_dropout_has_its_own_rate():
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 12, 9))
+    for attn, varies in ((None, False), (0.5, True)):  # no other dropout: dropout = 0
+        cfg = GPTConfig(num_layers=2, num_heads=2, width=16, max_positions=40, dropout=0.0,
+                        attn_dropout=attn)
+        model, params = make_gpt(cfg), init_gpt(cfg, jax.random.PRNGKey(0), 9)
+        a = model.apply(params, x, False, rngs={"dropout": jax.random.PRNGKey(0)})
+        assert (not np.allclose(a, model.apply(params, x))) == varies
+    assert GPTConfig(dropout=0.3).attention_dropout == 0.3
+    assert GPTConfig(dropout=0.3, attn_dropout=0.21).attention_dropout == 0.21
+
+
+def test_obs_scale_multiplies_the_observation_part_only(model_params):
+    model, params = model_params  # input 9 = obs 2 + one-hot 6 + reward 1
+    scaled = make_gpt(GPTConfig(**{**CFG.__dict__, "obs_scale": 0.25}))
+    ctx = jax.random.normal(jax.random.PRNGKey(1), (2, 10, 9))
+    q = jax.random.normal(jax.random.PRNGKey(2), (2, 3, 6, 9))
+    by_hand = lambda x: x.at[..., :2].multiply(0.25)  # noqa: E731
+    np.testing.assert_allclose(scaled.apply(params, ctx), model.apply(params, by_hand(ctx)),
+                               atol=1e-6)
+    got = scaled.apply(params, scaled.apply(params, ctx, method=GPT.encode), q,
+                       method=GPT.query)
+    want = model.apply(params, model.apply(params, by_hand(ctx), method=GPT.encode),
+                       by_hand(q), method=GPT.query)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not np.allclose(scaled.apply(params, ctx), model.apply(params, ctx))
+
+
+@pytest.mark.parametrize("field,value", [("width", 15), ("num_heads", 0), ("dropout", 1.0),
+                                         ("attn_dropout", 1.0), ("obs_scale", 0.0)])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=f"gpt.{field}"):
         make_gpt(GPTConfig(**{field: value}))

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from coplay.agents.gpt import GPTConfig
-from coplay.algos.coot import CootConfig, make_trainer, per_example_loss, shared_context_loss
+from coplay.algos.coot import (
+    CootConfig,
+    make_trainer,
+    per_example_loss,
+    shared_context_loss,
+    step_mask_schedule,
+)
 from coplay.config import ConfigError
 from coplay.data.context import ContextSpec, Episodes, sample_batch
 
@@ -82,3 +88,15 @@ def test_bad_configs_are_named():
         CootConfig(gpt=GPTConfig(max_positions=500)).validate()
     with pytest.raises(ValueError, match="0 validation groups"):
         make_trainer(_cfg(), [0, 1], [], D)
+
+
+def test_step_mask_schedules():
+    prob = CootConfig(step_mask_max=0.2)
+    np.testing.assert_allclose(step_mask_schedule(prob, jnp.array([0.0, 0.5, 1.0])),
+                               [0.0, 0.1, 0.2])
+    count = CootConfig(context=ContextSpec(step_mask_unit="count"), step_mask_count=(10, 70))
+    # logarithmic: the geometric mean half way
+    np.testing.assert_allclose(step_mask_schedule(count, jnp.array([0.0, 0.5, 1.0])),
+                               [10.0, np.sqrt(700.0), 70.0], rtol=1e-5)
+    with pytest.raises(ConfigError, match="step_mask_count"):
+        CootConfig(step_mask_count=(0, 5)).validate()

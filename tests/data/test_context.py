@@ -123,6 +123,39 @@ def test_shuffling_permutes_within_a_slot(shuffle):
         assert (chunks[..., 0] % 5 == 0).all()
 
 
+def test_step_masking_by_count_masks_exactly_that_many_steps_of_each_context():
+    data = _data()
+    spec = ContextSpec(num_episodes=2, episode_len=T, query_len=4, queries_per_context=5,
+                       rollout_mask=False, step_mask_unit="count")
+    for n in (0, 1, 7, 2 * T):
+        tokens, _ = sample_context(jax.random.PRNGKey(n), data, jnp.zeros((50,), jnp.int32),
+                                   spec, step_mask=float(n))
+        tok = np.asarray(tokens)  # (C, k * H, Din)
+        masked = tok[..., D:D + 6].sum(-1) == 0
+        np.testing.assert_array_equal(masked.sum(-1), n)  # per context, whatever the slots
+        assert (tok[..., 3] == 1).all() and (tok[..., -1][masked] == 0).all()
+    # which steps varies from context to context
+    tokens, _ = sample_context(jax.random.PRNGKey(9), data, jnp.zeros((50,), jnp.int32), spec,
+                               step_mask=5.0)
+    where = np.asarray(tokens)[..., D:D + 6].sum(-1) == 0
+    assert len({tuple(np.flatnonzero(w)) for w in where}) > 40
+
+
+def test_chunk_shuffling_can_keep_each_slots_first_chunk_in_place():
+    data = _data()
+    spec = ContextSpec(num_episodes=2, episode_len=T, query_len=2, queries_per_context=1,
+                       rollout_mask=False, shuffle="chunk", chunk_len=5,
+                       shuffle_keep_first=True)
+    tokens, _ = sample_context(jax.random.PRNGKey(5), data, jnp.zeros((40,), jnp.int32), spec)
+    steps = np.asarray(tokens.reshape(40, 2, T, -1)[..., 2]).astype(int)
+    np.testing.assert_array_equal(steps[..., :5], np.broadcast_to(np.arange(5), (40, 2, 5)))
+    rest = steps[..., 5:].reshape(40, 2, 3, 5)
+    np.testing.assert_array_equal(np.diff(rest, axis=-1), 1)  # whole chunks behind it
+    np.testing.assert_array_equal(np.sort(rest[..., 0], -1), np.broadcast_to([5, 10, 15],
+                                                                               (40, 2, 3)))
+    assert len({tuple(r) for r in rest[..., 0].reshape(-1, 3)}) == 6  # every order occurs
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ConfigError, match="context.shuffle"):
         ContextSpec(shuffle="random").validate()
