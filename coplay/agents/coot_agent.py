@@ -126,3 +126,68 @@ def coot_agent(model: GPT, params, num_episodes: int, episode_len: int, query_le
     spec = CootSpec(model, num_episodes, episode_len, query_len, obs_dim)
     return Agent(params, _policy, name, "overcooked", model.cfg.num_actions, spec, _init, _end,
                  _act)
+
+
+# --- contexts set from outside (the diagnosis: coplay coot diagnose) --------------------------
+CONTEXT_MODES = ("fifo", "frozen")
+
+
+class _Held(NamedTuple):
+    spec: CootSpec
+    mode: str
+
+
+def _start(spec: CootSpec, ctx, cache) -> CootState:
+    """A state at the start of an episode with context ``ctx`` already encoded as ``cache``."""
+    h, d = spec.episode_len, spec.obs_dim
+    return CootState(*ctx, cache, jnp.zeros((h, d)), jnp.full((h,), -1, jnp.int32),
+                     jnp.zeros((spec.query_len, d)), jnp.int32(0))
+
+
+def _held_init(spec: _Held, params, key) -> CootState:
+    del key
+    ctx = params["context"]
+    return _start(spec.spec, ctx, _encode(spec.spec, params["model"], *ctx))
+
+
+def _held_policy(spec: _Held, params, key, state, obs):
+    return _policy(spec.spec, params["model"], key, state, obs)
+
+
+def _held_act(spec: _Held, params, key, state, obs, greedy: bool):
+    return _act(spec.spec, params["model"], key, state, obs, greedy)
+
+
+def _held_end(spec: _Held, params, state: CootState, rewards) -> CootState:
+    if spec.mode == "fifo":  # the given episodes, then its own ones pushed in as usual
+        return _end(spec.spec, params["model"], state, rewards)
+    # empty / frozen: every episode from the given context again (an all-zero one: a CooT
+    # that forgets each episode), as the episode before it began: encoded once
+    return _start(spec.spec, params["context"], state.cache)
+
+
+def with_context(agent: Agent, obs: jax.Array, action: jax.Array, reward: jax.Array,
+                 mode: str = "frozen") -> Agent:
+    """A CooT agent that starts from the context ``obs`` (k, H, D), ``action`` (k, H) (-1:
+    none), ``reward`` (k, H) instead of an empty one, and then starts every episode from it
+    again (``frozen``; with :func:`empty_context`: a CooT that forgets each episode) or
+    pushes its own episodes in as usual (``fifo``)."""
+    if mode not in CONTEXT_MODES:
+        raise ValueError(f"mode = {mode!r}: choose one of {CONTEXT_MODES}")
+    spec: CootSpec = agent.spec
+    shape = (spec.num_episodes, spec.episode_len)
+    if obs.shape != shape + (spec.obs_dim,) or action.shape != shape or reward.shape != shape:
+        raise ValueError(f"a context of shapes {obs.shape}, {action.shape}, {reward.shape}; "
+                         f"this CooT holds {shape + (spec.obs_dim,)}, {shape}, {shape}")
+    ctx = (jnp.asarray(obs, jnp.float32), jnp.asarray(action, jnp.int32),
+           jnp.asarray(reward, jnp.float32))
+    return Agent({"model": agent.params, "context": ctx}, _held_policy, agent.name,
+                 agent.kind, agent.num_actions, _Held(spec, mode), _held_init, _held_end,
+                 _held_act)
+
+
+def empty_context(agent: Agent) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The all-zero context of a CooT agent (what :meth:`Agent.reset` starts from)."""
+    spec: CootSpec = agent.spec
+    k, h, d = spec.num_episodes, spec.episode_len, spec.obs_dim
+    return jnp.zeros((k, h, d)), jnp.full((k, h), -1, jnp.int32), jnp.zeros((k, h))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coplay.agents.coot_agent import coot_agent
+from coplay.agents.coot_agent import coot_agent, empty_context, with_context
 from coplay.agents.gpt import (
     GPTConfig,
     init_gpt,
@@ -60,3 +60,49 @@ def test_context_too_long_for_the_model_is_refused():
     params = init_gpt(CFG, jax.random.PRNGKey(0), D + 7)
     with pytest.raises(ValueError, match="needs 19 positions; the model has 17"):
         coot_agent(model, params, K, H + 1, LQ, D)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "fifo"])
+def test_a_given_context_is_kept_or_pushed_out_as_the_full_pass_says(mode):
+    """with_context: every step's logits equal the full causal pass over the given context
+    (frozen: every episode; fifo: then the agent's own episodes pushed in)."""
+    model = make_gpt(CFG)
+    params = init_gpt(CFG, jax.random.PRNGKey(0), D + 7)
+    rng = np.random.default_rng(1)
+    given = [(rng.integers(0, 3, (H, D)).astype(np.float32), rng.integers(0, 6, H),
+              rng.choice([0.0, 20.0], H)) for _ in range(K)]
+    agent = with_context(coot_agent(model, params, K, H, LQ, D),
+                         *(jnp.asarray(np.stack(x)) for x in zip(*given, strict=True)), mode)
+    state = agent.reset(jax.random.PRNGKey(0))
+    done, key = list(given), jax.random.PRNGKey(1)
+    for ep in range(K + 1):
+        obs = rng.integers(0, 3, (H, D)).astype(np.float32)
+        actions = []
+        for t in range(H):
+            key, k = jax.random.split(key)
+            logits, _ = agent.policy(k, state, obs[t])
+            np.testing.assert_allclose(logits, _full_logits(model, params, done, obs, t),
+                                       atol=2e-5, err_msg=f"{mode}: episode {ep} step {t}")
+            a, state = agent.act(k, state, obs[t])
+            actions.append(int(a))
+        rewards = rng.choice([0.0, 20.0], H)
+        state = agent.end_episode(state, rewards)
+        if mode == "fifo":
+            done.append((obs, np.array(actions), rewards))
+
+
+def test_an_empty_frozen_context_forgets_every_episode():
+    model = make_gpt(CFG)
+    params = init_gpt(CFG, jax.random.PRNGKey(0), D + 7)
+    plain = coot_agent(model, params, K, H, LQ, D)
+    forget = with_context(plain, *empty_context(plain), "frozen")
+    obs = np.random.default_rng(2).integers(0, 3, (H, D)).astype(np.float32)
+    first, _ = plain.policy(None, plain.reset(None), obs[0])
+    state = forget.reset(None)
+    for _ in range(3):
+        for t in range(H):
+            _, state = forget.act(jax.random.PRNGKey(t), state, obs[t])
+        state = forget.end_episode(state, np.full(H, 20.0))
+        np.testing.assert_allclose(forget.policy(None, state, obs[0])[0], first, atol=1e-6)
+    with pytest.raises(ValueError, match="context of shapes"):
+        with_context(plain, jnp.zeros((K + 1, H, D)), jnp.zeros((K, H)), jnp.zeros((K, H)))

@@ -53,7 +53,9 @@ class CollectArgs:
     """The dataset folder (rerun with the same --out to continue a killed collection)."""
     collect: CollectConfig = CollectConfig()
     preset: Literal["tiny", "default", "paper"] = "default"
-    """tiny (20-step episodes, 4 per seat) / default / paper."""
+    """tiny (20-step episodes, 4 per seat) / default (the zoo's seed-0 pool) / paper (the
+    paper's pool from the zoo: 21 HSP pairs with mid-skill episodes, 15 MEP agents with
+    their trained best responses)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +67,10 @@ class TrainArgs:
     dataset: str = ""
     """The dataset folder (coplay coot collect); not needed with --resume."""
     coot: CootConfig = COOT_PRESETS["default"]
-    preset: Literal["tiny", "default", "paper"] = "default"
-    """tiny (tests) / default (this 2-core CPU) / paper (the release: 70 epochs, 125
-    contexts per pair; GPU scale)."""
+    preset: Literal["tiny", "default", "paper", "release", "release-cpu"] = "default"
+    """tiny (tests) / default (this 2-core CPU) / paper (the paper's values: 70 epochs, 125
+    contexts per pair; GPU scale) / release (the paper's values plus the released code's
+    training details) / release-cpu (those at the default budget)."""
     val_pairs: int = 1
     """Training pairs held out (both seats) for early stopping."""
     seed: int = 0
