@@ -259,3 +259,32 @@ def test_eval_and_report(pops, dataset, coot_run, tmp_path):
         assert (ev / png).stat().st_size > 0
     assert main(["coot", "eval", "--preset", "tiny", "--eval.partners", str(pops / "hsp"),
                  "--agent", "coot", "--out", str(ev)]) == 1  # not label=REF
+
+
+def test_diagnose_plays_every_context_variant_on_the_same_games(pops, coot_run, dataset,
+                                                                 tmp_path):
+    out = tmp_path / "diagnose"
+    assert main(["coot", "diagnose", "--preset", "tiny", "--diagnose.coot", str(coot_run),
+                 "--diagnose.partners", str(pops / "hsp"), "--diagnose.train-pool",
+                 str(dataset), "--out", str(out)]) == 0
+    doc = json.loads((out / "diagnose.json").read_text())
+    # one held-out partner in the tiny stack: no mismatched context to give
+    assert list(doc["modes"]) == ["own", "empty", "oracle", "oracle-then-own"]
+    r = {m: np.asarray(v["returns"]) for m, v in doc["modes"].items()}
+    assert all(x.shape == (1, 2, 2) for x in r.values())
+    # the same games: variants that begin alike play their first episode alike
+    np.testing.assert_array_equal(r["own"][..., 0], r["empty"][..., 0])
+    np.testing.assert_array_equal(r["oracle"][..., 0], r["oracle-then-own"][..., 0])
+    br = np.asarray(doc["br_returns"])
+    np.testing.assert_allclose(doc["modes"]["own"]["br_prox"],
+                               (r["own"] / np.maximum(br, 1)[..., None]).mean())
+    a = doc["agreement"]
+    assert 0 <= a["coot_vs_br"] <= 1 and 1 / 6 <= a["br_ceiling"] <= 1
+    t = doc["training"]
+    assert [p["pair"] for p in t["pairs"]] == [p.name for p in load_dataset(dataset).pairs][:2]
+    assert np.isfinite(t["mean_ratio"])
+    report = (out / "report.md").read_text()
+    assert "emptied before every episode" in report and "training partners" in report
+    # a model that is not a CooT is named
+    assert main(["coot", "diagnose", "--preset", "tiny", "--diagnose.coot", str(pops / "bc"),
+                 "--diagnose.partners", str(pops / "hsp"), "--out", str(tmp_path / "x")]) == 1

@@ -1,4 +1,5 @@
-"""`coplay coot collect|train|bc|eval|report` — the Coordination Transformer end to end.
+"""`coplay coot collect|train|bc|eval|diagnose|report` — the Coordination Transformer end to
+end.
 
     coplay coot collect --out runs/coot-data                       # rollouts of the pool
     coplay coot train --dataset runs/coot-data --out runs/coot/s0 --seed 0
@@ -8,6 +9,7 @@
     coplay coot eval --agent coot=runs/coot/s0 coot=runs/coot/s1 bc=runs/coot-bc/s0 \\
         mep-adaptive=runs/mep2 --out runs/coot-eval
     coplay coot report --eval runs/coot-eval
+    coplay coot diagnose --diagnose.coot runs/coot/s0 --out runs/coot-diagnose
 
 Presets (``--preset tiny|default|paper``) set every field of the nested ``--coot.*`` /
 ``--bc.*`` configs; ``--help`` shows the values a run would use.
@@ -26,12 +28,14 @@ from coplay.algos.coot import CootConfig
 from coplay.experiments.cli_common import parse_with_preset
 from coplay.experiments.coot.dagger import DaggerConfig, run_dagger
 from coplay.experiments.coot.data import CollectConfig, collect
+from coplay.experiments.coot.diagnose import DiagnoseConfig, diagnose
 from coplay.experiments.coot.eval import EvalConfig, evaluate
 from coplay.experiments.coot.presets import (
     BC_PRESETS,
     COLLECT_PRESETS,
     COOT_PRESETS,
     DAGGER_PRESETS,
+    DIAGNOSE_PRESETS,
     EVAL_PRESETS,
 )
 from coplay.experiments.coot.report import write_report
@@ -132,6 +136,19 @@ class EvalArgs:
 
 
 @dataclasses.dataclass(frozen=True)
+class DiagnoseArgs:
+    """Why a CooT does (not) coordinate: BR-Prox with its own / emptied / oracle /
+    mismatched-oracle contexts, its agreement with the partners' best responses on its own
+    states, and its closed-loop return with training partners (diagnose.json, report.md)."""
+
+    out: Path
+    """The diagnosis folder."""
+    diagnose: DiagnoseConfig = DiagnoseConfig()
+    preset: Literal["tiny", "default"] = "default"
+    """tiny (tests) / default (10 episodes per partner, seat and variant)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ReportArgs:
     """Rewrite report.md and the PNGs of an evaluation folder."""
 
@@ -211,6 +228,18 @@ def eval_cmd(argv: list[str], prog: str = "coplay coot eval") -> int:
     def go():
         out = evaluate(cfg, args.out)
         print(f"report: {write_report(out)}")
+
+    return _run(go, spread_games=True)
+
+
+def diagnose_cmd(argv: list[str], prog: str = "coplay coot diagnose") -> int:
+    args = parse_with_preset(DiagnoseArgs, argv, prog, "diagnose", DIAGNOSE_PRESETS,
+                             out=Path("runs/coot-diagnose"))
+
+    def go():
+        out = diagnose(args.diagnose, args.out, pools=COLLECT_PRESETS)
+        print((out / "report.md").read_text())
+        print(f"report: {out / 'report.md'}")
 
     return _run(go, spread_games=True)
 

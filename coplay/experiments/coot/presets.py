@@ -12,6 +12,7 @@ from coplay.algos.coot import CootConfig
 from coplay.data.context import ContextSpec
 from coplay.experiments.coot.dagger import DaggerConfig
 from coplay.experiments.coot.data import CollectConfig
+from coplay.experiments.coot.diagnose import DiagnoseConfig
 from coplay.experiments.coot.eval import EvalConfig
 
 _RELEASE = CootConfig(
@@ -62,3 +63,6 @@ DAGGER_PRESETS = {"tiny": DaggerConfig(rounds=2, repeats=1, episodes=2, epochs_p
                   "default": DaggerConfig()}
 EVAL_PRESETS = {"tiny": EvalConfig(episodes=3, episode_len=20, br_episodes=2),
                 "default": EvalConfig(), "paper": EvalConfig(repeats=5)}
+DIAGNOSE_PRESETS = {"tiny": DiagnoseConfig(episodes=2, episode_len=20, br_episodes=2,
+                                           train_pairs=2),
+                    "default": DiagnoseConfig()}
