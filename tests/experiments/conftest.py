@@ -45,6 +45,16 @@ def coot_stack_mep2(coot_stack, built_once):
 
 
 @pytest.fixture(scope="session")
+def coot_stack_responses(coot_stack, built_once):
+    """A tiny --kind mep-responses run: a best response to each of the stack's 2 MEP members
+    (its folder)."""
+    return built_once("coot-stack-responses", lambda out: main([
+        "populations", "train", "--kind", "mep-responses", "--pop", str(coot_stack / "mep"),
+        "--preset", "tiny", "--seed", "1", "--out", str(out)]) == 0
+        or pytest.fail("mep-responses"))
+
+
+@pytest.fixture(scope="session")
 def self_play_tiny(built_once):
     """A finished tiny self-play PPO run (seed 2)."""
     return built_once("self-play-tiny", lambda out: main([

@@ -417,11 +417,6 @@ def test_a_zoo_population_gives_the_folders_partners(hsp1, stage1, tmp_path, mon
 
 
 # --- best responses, one learner per partner (--kind mep-responses) ---------------------------
-@pytest.fixture(scope="module")
-def responses(stage1, tmp_path_factory):
-    return tiny_stage2("mep-responses", stage1, tmp_path_factory)
-
-
 def test_each_learner_trains_against_its_own_partner_alone(stage1):
     """The vmapped chunk of per-partner learners equals, member by member, one learner's
     chunk with that partner alone (vmap == loop): the partner axis is the member axis."""
@@ -444,7 +439,8 @@ def test_each_learner_trains_against_its_own_partner_alone(stage1):
     assert not np.allclose(*(np.asarray(jax.tree.leaves(after.params)[0][k]) for k in (0, 1)))
 
 
-def test_tiny_responses_run_writes_one_best_response_per_partner(responses, stage1, capsys):
+def test_tiny_responses_run_writes_one_best_response_per_partner(coot_stack_responses):
+    responses = coot_stack_responses  # against the CooT stack's 2 MEP members
     for name in ("config.json", "checkpoint.msgpack", "metrics.jsonl", "agent.msgpack",
                  "eval.json", "manifest.json", "training.png", "report.md"):
         assert (responses / name).is_file(), name

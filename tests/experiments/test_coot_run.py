@@ -83,13 +83,11 @@ def test_noisy_context_episodes_are_stored_and_never_queries(pops, tmp_path):
                  "--out", str(tmp_path / "bad")]) == 1
 
 
-def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pops, tmp_path,
-                                                                               monkeypatch):
+def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(
+        pops, coot_stack_responses, tmp_path, monkeypatch):
     """HSP pairs with some episodes at mid skill inside the pair; MEP members with a best
-    response trained against them (--kind mep-responses), only those it answers."""
-    resp = tmp_path / "responses"
-    assert main(["populations", "train", "--kind", "mep-responses", "--pop", str(pops / "mep"),
-                 "--preset", "tiny", "--set", "partners=1", "--out", str(resp)]) == 0
+    response trained against them (--kind mep-responses)."""
+    resp = coot_stack_responses
     out = tmp_path / "paper"
     args = ["coot", "collect", "--preset", "tiny", "--collect.hsp", str(pops / "hsp"),
             "--collect.mep", str(pops / "mep"), "--collect.mep-responses", str(resp),
@@ -98,13 +96,13 @@ def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pop
     ds = load_dataset(out)
     sel = json.loads((pops / "hsp" / "selection.json").read_text())
     assert [p.name for p in ds.pairs] == [f"hsp{m:02d}-final" for m in sel["train"]] + \
-        ["mep01-br"]
-    assert ds.episodes.obs.shape[:2] == (6, 4)  # 4 per seat, mid ones among them
+        ["mep00-br", "mep01-br"]
+    assert ds.episodes.obs.shape[:2] == (8, 4)  # 4 per seat, mid ones among them
     hsp, mep = ds.pairs[0], ds.pairs[-1]
     m = hsp.info["member"]
     assert hsp.mid == (AgentRef(str(pops / "hsp"), m, 0, "mid"),
                        AgentRef(str(pops / "hsp"), m, 1, "mid"))
-    assert mep.partner == AgentRef(str(pops / "mep"), 1) and mep.br == AgentRef(str(resp), 0)
+    assert mep.partner == AgentRef(str(pops / "mep"), 1) and mep.br == AgentRef(str(resp), 1)
     store = ShardStore(out)
     mid = store.read("pair000")["mid"]
     np.testing.assert_array_equal(mid, [False] * 3 + [False] * 3 + [True] * 2)
@@ -134,7 +132,7 @@ def test_the_papers_pool_mixes_mid_skill_episodes_and_trained_best_responses(pop
     assert [p.name for p in zds.pairs] == [p.name for p in ds.pairs]
     assert zds.pairs[0].mid == (AgentRef(f"zoo:t/hsp/member{m:02d}-biased-mid"),
                                 AgentRef(f"zoo:t/hsp/member{m:02d}-br-mid"))
-    assert zds.pairs[-1].br == AgentRef("zoo:t/resp/response00")
+    assert zds.pairs[-1].br == AgentRef("zoo:t/resp/response01")
     np.testing.assert_array_equal(ShardStore(from_zoo).read("pair000")["mid"], mid)
     # float16 weights: the zoo's play is the folders' on (almost) every step
     agree = (zds.episodes.action == ds.episodes.action).mean()
