@@ -42,6 +42,10 @@ class CootConfig:
     contexts_per_group: int = 125
     """Contexts of each training group (a pair with its best response in one seat) per
     epoch (paper: 125 per pair, seats pooled)."""
+    batch_from_one_group: bool = False
+    """Every batch's contexts from one group (the released code: 120 examples of one pair,
+    each with its own context: contexts_per_batch 120, context.queries_per_context 1); an
+    epoch then has ceil(contexts_per_group / contexts_per_batch) batches per group."""
     epochs: int = 70
     """Epochs at most (paper: 70)."""
     patience: int = 25
@@ -195,6 +199,20 @@ class Trainer(NamedTuple):
     input_dim: int
 
 
+def batch_groups(cfg: CootConfig, key: jax.Array, train_groups: jax.Array) -> jax.Array:
+    """The group of every context of an epoch, (steps, contexts_per_batch): each group
+    ``contexts_per_group`` times, shuffled (the last batch wraps around), or with
+    ``batch_from_one_group`` whole batches of one group, the batches shuffled."""
+    c, n = cfg.contexts_per_batch, int(train_groups.shape[0])
+    if cfg.batch_from_one_group:
+        per_group = -(-cfg.contexts_per_group // c)
+        order = jax.random.permutation(key, jnp.repeat(train_groups, per_group))
+        return jnp.broadcast_to(order[:, None], (n * per_group, c))
+    steps = -(-n * cfg.contexts_per_group // c)
+    order = jax.random.permutation(key, jnp.repeat(train_groups, cfg.contexts_per_group))
+    return jnp.resize(order, (steps * c,)).reshape(steps, c)
+
+
 def make_trainer(cfg: CootConfig, train_groups: jax.Array, val_groups: jax.Array,
                  obs_dim: int) -> Trainer:
     """A trainer over groups ``train_groups`` / ``val_groups`` (int arrays of group indices
@@ -207,9 +225,7 @@ def make_trainer(cfg: CootConfig, train_groups: jax.Array, val_groups: jax.Array
                          "groups: both need at least one")
     model = make_gpt(cfg.gpt)
     input_dim = obs_dim + cfg.gpt.num_actions + 1
-    c = cfg.contexts_per_batch
-    contexts = int(train_groups.size) * cfg.contexts_per_group
-    steps = -(-contexts // c)
+    steps = batch_groups(cfg, jax.random.PRNGKey(0), train_groups).shape[0]
     total_steps = steps * cfg.epochs
     optimizer = make_optimizer(cfg, total_steps)
     schedule_lr = make_schedule(cfg, total_steps)  # for the metrics
@@ -239,9 +255,7 @@ def make_trainer(cfg: CootConfig, train_groups: jax.Array, val_groups: jax.Array
     def epoch(state: TrainState, data: Episodes) -> tuple[TrainState, EpochMetrics]:
         check_episodes(data, cfg.context)
         k_perm, k_steps, k_next = jax.random.split(state.key, 3)
-        order = jnp.repeat(train_groups, cfg.contexts_per_group)
-        order = jax.random.permutation(k_perm, order)
-        order = jnp.resize(order, (steps * c,)).reshape(steps, c)  # last batch wraps around
+        order = batch_groups(cfg, k_perm, train_groups)
         first = state.epoch * steps
 
         def loss_fn(params, xs):

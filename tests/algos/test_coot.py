@@ -9,6 +9,7 @@ import pytest
 from coplay.agents.gpt import GPTConfig
 from coplay.algos.coot import (
     CootConfig,
+    batch_groups,
     make_trainer,
     per_example_loss,
     shared_context_loss,
@@ -100,3 +101,18 @@ def test_step_mask_schedules():
                                [10.0, np.sqrt(700.0), 70.0], rtol=1e-5)
     with pytest.raises(ConfigError, match="step_mask_count"):
         CootConfig(step_mask_count=(0, 5)).validate()
+
+
+def test_batches_of_one_group_the_releases_way():
+    groups = jnp.array([0, 2, 5])
+    mixed = np.asarray(batch_groups(_cfg(contexts_per_group=5, contexts_per_batch=2),
+                                    jax.random.PRNGKey(0), groups))
+    assert mixed.shape == (8, 2)  # 15 contexts in batches of 2, the last wrapping around
+    assert sorted(mixed.reshape(-1)[:15]) == sorted([0, 2, 5] * 5)
+    one = np.asarray(batch_groups(_cfg(contexts_per_group=5, contexts_per_batch=2,
+                                       batch_from_one_group=True),
+                                  jax.random.PRNGKey(0), groups))
+    assert one.shape == (9, 2) and (one == one[:, :1]).all()  # every batch one group
+    assert sorted(one[:, 0]) == [0, 0, 0, 2, 2, 2, 5, 5, 5]  # ceil(5 / 2) batches each
+    tr = make_trainer(_cfg(batch_from_one_group=True), [0, 1, 2], [3], D)
+    assert tr.steps_per_epoch == 3 * 8
