@@ -38,8 +38,8 @@ from coplay.runs import RunError, atomic_write_bytes, read_json, to_jsonable, wr
 ZOO_ENV = "COPLAY_ZOO"
 MANIFEST = "manifest.json"
 VERSION = 1
-SIZE_BUDGET = 25_000_000
-"""Bytes the files of a zoo may take together (the committed zoo: 25 MB)."""
+SIZE_BUDGET = 60_000_000
+"""Bytes the files of a zoo may take together (the committed zoo: 60 MB, issue 38)."""
 DTYPES = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(jnp.bfloat16)}
 FORMATS = {"msgpack": ".msgpack", "json": ".json"}
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")

@@ -164,7 +164,7 @@ def test_existing_entries_need_overwrite(tmp_path):
 
 def test_size_budget_is_enforced(tmp_path):
     size = zoo.save_entry("one", _params(), {}, tmp_path)["bytes"]
-    assert zoo.SIZE_BUDGET == 25_000_000
+    assert zoo.SIZE_BUDGET == 60_000_000
     with pytest.raises(ZooError, match=r"over its budget of"):
         zoo.save_entry("two", _params(), {}, tmp_path, budget=2 * size - 1)
     assert not (tmp_path / "two.msgpack").exists() and set(zoo.list_entries(tmp_path)) == {
