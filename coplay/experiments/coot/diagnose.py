@@ -12,8 +12,9 @@ are played with the CooT's context set in five ways:
 - ``oracle-then-own``: the same at first, then its own episodes pushed in (FIFO);
 - ``mismatched``: ``k`` episodes of *another* held-out partner's best response, frozen.
 
-BR-Prox of each (return / the partner's best-response return, per partner and seat, then the
-mean) and its first / last episode; the CooT's agreement with the partner's best response on
+BR-Prox of each (the paper's, as ``coot eval`` reports it: per partner, the return over the
+partner's best response's, seats pooled; then the mean over partners) and its first / last
+episode; the CooT's agreement with the partner's best response on
 the CooT's own states (``own``: the share of its actions equal to the best response's most
 likely one, beside the best response's own sampling ceiling, the mean probability of its
 argmax); and the closed-loop return with training partners (a collect preset's pool or a
@@ -34,6 +35,7 @@ from coplay.agents.base import Agent
 from coplay.agents.coot_agent import CootSpec, empty_context, with_context
 from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
+from coplay.eval.brprox import br_prox_paper
 from coplay.eval.in_context import play_episodes
 from coplay.experiments.coot.data import (
     CollectConfig,
@@ -219,27 +221,32 @@ def diagnose(cfg: DiagnoseConfig, out: str | Path, progress: bool = True,
             training.append({"pair": pair.name, "coot": mine.tolist(), "br": b.tolist(),
                              "ratio": float(mine.sum() / max(b.sum(), 1e-9))})
             bar.update(f"training pair {pair.name}: {mine.mean():.1f} / BR {b.mean():.1f}")
-    doc = summarise(cfg, pairs, br, ret, agree, ceiling, training)
+    doc = summarise(cfg, [p.name for p in pairs], br, ret, agree, ceiling, training)
     write_json(out / "diagnose.json", doc)
     atomic_write_text(out / "report.md", report(doc))
     return out
 
 
-def _prox(returns: np.ndarray, br: np.ndarray) -> np.ndarray:
-    """(P, 2, E) returns over (P, 2) best-response returns, floored at 1 as coot eval."""
-    return returns / np.maximum(br, 1.0)[..., None]
+def _prox(returns: np.ndarray, br: np.ndarray):
+    """The paper's BR-Prox (as coot eval reports it) of (P, 2, E) returns against (P, 2)
+    best-response returns: per partner, the mean over seats and episodes over the best
+    response's mean over seats; then the mean over partners."""
+    return br_prox_paper(returns[:, :, None, :], br)
 
 
 def summarise(cfg, pairs, br, ret, agree, ceiling, training) -> dict:
+    """diagnose.json's document from the games' returns (re-derivable from it alone)."""
     modes = {}
     for m, r in ret.items():
-        prox = _prox(r, br)
-        modes[m] = {"br_prox": float(prox.mean()), "first": float(prox[..., 0].mean()),
-                    "last": float(prox[..., -1].mean()),
-                    "per_episode": prox.mean((0, 1)).round(4).tolist(),
-                    "per_partner": prox.mean((1, 2)).round(4).tolist(), "returns": r}
+        r = np.asarray(r, float)
+        modes[m] = {"br_prox": _prox(r, br).value, "first": _prox(r[..., :1], br).value,
+                    "last": _prox(r[..., -1:], br).value,
+                    "per_episode": [round(_prox(r[..., e:e + 1], br).value, 4)
+                                    for e in range(r.shape[-1])],
+                    "per_partner": np.round(_prox(r, br).per_partner, 4).tolist(),
+                    "returns": r}
     ratios = [t["ratio"] for t in training]
-    return {"config": to_jsonable(cfg), "partners": [p.name for p in pairs],
+    return {"config": to_jsonable(cfg), "partners": list(pairs),
             "br_returns": br, "modes": modes,
             "agreement": {"coot_vs_br": float(agree.mean()), "br_ceiling": float(ceiling.mean()),
                           "per_partner": agree.mean(1).round(4).tolist()},
