@@ -33,6 +33,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, str]] = {
                          "fine-tune a CooT on its own play, labelled by best responses"),
     ("coot", "eval"): ("coplay.experiments.coot.cli:eval_cmd",
                        "CooT and baselines vs held-out partners: eval.json + report.md"),
+    ("coot", "relabel"): ("coplay.experiments.coot.cli:relabel_cmd",
+                          "another agent's games, best-response labels, added to a dataset"),
     ("coot", "diagnose"): ("coplay.experiments.coot.cli:diagnose_cmd",
                            "why a CooT does (not) coordinate: its contexts, its agreement"),
     ("coot", "report"): ("coplay.experiments.coot.cli:report_cmd",

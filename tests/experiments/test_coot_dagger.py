@@ -160,3 +160,44 @@ def test_bad_input_is_named(coot_stack, dagger, tmp_path):
     with pytest.raises(ConfigError, match="dagger.rounds"):
         run_dagger(dataclasses.replace(TINY, rounds=0), coot_stack / "data", tmp_path / "x")
     assert main(["coot", "dagger", "--preset", "tiny", "--out", str(tmp_path / "y")]) == 1
+
+
+def test_relabel_adds_another_players_games_with_best_response_labels(coot_stack, tmp_path):
+    data, out = coot_stack / "data", tmp_path / "bcplay"
+    args = ["coot", "relabel", "--dataset", str(data), "--relabel.player",
+            str(coot_stack / "bc"), "--relabel.repeats", "1", "--relabel.episodes", "2",
+            "--relabel.label", "argmax"]
+    assert main([*args, "--out", str(out)]) == 0
+    base, ds = load_dataset(data), load_dataset(out)
+    n = base.episodes.obs.shape[1]
+    assert ds.episodes.obs.shape[1] == n + 2  # 1 game x 2 episodes per seat
+    np.testing.assert_array_equal(ds.episodes.obs[:, :n], base.episodes.obs)
+    np.testing.assert_array_equal(ds.relabelled, np.tile([False] * n + [True] * 2, (8, 1)))
+    man = json.loads((out / "manifest.json").read_text())
+    assert [p["extra_shards"] for p in man["pairs"]] == [[f"play-pair{i:03d}"] for i in range(4)]
+    assert all("extra_shards" not in p
+               for p in json.loads((data / "manifest.json").read_text())["pairs"])
+    bc_agent = resolve(str(coot_stack / "bc"))
+    store = ShardStore(out)
+    for i in (0, 3):
+        s = store.read(f"play-pair{i:03d}")
+        br = pair_from_json(man["pairs"][i]).br.load()
+        logits = jax.vmap(jax.vmap(lambda o, br=br: br.policy(jax.random.PRNGKey(0), (), o)[0]))(
+            jnp.asarray(s["obs"]))
+        np.testing.assert_array_equal(s["label"], np.asarray(jnp.argmax(logits, -1)))
+        # the actions are the player's: BC's samples have BC's support
+        bc_logits = jax.vmap(jax.vmap(
+            lambda o: bc_agent.policy(jax.random.PRNGKey(0), (), o)[0]))(jnp.asarray(s["obs"]))
+        chosen = np.take_along_axis(np.asarray(bc_logits), s["action"][..., None], -1)
+        assert np.isfinite(chosen).all()
+    summary = json.loads((out / "relabel-play.json").read_text())
+    assert summary["relabel"]["player"] == str(coot_stack / "bc") and len(summary["pairs"]) == 4
+    # rerunning the same --out adds nothing; a second player needs its own tag
+    assert main([*args, "--out", str(out)]) == 0
+    assert load_dataset(out).episodes.obs.shape[1] == n + 2
+    assert main([*args, "--dataset", str(out), "--out", str(tmp_path / "two"),
+                 "--relabel.tag", "bc2"]) == 0
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert two["pairs"][0]["extra_shards"] == ["play-pair000", "bc2-pair000"]
+    assert main([*args, "--out", str(tmp_path / "bad"), "--relabel.tag", "r0"]) == 1
+    assert not (tmp_path / "bad").exists()

@@ -6,6 +6,8 @@ end.
     coplay coot train --out runs/coot/s0 --resume                  # continue a killed run
     coplay coot bc --dataset runs/coot-data --out runs/coot-bc/s0
     coplay coot dagger --dataset runs/coot-data --dagger.start runs/coot/s0 --out runs/dagger
+    coplay coot relabel --dataset runs/coot-data --relabel.player runs/coot-bc/s0 \\
+        --out runs/coot-data-bcplay                                # BC's games, BR labels
     coplay coot eval --agent coot=runs/coot/s0 coot=runs/coot/s1 bc=runs/coot-bc/s0 \\
         mep-adaptive=runs/mep2 --out runs/coot-eval
     coplay coot report --eval runs/coot-eval
@@ -26,7 +28,12 @@ import tyro
 from coplay.algos.bc import BCConfig
 from coplay.algos.coot import CootConfig
 from coplay.experiments.cli_common import parse_with_preset
-from coplay.experiments.coot.dagger import DaggerConfig, run_dagger
+from coplay.experiments.coot.dagger import (
+    DaggerConfig,
+    RelabelConfig,
+    relabel_dataset,
+    run_dagger,
+)
 from coplay.experiments.coot.data import CollectConfig, collect
 from coplay.experiments.coot.diagnose import DiagnoseConfig, diagnose
 from coplay.experiments.coot.eval import EvalConfig, evaluate
@@ -118,6 +125,20 @@ class DaggerArgs:
     dagger: DaggerConfig = DaggerConfig()
     preset: Literal["tiny", "default"] = "default"
     """tiny (tests) / default."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RelabelArgs:
+    """Not in the paper: another agent's games with every training pair of a dataset, its
+    states labelled by the pair's best response, added to a copy of the dataset (hard links;
+    the original is not modified). A CooT trained on the copy sees contexts played by that
+    agent while its labels stay the best response's. Rerun with the same --out to resume."""
+
+    dataset: str
+    """The dataset (coplay coot collect, or an earlier relabel's --out)."""
+    out: Path
+    """The new dataset folder."""
+    relabel: RelabelConfig = RelabelConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +239,16 @@ def dagger_cmd(argv: list[str], prog: str = "coplay coot dagger") -> int:
     # not spread over host devices: that costs its fine-tuning (one device) more than its
     # play gains
     return _run(go)
+
+
+def relabel_cmd(argv: list[str], prog: str = "coplay coot relabel") -> int:
+    args = tyro.cli(RelabelArgs, args=argv, prog=prog)
+
+    def go():
+        out = relabel_dataset(args.relabel, args.dataset, args.out)
+        print(f"dataset: {out}")
+
+    return _run(go, spread_games=True)
 
 
 def eval_cmd(argv: list[str], prog: str = "coplay coot eval") -> int:

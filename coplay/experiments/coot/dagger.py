@@ -106,6 +106,57 @@ class DaggerConfig:
         return self
 
 
+@dataclasses.dataclass(frozen=True)
+class RelabelConfig:
+    """Not in the paper: contexts played by someone other than the best response, with the
+    best response's labels. Another agent (BC, a CooT, any reference) plays every training
+    pair's partner; its states are labelled by the pair's best response and its games join
+    a copy of the dataset (context tokens = the player's own actions, query labels = the
+    best response's) — one DAgger round without the fine-tuning, from a cheap player, so
+    that a CooT trained from scratch has seen contexts like its own first episodes."""
+
+    player: str = ""
+    """The agent that plays (run folder, zoo:<name>, any agent reference)."""
+    repeats: int = 4
+    """Games per training pair and seat."""
+    episodes: int = 6
+    """Consecutive episodes per game (a memory / context carried over)."""
+    label: Literal["sample", "argmax"] = "sample"
+    """The best response's sampled action (as the dataset's labels) or its most likely one."""
+    seed: int = 0
+    """Seed of the games and labels."""
+    tag: str = "play"
+    """Name of the added shards (``<tag>-pairIII``); a second relabelling of the same
+    dataset needs another tag."""
+
+    def validate(self) -> RelabelConfig:
+        need = checker(self, "relabel")
+        need_positive_ints(self, "relabel", ("repeats", "episodes"))
+        need(self.label in ("sample", "argmax"), "label", "choose sample or argmax")
+        need(bool(self.player), "player", "name the agent that plays")
+        need(bool(self.tag) and self.tag.replace("-", "").replace("_", "").isalnum()
+             and not (self.tag[0] == "r" and self.tag[1:].isdigit()), "tag",
+             "letters, digits, - and _ only, and not rN (DAgger's rounds)")
+        return self
+
+
+def relabel_dataset(cfg: RelabelConfig, dataset: str | Path, out: str | Path,
+                    progress: bool = True) -> Path:
+    """``out``: a copy of ``dataset`` (hard links) plus ``cfg.player``'s relabelled games with
+    every pair; resumable (rerun with the same ``out``). Writes ``relabel-<tag>.json`` (per
+    pair: the player's return and agreement with the best response)."""
+    cfg.validate()
+    base, out = Path(dataset), Path(out)
+    load_dataset(base)  # a finished dataset, or an error naming what is missing
+    player = resolve(cfg.player)
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2000)
+    rows = collect_round(cfg, cfg.tag, key, player, base, out, progress)
+    write_json(out / f"relabel-{cfg.tag}.json",
+               {"relabel": to_jsonable(cfg), "dataset": str(base),
+                **{k: v for k, v in _summary(0, rows).items() if k != "round"}})
+    return out
+
+
 def start_coot_config(ref: str) -> CootConfig:
     """The CooT training config of ``ref`` (run folder or zoo:<name>)."""
     if zoo.is_ref(ref):
@@ -131,7 +182,8 @@ def _memoryless(br: Agent, name: str) -> None:
 
 
 def relabelled_rollouts(env: Overcooked, coot: Agent, partner: Agent, br: Agent,
-                        key: jax.Array, cfg: DaggerConfig, episode_len: int) -> dict:
+                        key: jax.Array, cfg: DaggerConfig | RelabelConfig,
+                        episode_len: int) -> dict:
     """The CooT's games with ``partner`` (``repeats`` per seat, ``episodes`` consecutive
     episodes each), every state labelled by ``br``; the arrays of a shard, episodes ordered
     game by game, oldest first (numpy)."""
@@ -196,21 +248,22 @@ def _link_dataset(src: Path, dst: Path) -> None:
                        "this run wrote; move it away") from None
 
 
-def collect_round(cfg: DaggerConfig, round_no: int, coot: Agent, prev_data: Path, data: Path,
-                  progress: bool = True) -> list[dict]:
-    """Write (or finish) round ``round_no``'s dataset ``data`` from ``prev_data``; returns
-    per pair: name, the CooT's mean return and agreement with the labels."""
+def collect_round(cfg: DaggerConfig | RelabelConfig, tag: str, key: jax.Array, coot: Agent,
+                  prev_data: Path, data: Path, progress: bool = True) -> list[dict]:
+    """Write (or finish) the dataset ``data``: ``prev_data`` plus, per pair, the games of
+    ``coot`` (any agent) with the pair's partner, labelled by its best response, as shard
+    ``<tag>-pairIII``; returns per pair: name, the player's mean return and agreement with
+    the labels."""
     if not (data / MANIFEST).is_file():
         _link_dataset(prev_data, data)
     man = read_json(data / MANIFEST)
     store = ShardStore(data)
     env = Overcooked(man["layout"])
     episode_len = int(store.read(man["pairs"][0]["shard"])["action"].shape[1])
-    name_of = [f"r{round_no}-pair{i:03d}" for i in range(len(man["pairs"]))]
+    name_of = [f"{tag}-pair{i:03d}" for i in range(len(man["pairs"]))]
     todo = [i for i, p in enumerate(man["pairs"])
             if name_of[i] not in p.get("extra_shards", []) or not store.exists(name_of[i])]
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1000 + round_no)
-    with progress_bar(f"dagger round {round_no}: play", total=len(man["pairs"]),
+    with progress_bar(f"{tag}: play and relabel", total=len(man["pairs"]),
                       completed=len(man["pairs"]) - len(todo), enabled=progress) as bar:
         for i in todo:
             pair = pair_from_json(man["pairs"][i])
@@ -259,7 +312,9 @@ def run_dagger(cfg: DaggerConfig, dataset: str | Path, out: str | Path,
         if not (train_dir / MODEL).is_file():
             if stop_after_rounds is not None and r >= stop_after_rounds:
                 break
-            rows = collect_round(cfg, r, resolve(prev_model), prev_data, data, progress)
+            key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1000 + r)
+            rows = collect_round(cfg, f"r{r}", key, resolve(prev_model), prev_data, data,
+                                 progress)
             history = [h for h in history if h["round"] != r] + [_summary(r, rows)]
             write_json(hist_path, history)
             run_cfg = CootRunConfig(str(data), coot_cfg, "dagger", cfg.val_pairs, cfg.seed,
