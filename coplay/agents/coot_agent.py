@@ -11,8 +11,11 @@ feeds only the ``Lq`` query tokens through the model, attending to the cached co
     state = agent.end_episode(state, rewards)      # (H,) sparse rewards -> FIFO context
 
 ``end_episode`` appends the finished episode (its first H steps; a shorter one is padded with
-zero steps) as the newest slot and evicts the oldest. Unbatched and jittable; vmap over
-partner-seats.
+zero steps) as the newest slot and evicts the oldest (``fifo``, the paper's). Not in the paper,
+a deployment option (:func:`with_keep`): ``keep-best`` keeps the k best-return episodes so far
+— a finished episode replaces the worst slot (empty slots first, the oldest among equals)
+when its return is at least that slot's, and is dropped otherwise; the slots stay in the
+order they were played. Unbatched and jittable; vmap over partner-seats.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class CootSpec(NamedTuple):
     episode_len: int  # H
     query_len: int  # Lq
     obs_dim: int  # D
+    keep: str = "fifo"  # which episodes the context keeps: fifo (paper) or keep-best
 
 
 class CootState(NamedTuple):
@@ -104,13 +108,30 @@ def _end(spec: CootSpec, params, state: CootState, rewards) -> CootState:
     obs = jnp.where(steps[:, None], state.ep_obs, 0.0)
     action = jnp.where(steps, state.ep_action, -1)
     reward = jnp.where(steps, r, 0.0)
-    ctx_obs = jnp.concatenate([state.ctx_obs[1:], obs[None]])  # FIFO: oldest out
-    ctx_action = jnp.concatenate([state.ctx_action[1:], action[None]])
-    ctx_reward = jnp.concatenate([state.ctx_reward[1:], reward[None]])
+    ctx_obs, ctx_action, ctx_reward = _push(spec, state, obs, action, reward)
     return CootState(ctx_obs, ctx_action, ctx_reward,
                      _encode(spec, params, ctx_obs, ctx_action, ctx_reward),
                      jnp.zeros_like(state.ep_obs), jnp.full((h,), -1, jnp.int32),
                      jnp.zeros_like(state.window), jnp.int32(0))
+
+
+def _push(spec: CootSpec, state: CootState, obs, action, reward):
+    """The context after a finished episode: the oldest slot out (``fifo``), or the worst
+    one when the episode's return is at least its (``keep-best``; else unchanged)."""
+    k = spec.num_episodes
+    drop, take = jnp.int32(0), jnp.bool_(True)  # fifo: slot 0 (the oldest) out
+    if spec.keep == "keep-best":
+        filled = (state.ctx_action >= 0).any(-1)
+        slot_return = jnp.where(filled, state.ctx_reward.sum(-1), -jnp.inf)  # (k,)
+        drop = jnp.argmin(slot_return)  # empty ones first; the oldest among equals
+        take = reward.sum() >= slot_return[drop]
+    src = jnp.arange(k - 1) + (jnp.arange(k - 1) >= drop)  # the slots kept, in order
+
+    def push(ctx, new):
+        return jnp.where(take, jnp.concatenate([ctx[src], new[None]]), ctx)
+
+    return (push(state.ctx_obs, obs), push(state.ctx_action, action),
+            push(state.ctx_reward, reward))
 
 
 def coot_agent(model: GPT, params, num_episodes: int, episode_len: int, query_len: int,
@@ -126,6 +147,23 @@ def coot_agent(model: GPT, params, num_episodes: int, episode_len: int, query_le
     spec = CootSpec(model, num_episodes, episode_len, query_len, obs_dim)
     return Agent(params, _policy, name, "overcooked", model.cfg.num_actions, spec, _init, _end,
                  _act)
+
+
+KEEPS = ("fifo", "keep-best")
+
+
+def with_keep(agent: Agent, keep: str) -> Agent:
+    """The same CooT (or :func:`with_context` one) whose context keeps its episodes by
+    ``keep``: ``fifo`` (the paper's) or ``keep-best`` (a deployment option, not in the
+    paper; see the module docstring)."""
+    if keep not in KEEPS:
+        raise ValueError(f"keep = {keep!r}: choose one of {KEEPS}")
+    spec = agent.spec
+    if isinstance(spec, _Held):
+        return agent.replace(spec=spec._replace(spec=spec.spec._replace(keep=keep)))
+    if not isinstance(spec, CootSpec):
+        raise ValueError(f"{agent.name}: not a Coordination Transformer")
+    return agent.replace(spec=spec._replace(keep=keep))
 
 
 # --- contexts set from outside (the diagnosis: coplay coot diagnose) --------------------------

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from coplay.agents.coot_agent import coot_agent, empty_context, with_context
+from coplay.agents.coot_agent import coot_agent, empty_context, with_context, with_keep
 from coplay.agents.gpt import (
     GPTConfig,
     init_gpt,
@@ -106,3 +106,52 @@ def test_an_empty_frozen_context_forgets_every_episode():
         np.testing.assert_allclose(forget.policy(None, state, obs[0])[0], first, atol=1e-6)
     with pytest.raises(ValueError, match="context of shapes"):
         with_context(plain, jnp.zeros((K + 1, H, D)), jnp.zeros((K, H)), jnp.zeros((K, H)))
+
+
+def _keep_best_reference(slots, episode):
+    """keep-best in plain Python: slots oldest first, None = empty."""
+    returns = [-np.inf if x is None else x[2].sum() for x in slots]
+    drop = int(np.argmin(returns))
+    if episode[2].sum() >= returns[drop]:
+        return slots[:drop] + slots[drop + 1:] + [episode]
+    return slots
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_keep_best_keeps_the_best_return_episodes_as_the_full_pass_says(given):
+    """Episodes of returns 20, 60, 0, 40, 60 (2 slots): the context holds the two best so far,
+    in the order played, the oldest out among equals; from a given context too (fifo)."""
+    model = make_gpt(CFG)
+    params = init_gpt(CFG, jax.random.PRNGKey(0), D + 7)
+    rng = np.random.default_rng(3)
+    plain = coot_agent(model, params, K, H, LQ, D)
+    slots = [None] * K
+    if given:  # a given context of returns 0 and 80
+        slots = [(rng.integers(0, 3, (H, D)).astype(np.float32), rng.integers(0, 6, H),
+                  np.eye(H)[0] * r) for r in (0.0, 80.0)]
+        plain = with_context(plain, *(jnp.asarray(np.stack(x)) for x in zip(*slots, strict=True)),
+                             "fifo")
+    agent = with_keep(plain, "keep-best")
+    act, end = jax.jit(agent.act), jax.jit(agent.end_episode)
+    state, key = agent.reset(jax.random.PRNGKey(0)), jax.random.PRNGKey(1)
+    for ep, ret in enumerate((20.0, 60.0, 0.0, 40.0, 60.0)):
+        obs = rng.integers(0, 3, (H, D)).astype(np.float32)
+        actions = []
+        for t in range(H):
+            key, k = jax.random.split(key)
+            done = [x for x in slots if x is not None]
+            logits, _ = agent.policy(k, state, obs[t])
+            np.testing.assert_allclose(logits, _full_logits(model, params, done, obs, t),
+                                       atol=2e-5, err_msg=f"episode {ep} step {t}")
+            a, state = act(k, state, obs[t])
+            actions.append(int(a))
+        rewards = np.zeros(H)
+        rewards[ep % H] = ret
+        state = end(state, rewards)
+        slots = _keep_best_reference(slots, (obs, np.array(actions), rewards))
+    kept = sorted(x[2].sum() for x in slots)
+    assert kept == ([60.0, 80.0] if given else [60.0, 60.0])
+    np.testing.assert_allclose(np.asarray(state.ctx_reward).sum(-1),
+                               [x[2].sum() for x in slots])
+    with pytest.raises(ValueError, match="choose one of"):
+        with_keep(plain, "best")

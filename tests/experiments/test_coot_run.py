@@ -18,7 +18,7 @@ from coplay.envs.overcooked import Overcooked
 from coplay.experiments.coot.data import load_dataset, play_pair
 from coplay.experiments.coot.eval import read_eval
 from coplay.experiments.coot.presets import COOT_PRESETS
-from coplay.experiments.coot.train import CootRunConfig, train_coot
+from coplay.experiments.coot.train import CootRunConfig, split_pairs, train_coot
 from coplay.experiments.refs import AgentRef, check_obs, resolve
 from coplay.runs import RunError
 
@@ -170,6 +170,60 @@ def test_early_stopping_ends_the_run(dataset, tmp_path):
     assert 2 <= len(rows) < 6
 
 
+def test_closed_loop_selection_keeps_the_best_playing_epoch_and_resumes(dataset, tmp_path,
+                                                                          monkeypatch):
+    import dataclasses
+
+    from flax import serialization
+
+    import coplay.experiments.coot.train as coot_train
+
+    scores = [0.2, 0.5, 0.3, 0.1, 0.4, 0.9]  # epoch 2 best; patience 2 stops after epoch 4
+    seen = []
+
+    class Check:
+        def score(self, agent):
+            seen.append(jax.tree.map(np.asarray, agent.params))
+            return {"ratio": scores[len(seen) - 1]}
+
+    monkeypatch.setattr(coot_train, "prepare", lambda *a, **kw: Check())
+    coot = dataclasses.replace(COOT_PRESETS["tiny"], epochs=6, patience=2)
+    cfg = CootRunConfig(str(dataset), coot, "tiny", select_by="closed-loop")
+    whole = train_coot(cfg, tmp_path / "whole", progress=False)
+    rows = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert [r["closed_loop"] for r in rows] == scores[:4]
+    kept = serialization.msgpack_restore((whole / "model.msgpack").read_bytes())
+    jax.tree.map(np.testing.assert_array_equal, kept, seen[1])
+    assert "epoch 2 kept in `model.msgpack` (by closed-loop)" in (whole / "report.md").read_text()
+    # killed after epoch 3 (epoch 2 stashed), resumed: the same model and rows
+    seen.clear()
+    part = tmp_path / "part"
+    train_coot(cfg, part, progress=False, stop_after_chunks=3)
+    train_coot(cfg, part, resume=True, progress=False)
+    assert (part / "model.msgpack").read_bytes() == (whole / "model.msgpack").read_bytes()
+    assert (part / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
+
+
+def test_closed_loop_check_plays_the_training_partners(dataset, tmp_path):
+    out = tmp_path / "cl"
+    assert main(["coot", "train", "--preset", "tiny", "--dataset", str(dataset), "--out",
+                 str(out), "--coot.epochs", "1", "--select-by", "closed-loop",
+                 "--closed-loop-pairs", "2", "--closed-loop-episodes", "2"]) == 0
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 <= row["closed_loop"] < 10 and (out / "model.msgpack").is_file()
+    from coplay.experiments.coot.closed_loop import prepare
+
+    ds = load_dataset(dataset)
+    train_p, _ = split_pairs(len(ds.pairs), 1, 0)
+    check = prepare([ds.pairs[i] for i in train_p[:2]], "random1", 2, 20, br_episodes=2)
+    got = check.score(resolve(str(out)))  # the run's check, on the kept (only) epoch
+    assert got["returns"].shape == (2, 2, 2) and len(got["per_pair"]) == 2
+    assert got["ratio"] == row["closed_loop"]
+    assert sum(len(idx) for _, idx in check.groups) == 2  # every partner in one group each
+    assert main(["coot", "train", "--preset", "tiny", "--dataset", str(dataset), "--out",
+                 str(tmp_path / "bad"), "--select-by", "loss"]) != 0
+
+
 def test_an_interrupted_eval_resumes_with_the_same_numbers(pops, coot_run, tmp_path,
                                                           monkeypatch):
     import coplay.experiments.coot.eval as coot_eval
@@ -259,6 +313,27 @@ def test_eval_and_report(pops, dataset, coot_run, tmp_path):
                  "--agent", "coot", "--out", str(ev)]) == 1  # not label=REF
 
 
+def test_eval_keeps_the_best_episodes_of_cootss_only_when_asked(pops, coot_run, tmp_path,
+                                                               monkeypatch):
+    import coplay.experiments.coot.eval as coot_eval
+
+    seen, real = {}, coot_eval.play_episodes
+
+    def spy(env, p, agent, *a, **kw):
+        seen[agent.name] = getattr(agent.spec, "keep", None)
+        return real(env, p, agent, *a, **kw)
+
+    monkeypatch.setattr(coot_eval, "play_episodes", spy)
+    args = ["coot", "eval", "--preset", "tiny", "--eval.partners", str(pops / "hsp"),
+            "--agent", f"coot={coot_run}", f"bc={pops / 'bc'}"]
+    assert main([*args, "--eval.coot-context", "keep-best", "--out", str(tmp_path / "k")]) == 0
+    assert seen["coot"] == "keep-best" and seen["bc"] is None
+    assert "CooT contexts: **keep-best**" in (tmp_path / "k" / "report.md").read_text()
+    assert main([*args, "--out", str(tmp_path / "f")]) == 0
+    assert seen["coot"] == "fifo" and "keep-best" not in (tmp_path / "f" / "report.md").read_text()
+    assert main([*args, "--eval.coot-context", "best", "--out", str(tmp_path / "x")]) == 1
+
+
 def test_diagnose_plays_every_context_variant_on_the_same_games(pops, coot_run, dataset,
                                                                  tmp_path):
     out = tmp_path / "diagnose"
@@ -267,12 +342,16 @@ def test_diagnose_plays_every_context_variant_on_the_same_games(pops, coot_run, 
                  str(dataset), "--out", str(out)]) == 0
     doc = json.loads((out / "diagnose.json").read_text())
     # one held-out partner in the tiny stack: no mismatched context to give
-    assert list(doc["modes"]) == ["own", "empty", "oracle", "oracle-then-own"]
+    assert list(doc["modes"]) == ["own", "empty", "oracle", "oracle-then-own", "own-keep-best",
+                                  "pool", "pool-then-own"]
     r = {m: np.asarray(v["returns"]) for m, v in doc["modes"].items()}
     assert all(x.shape == (1, 2, 2) for x in r.values())
     # the same games: variants that begin alike play their first episode alike
     np.testing.assert_array_equal(r["own"][..., 0], r["empty"][..., 0])
     np.testing.assert_array_equal(r["oracle"][..., 0], r["oracle-then-own"][..., 0])
+    np.testing.assert_array_equal(r["pool"][..., 0], r["pool-then-own"][..., 0])
+    # k = 2 slots, 2 episodes: keep-best only fills empty slots, in order, as FIFO does
+    np.testing.assert_array_equal(r["own"], r["own-keep-best"])
     br = np.asarray(doc["br_returns"])  # BR-Prox as coot eval's: seats pooled per partner
     want = (r["own"].mean((1, 2)) / br.mean(1))[br.mean(1) > 0].mean()
     np.testing.assert_allclose(doc["modes"]["own"]["br_prox"], want)
@@ -286,3 +365,17 @@ def test_diagnose_plays_every_context_variant_on_the_same_games(pops, coot_run, 
     # a model that is not a CooT is named
     assert main(["coot", "diagnose", "--preset", "tiny", "--diagnose.coot", str(pops / "bc"),
                  "--diagnose.partners", str(pops / "hsp"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_the_pool_context_takes_one_episode_of_each_training_pair_in_turn():
+    from coplay.experiments.coot.diagnose import pool_context
+
+    def episodes(pair, seat):  # (3 episodes, 4 steps, 2 features), marked pair*100+seat*10+ep
+        mark = pair * 100 + seat * 10 + np.arange(3)
+        return (np.broadcast_to(mark[:, None, None], (3, 4, 2)).astype(np.float32),
+                np.broadcast_to(mark[:, None], (3, 4)), np.zeros((3, 4)))
+
+    train_br = [(np.zeros(2), {s: episodes(p, s) for s in (0, 1)}) for p in range(2)]
+    obs, action, reward = pool_context(train_br, 1, 3)
+    assert obs.shape == (3, 4, 2) and action.shape == reward.shape == (3, 4)
+    np.testing.assert_array_equal(action[:, 0], [10, 110, 11])  # pair 0, pair 1, pair 0 again

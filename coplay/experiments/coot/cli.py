@@ -86,6 +86,14 @@ class TrainArgs:
     """Training pairs held out (both seats) for early stopping."""
     seed: int = 0
     """Seed of the split, initialisation, sampling and dropout."""
+    select_by: Literal["val-loss", "closed-loop"] = "val-loss"
+    """The epoch kept (and early stopping's signal): val-loss (the paper's) or closed-loop
+    (not in the paper: return with the training partners over their best responses', checked
+    after every epoch)."""
+    closed_loop_pairs: int = 0
+    """Training pairs of the closed-loop check (0: all)."""
+    closed_loop_episodes: int = 3
+    """Consecutive episodes per training pair and seat in the closed-loop check."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint."""
     set: tuple[str, ...] = ()
@@ -207,7 +215,10 @@ def train_cmd(argv: list[str], prog: str = "coplay coot train") -> int:
         else:
             if not args.dataset:
                 raise RunError("--dataset is needed (the folder of coplay coot collect)")
-            cfg = CootRunConfig(args.dataset, args.coot, args.preset, args.val_pairs, args.seed)
+            cfg = CootRunConfig(args.dataset, args.coot, args.preset, args.val_pairs, args.seed,
+                                select_by=args.select_by,
+                                closed_loop_pairs=args.closed_loop_pairs,
+                                closed_loop_episodes=args.closed_loop_episodes)
         path = train_coot(cfg, args.out, resume=args.resume)
         print(f"report: {path / 'report.md'}")
 

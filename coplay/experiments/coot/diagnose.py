@@ -10,7 +10,13 @@ are played with the CooT's context set in five ways:
 - ``oracle``: ``k`` episodes of the partner's own best response with it (in the CooT's
   seat), frozen — what the training contexts look like;
 - ``oracle-then-own``: the same at first, then its own episodes pushed in (FIFO);
-- ``mismatched``: ``k`` episodes of *another* held-out partner's best response, frozen.
+- ``mismatched``: ``k`` episodes of *another* held-out partner's best response, frozen;
+- ``own-keep-best`` (a deployment option): as ``own``, but the context keeps the k best-return
+  episodes so far instead of the last k;
+- ``pool``: ``k`` best-response episodes of the training pool (one from each of the first k
+  training pairs, in the CooT's seat), frozen — a context deployment can give without
+  knowing the partner;
+- ``pool-then-own`` (a deployment option): the same at first, then its own episodes (FIFO).
 
 BR-Prox of each (the paper's, as ``coot eval`` reports it: per partner, the return over the
 partner's best response's, seats pooled; then the mean over partners) and its first / last
@@ -32,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coplay.agents.base import Agent
-from coplay.agents.coot_agent import CootSpec, empty_context, with_context
+from coplay.agents.coot_agent import CootSpec, empty_context, with_context, with_keep
 from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.brprox import br_prox_paper
@@ -54,7 +60,9 @@ from coplay.runs import (
     write_json,
 )
 
-MODES = ("own", "empty", "oracle", "oracle-then-own", "mismatched")
+MODES = ("own", "empty", "oracle", "oracle-then-own", "mismatched", "own-keep-best", "pool",
+         "pool-then-own")
+POOL_MODES = ("pool", "pool-then-own")  # need training pairs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +151,17 @@ def agreement(br: Agent, obs: np.ndarray, actions: np.ndarray) -> tuple[float, f
             float(np.asarray(p.max(-1)).mean()))
 
 
-def _variants(coot: Agent, oracle, other) -> dict[str, Agent]:
-    """The CooT with each context (``other`` None: one partner only, no mismatched one)."""
+def pool_context(train_br: list, seat: int, k: int):
+    """``k`` best-response episodes of the training pool in ``seat``: episode ``j // n`` of
+    training pair ``j % n`` for j < k (n pairs; each pair's first episode first)."""
+    n = len(train_br)
+    picks = [(train_br[j % n][1][seat], j // n) for j in range(k)]
+    return tuple(np.stack([ep[x][i] for ep, i in picks]) for x in range(3))
+
+
+def _variants(coot: Agent, oracle, other, pool) -> dict[str, Agent]:
+    """The CooT with each context (``other`` None: one partner only, no mismatched one;
+    ``pool`` None: no training pairs)."""
     k = coot.spec.num_episodes
     out = {"own": coot,
            "empty": with_context(coot, *empty_context(coot), "frozen"),
@@ -152,6 +169,10 @@ def _variants(coot: Agent, oracle, other) -> dict[str, Agent]:
            "oracle-then-own": with_context(coot, *_context(oracle, k), "fifo")}
     if other is not None:
         out["mismatched"] = with_context(coot, *_context(other, k), "frozen")
+    out["own-keep-best"] = with_keep(coot, "keep-best")
+    if pool is not None:
+        out["pool"] = with_context(coot, *_context(pool, k), "frozen")
+        out["pool-then-own"] = with_context(coot, *_context(pool, k), "fifo")
     return out
 
 
@@ -186,11 +207,17 @@ def diagnose(cfg: DiagnoseConfig, out: str | Path, progress: bool = True,
     out.mkdir(parents=True, exist_ok=True)
     key = jax.random.PRNGKey(cfg.seed)
     n_p = len(pairs)
-    modes = MODES if n_p > 1 else MODES[:-1]  # mismatched needs a second partner
+    modes = [m for m in MODES if (m != "mismatched" or n_p > 1)  # needs a second partner
+             and (m not in POOL_MODES or train)]
     ret = {m: np.zeros((n_p, 2, cfg.episodes)) for m in modes}
     br = np.zeros((n_p, 2))
     agree, ceiling = np.zeros((n_p, 2)), np.zeros((n_p, 2))
-    with progress_bar("diagnose", total=2 * n_p + len(train), enabled=progress) as bar:
+    with progress_bar("diagnose", total=2 * n_p + 2 * len(train), enabled=progress) as bar:
+        train_br = []  # per training pair: (its BR's return per seat, its episodes per seat)
+        for j, pair in enumerate(train):
+            train_br.append(best_response_play(env, cfg, pair,
+                                               jax.random.fold_in(key, 20_000 + j)))
+            bar.update(f"training pair {pair.name}: BR {train_br[-1][0].mean():.1f}")
         oracles = []
         for i, pair in enumerate(pairs):
             br[i], episodes = best_response_play(env, cfg, pair,
@@ -200,7 +227,8 @@ def diagnose(cfg: DiagnoseConfig, out: str | Path, progress: bool = True,
             partner, own_br = pair.partner.load(), pair.br.load()
             for seat in (0, 1):
                 other = oracles[(i + 1) % n_p][seat] if n_p > 1 else None
-                for mode, ego in _variants(coot, oracles[i][seat], other).items():
+                pool = pool_context(train_br, seat, k) if train else None
+                for mode, ego in _variants(coot, oracles[i][seat], other, pool).items():
                     r = _play(env, cfg, ego, partner, np.array([seat]), key, cfg.episodes,
                               record=mode == "own")
                     ret[mode][i, seat] = np.asarray(r["returns"])[:, 0]
@@ -214,7 +242,7 @@ def diagnose(cfg: DiagnoseConfig, out: str | Path, progress: bool = True,
                            f"{ret['oracle'][i, seat].mean():.1f} (BR {br[i, seat]:.1f})")
         training = []
         for j, pair in enumerate(train):
-            b, _ = best_response_play(env, cfg, pair, jax.random.fold_in(key, 20_000 + j))
+            b = train_br[j][0]
             r = _play(env, cfg, coot, pair.partner.load(), np.array([0, 1]),
                       jax.random.fold_in(key, 30_000 + j), cfg.episodes)
             mine = np.asarray(r["returns"]).mean(0)  # (2,) per seat
@@ -259,7 +287,10 @@ EXPLAIN = {"own": "its own episodes, FIFO from empty (deployment)",
            "empty": "emptied before every episode",
            "oracle": "k episodes of the partner's own best response, frozen",
            "oracle-then-own": "the same, then its own episodes pushed in",
-           "mismatched": "k episodes of another held-out partner's best response, frozen"}
+           "mismatched": "k episodes of another held-out partner's best response, frozen",
+           "own-keep-best": "its own episodes, the k best-return ones kept (deployment option)",
+           "pool": "k best-response episodes of training pairs, frozen",
+           "pool-then-own": "the same, then its own episodes pushed in (deployment option)"}
 
 
 def report(doc: dict) -> str:

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from coplay.agents.base import Agent
+from coplay.agents.coot_agent import KEEPS, CootSpec, with_keep
 from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.in_context import play_episodes
@@ -58,6 +59,9 @@ class EvalConfig:
     """Episodes per seat of each partner with its own best response (BR-Prox denominator)."""
     greedy: bool = False
     """Argmax actions for the evaluated agents (paper: sampled); partners always sample."""
+    coot_context: str = "fifo"
+    """Which of its own episodes a CooT's context keeps: fifo (the paper's: the last k) or
+    keep-best (not in the paper, a deployment option: the k best-return ones so far)."""
     seed: int = 0
     """Seed of the games (the same for every agent)."""
 
@@ -65,6 +69,7 @@ class EvalConfig:
         need = checker(self, "eval")
         need_positive_ints(self, "eval", ("episodes", "episode_len", "repeats", "br_episodes"))
         need(len(self.agents) >= 1, "agents", "name at least one agent as label=REF")
+        need(self.coot_context in KEEPS, "coot_context", f"choose one of {KEEPS}")
         for a in self.agents:
             need("=" in a and a.split("=", 1)[0].strip() and a.split("=", 1)[1].strip(),
                  "agents", f"{a!r} is not label=REF")
@@ -161,6 +166,8 @@ def evaluate(cfg: EvalConfig, out: str | Path, progress: bool = True) -> Path:
                 else:
                     agent = resolve(sources[ref], layout=cfg.layout, name=label)
                     check_obs(agent, env, sources[ref].ref)
+                    if isinstance(agent.spec, CootSpec):
+                        agent = with_keep(agent, cfg.coot_context)
                     r = play_episodes(env, env_params, agent, stack, jnp.asarray(pi),
                                       jnp.asarray(cook), key, episodes=cfg.episodes,
                                       steps=cfg.episode_len, greedy=cfg.greedy)

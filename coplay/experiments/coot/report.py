@@ -108,6 +108,9 @@ def write_report(path: str | Path, paper: dict | None = None, n_boot: int = 2000
         f"`{cfg['partners']}`) x 2 seats x {cfg['repeats']} repeat(s); {cfg['episodes']} "
         f"consecutive episodes of {cfg['episode_len']} steps, memory carried over; "
         f"{'greedy' if cfg['greedy'] else 'sampled'} actions; seed {cfg['seed']}. "
+        + ("" if cfg.get("coot_context", "fifo") == "fifo" else
+           f"CooT contexts: **{cfg['coot_context']}** (a deployment option, not the paper's "
+           "FIFO). ") +
         f"Best responses' mean return per episode: "
         f"{', '.join(f'{b:.1f}' for b in doc['br_returns'].mean(1))}.", "",
         "| agent | seeds | BR-Prox (paper) [95 % CI] | BR-Prox (ZSC-Eval IQM) | reward / "

@@ -24,11 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from coplay.agents.coot_agent import coot_agent
+from coplay.agents.gpt import make_gpt
 from coplay.algos import bc
 from coplay.algos.coot import CootConfig, make_trainer
 from coplay.config import ConfigError, checker, config_from_json
 from coplay.data.context import ContextSpec, Episodes
 from coplay.eval.adaptation_plots import plot_loss_curves
+from coplay.experiments.coot.closed_loop import prepare
 from coplay.experiments.coot.data import Dataset, load_dataset
 from coplay.experiments.refs import resolve
 from coplay.experiments.run_agents import MODEL
@@ -41,6 +44,9 @@ from coplay.runs import (
     read_json,
     write_json,
 )
+
+SELECT_BY = ("val-loss", "closed-loop")
+CLOSED_LOOP_BEST = "closed_loop_best.msgpack"  # the best closed-loop epoch's parameters so far
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +67,25 @@ class CootRunConfig:
     """Not in the paper ("" = random initialisation, the paper's): start from the parameters
     of this CooT (a finished run folder or zoo:<name>, same GPT shape), with a fresh optimiser
     and schedule; the fine-tuning rounds of `coplay coot dagger` use it."""
+    select_by: str = "val-loss"
+    """Which epoch's parameters the run keeps, and what early stopping watches: val-loss (the
+    paper's) or closed-loop (not in the paper: after every epoch the CooT plays the training
+    partners from an empty context, :mod:`coplay.experiments.coot.closed_loop`; the best mean
+    return over their best responses' is kept)."""
+    closed_loop_pairs: int = 0
+    """Training pairs of the closed-loop check (their first ones; 0: all)."""
+    closed_loop_episodes: int = 3
+    """Consecutive episodes per training pair and seat in the check."""
 
     def validate(self) -> CootRunConfig:
         need = checker(self, "run")
         need(isinstance(self.val_pairs, int) and self.val_pairs >= 1, "val_pairs",
              "must be an integer >= 1")
+        need(self.select_by in SELECT_BY, "select_by", f"choose one of {SELECT_BY}")
+        need(isinstance(self.closed_loop_pairs, int) and self.closed_loop_pairs >= 0,
+             "closed_loop_pairs", "must be an integer >= 0 (0: all training pairs)")
+        need(isinstance(self.closed_loop_episodes, int) and self.closed_loop_episodes >= 1,
+             "closed_loop_episodes", "must be an integer >= 1")
         self.coot.validate()
         return self
 
@@ -108,13 +128,26 @@ def train_coot(cfg: CootRunConfig, out: str | Path, resume: bool = False,
         state = trainer.init(jax.random.PRNGKey(cfg.seed),
                              initial_params(cfg.init_from, state.params))
 
+    check = _closed_loop_check(cfg, ds, train_p, obs_dim)
+
     def step(state, chunk, last, elapsed):
         state, m = trainer.epoch(state, data)
         row = {"epoch": int(state.epoch), **{k: float(v) for k, v in m._asdict().items()},
-               "best_epoch": int(state.best_epoch), "time_s": elapsed()}
-        return state, row, f"loss {row['train_loss']:.3f} val {row['val_loss']:.3f}"
+               "best_epoch": int(state.best_epoch)}
+        status = f"loss {m.train_loss:.3f} val {m.val_loss:.3f}"
+        if check is not None:
+            row["closed_loop"] = check(state.params)["ratio"]
+            status += f" closed loop {row['closed_loop']:.3f}"
+            before = [r["closed_loop"] for r in run.read_metrics()]  # the checkpoint's rows
+            if not before or row["closed_loop"] > max(before):  # written before the checkpoint
+                atomic_write_bytes(run.path / CLOSED_LOOP_BEST, serialization.msgpack_serialize(
+                    jax.tree.map(np.asarray, state.params)))
+        return state, {**row, "time_s": elapsed()}, status
 
     def stop(state):
+        if check is not None:  # epochs since the best closed-loop one
+            rows = run.read_metrics()
+            return bool(rows) and len(rows) - 1 - _best_row(rows) >= cfg.coot.patience
         return int(state.epoch) - int(state.best_epoch) >= cfg.coot.patience
 
     state, finished = drive_chunks(run, state, has_ckpt, num_chunks=cfg.coot.epochs,
@@ -122,13 +155,37 @@ def train_coot(cfg: CootRunConfig, out: str | Path, resume: bool = False,
                                    label="coot", progress=progress,
                                    stop_after_chunks=stop_after_chunks, should_stop=stop)
     if finished:
-        atomic_write_bytes(run.path / MODEL, serialization.msgpack_serialize(
-            jax.tree.map(np.asarray, state.best_params)))
         rows = run.read_metrics()
+        if check is not None:
+            best = int(rows[_best_row(rows)]["epoch"])
+            atomic_write_bytes(run.path / MODEL, (run.path / CLOSED_LOOP_BEST).read_bytes())
+        else:
+            best = int(state.best_epoch)
+            atomic_write_bytes(run.path / MODEL, serialization.msgpack_serialize(
+                jax.tree.map(np.asarray, state.best_params)))
         plot_loss_curves(rows, run.path / "curves.png", f"CooT {ds.layout} seed {cfg.seed}",
-                         best=int(state.best_epoch))
-        _report(run.path, cfg, ds, train_p, val_p, rows, int(state.best_epoch))
+                         best=best)
+        _report(run.path, cfg, ds, train_p, val_p, rows, best)
     return run.path
+
+
+def _best_row(rows: list[dict]) -> int:
+    """The row of the best closed-loop check (the first among equals)."""
+    return int(np.argmax([r["closed_loop"] for r in rows]))
+
+
+def _closed_loop_check(cfg: CootRunConfig, ds: Dataset, train_p: np.ndarray, obs_dim: int):
+    """params -> the closed-loop score of the CooT with those parameters (None: not asked)."""
+    if cfg.select_by != "closed-loop":
+        return None
+    pairs = [ds.pairs[i] for i in train_p]
+    pairs = pairs[:cfg.closed_loop_pairs] if cfg.closed_loop_pairs else pairs
+    spec = cfg.coot.context
+    check = prepare(pairs, ds.layout, cfg.closed_loop_episodes, spec.episode_len,
+                    br_episodes=cfg.closed_loop_episodes, seed=cfg.seed)
+    model = make_gpt(cfg.coot.gpt)
+    return lambda params: check.score(coot_agent(model, params, spec.num_episodes,
+                                                 spec.episode_len, spec.query_len, obs_dim))
 
 
 def _report(path: Path, cfg: CootRunConfig, ds: Dataset, train_p, val_p, rows, best: int):
@@ -140,13 +197,16 @@ def _report(path: Path, cfg: CootRunConfig, ds: Dataset, train_p, val_p, rows, b
         f"- training pairs {', '.join(ds.pairs[i].name for i in train_p)}; held out "
         f"{', '.join(ds.pairs[i].name for i in val_p)}",
         f"- {len(rows)} epochs in {last.get('time_s', 0):.0f} s; best validation loss "
-        f"{min(r['val_loss'] for r in rows):.3f} at epoch {best} (kept in `{MODEL}`)",
+        f"{min(r['val_loss'] for r in rows):.3f}; epoch {best} kept in `{MODEL}` (by "
+        f"{cfg.select_by})",
         "", "![curves](curves.png)", "",
-        "| epoch | train loss | train acc | val loss | val acc | step mask | lr |",
-        "|---|---|---|---|---|---|---|"]
+        "| epoch | train loss | train acc | val loss | val acc | step mask | lr | closed loop |",
+        "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['epoch']} | {r['train_loss']:.3f} | {r['train_accuracy']:.3f} | "
               f"{r['val_loss']:.3f} | {r['val_accuracy']:.3f} | {r['step_mask']:.2f} | "
-              f"{r['learning_rate']:.2e} |" for r in rows]
+              f"{r['learning_rate']:.2e} | "
+              f"{'-' if 'closed_loop' not in r else format(r['closed_loop'], '.3f')} |"
+              for r in rows]
     atomic_write_text(path / "report.md", "\n".join(lines) + "\n")
 
 
