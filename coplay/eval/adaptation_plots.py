@@ -149,10 +149,18 @@ def plot_loss_curves(rows: Sequence[Mapping], path: Path, title: str = "",
         ax.plot(xs, ys, marker="o", ms=3, label=label)
     if best is not None:
         ax.axvline(best, color="grey", ls=":", label=f"kept ({x} {best})")
+    handles, labels = ax.get_legend_handles_labels()
+    if any("closed_loop" in r for r in rows):  # how it plays, beside what the loss says
+        ax2 = ax.twinx()
+        ax2.plot(xs, [r.get("closed_loop", np.nan) for r in rows], "s--", ms=3, color="C2",
+                 label="closed loop (/ BR, training partners)")
+        ax2.set_ylabel("closed-loop return / best response's")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
     ax.set_xlabel(x)
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(handles, labels, fontsize=8)
     ax.set_title(title)
     _save(fig, path)
 
