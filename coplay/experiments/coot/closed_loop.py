@@ -60,22 +60,26 @@ def _arch(agent: Agent):
 
 
 def prepare(pairs: list[Pair], layout: str, episodes: int, episode_len: int,
-            br_episodes: int, seed: int = 0) -> ClosedLoop:
-    """Load the pairs' partners and best responses and play the best responses once."""
+            br_episodes: int, seed: int = 0, br: np.ndarray | None = None) -> ClosedLoop:
+    """Load the pairs' partners and play their best responses once (``br``: their returns per
+    pair and seat (P, 2), where the caller has played them already)."""
     if not pairs:
         raise ValueError("a closed-loop check needs at least one training pair")
     env = Overcooked(layout)
     params = env.default_params(horizon=episode_len)
     key = jax.random.PRNGKey(seed)
     partners = [pair.partner.load() for pair in pairs]
-    br = np.zeros((len(pairs), 2))
-    cooks = jnp.repeat(jnp.arange(2, dtype=jnp.int32), br_episodes)
-    for i, (pair, partner) in enumerate(zip(pairs, partners, strict=True)):
-        one = partner.replace(params=jax.tree.map(lambda x: jnp.asarray(x)[None],
-                                                  partner.params))
-        r = play_episodes(env, params, pair.br.load(), one, jnp.zeros_like(cooks), cooks,
-                          jax.random.fold_in(key, i), episodes=1, steps=episode_len)
-        br[i] = np.asarray(r["returns"][0]).reshape(2, br_episodes).mean(1)
+    if br is None:
+        br = np.zeros((len(pairs), 2))
+        cooks = jnp.repeat(jnp.arange(2, dtype=jnp.int32), br_episodes)
+        for i, (pair, partner) in enumerate(zip(pairs, partners, strict=True)):
+            one = partner.replace(params=jax.tree.map(lambda x: jnp.asarray(x)[None],
+                                                      partner.params))
+            r = play_episodes(env, params, pair.br.load(), one, jnp.zeros_like(cooks), cooks,
+                              jax.random.fold_in(key, i), episodes=1, steps=episode_len)
+            br[i] = np.asarray(r["returns"][0]).reshape(2, br_episodes).mean(1)
+    elif np.shape(br) != (len(pairs), 2):
+        raise ValueError(f"br of shape {np.shape(br)}, expected {(len(pairs), 2)}")
     by_arch: dict = {}
     for i, partner in enumerate(partners):
         by_arch.setdefault(_arch(partner), []).append(i)

@@ -24,8 +24,9 @@ episode; the CooT's agreement with the partner's best response on
 the CooT's own states (``own``: the share of its actions equal to the best response's most
 likely one, beside the best response's own sampling ceiling, the mean probability of its
 argmax); and the closed-loop return with training partners (a collect preset's pool or a
-dataset folder's pairs), each over its pair's best response. Writes ``diagnose.json`` and
-``report.md``.
+dataset folder's pairs), each over its pair's best response — the check of ``coot train
+--select-by closed-loop`` (:mod:`coplay.experiments.coot.closed_loop`), with ``episodes``
+consecutive episodes. Writes ``diagnose.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from coplay.config import checker, need_positive_ints
 from coplay.envs.overcooked import Overcooked
 from coplay.eval.brprox import br_prox_paper
 from coplay.eval.in_context import play_episodes
+from coplay.experiments.coot.closed_loop import prepare
 from coplay.experiments.coot.data import (
     CollectConfig,
     Pair,
@@ -241,14 +243,17 @@ def diagnose(cfg: DiagnoseConfig, out: str | Path, progress: bool = True,
                            f"{ret['own'][i, seat].mean():.1f}, oracle "
                            f"{ret['oracle'][i, seat].mean():.1f} (BR {br[i, seat]:.1f})")
         training = []
-        for j, pair in enumerate(train):
-            b = train_br[j][0]
-            r = _play(env, cfg, coot, pair.partner.load(), np.array([0, 1]),
-                      jax.random.fold_in(key, 30_000 + j), cfg.episodes)
-            mine = np.asarray(r["returns"]).mean(0)  # (2,) per seat
-            training.append({"pair": pair.name, "coot": mine.tolist(), "br": b.tolist(),
-                             "ratio": float(mine.sum() / max(b.sum(), 1e-9))})
-            bar.update(f"training pair {pair.name}: {mine.mean():.1f} / BR {b.mean():.1f}")
+        if train:  # the closed-loop check of coot train --select-by closed-loop
+            b = np.stack([t[0] for t in train_br])
+            check = prepare(train, cfg.layout, cfg.episodes, cfg.episode_len, cfg.br_episodes,
+                            cfg.seed, br=b)
+            got = check.score(coot)
+            for j, pair in enumerate(train):
+                mine = got["returns"][j].mean(-1)  # (2,) per seat
+                training.append({"pair": pair.name, "coot": mine.tolist(), "br": b[j].tolist(),
+                                 "ratio": got["per_pair"][j]})
+            bar.update(f"{len(train)} training pairs: {got['ratio']:.3f} of their BRs",
+                       len(train))
     doc = summarise(cfg, [p.name for p in pairs], br, ret, agree, ceiling, training)
     write_json(out / "diagnose.json", doc)
     atomic_write_text(out / "report.md", report(doc))
